@@ -1,0 +1,102 @@
+import type { Logger } from "pino";
+import { emptyRegistry, type RegistryState } from "../model/registry.ts";
+import { emptyRules, type RuleSet } from "../model/rules.ts";
+import type { MeshSnapshot } from "../model/snapshot.ts";
+import type { RegistrySource, RuleSource, SourceStatus } from "../sources/source.ts";
+import { buildSnapshot } from "../translate/build-snapshot.ts";
+import type { ResourceCache } from "../xds/cache.ts";
+import type { XdsMetrics } from "../xds/metrics.ts";
+import { Debouncer } from "./debouncer.ts";
+
+/**
+ * Sources -> snapshot -> cache. Source changes are coalesced, joined into one
+ * snapshot (registries merged, rules checked), handed to the cache, and the
+ * verdict on every rule is written back for rule authors.
+ */
+export interface PipelineOptions {
+  readonly registries: readonly RegistrySource[];
+  /** Joins the registries' states, in the order given above, into one. */
+  readonly mergeRegistries: (states: readonly RegistryState[]) => RegistryState;
+  readonly rules: RuleSource;
+  readonly cache: ResourceCache;
+  readonly metrics: XdsMetrics;
+  readonly logger: Logger;
+  readonly debounceMs: number;
+  readonly maxDelayMs: number;
+}
+
+export class MeshPipeline {
+  private readonly registryStates: RegistryState[];
+  private readonly receivedRegistry: boolean[];
+  private rules: RuleSet = emptyRules;
+  private receivedRules = false;
+  private readonly debouncer: Debouncer;
+  private snapshot: MeshSnapshot | null = null;
+  private lastPublishedRejections = "";
+  private lastPublishedRules: RuleSet | null = null;
+
+  constructor(private readonly options: PipelineOptions) {
+    this.registryStates = options.registries.map(() => emptyRegistry);
+    this.receivedRegistry = options.registries.map(() => false);
+    this.debouncer = new Debouncer(options.debounceMs, options.maxDelayMs, () => this.rebuild(), (error) =>
+      options.logger.error({ err: error }, "failed to build mesh snapshot"),
+    );
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([
+      ...this.options.registries.map((source, index) =>
+        source.start((state) => {
+          this.registryStates[index] = state;
+          this.receivedRegistry[index] = true;
+          this.debouncer.trigger();
+        }),
+      ),
+      this.options.rules.start((rules) => {
+        this.rules = rules;
+        this.receivedRules = true;
+        this.debouncer.trigger();
+      }),
+    ]);
+  }
+
+  async stop(): Promise<void> {
+    this.debouncer.stop();
+    await Promise.all([...this.options.registries.map((source) => source.stop()), this.options.rules.stop()]);
+  }
+
+  /** Ready once every source has delivered its first state and a snapshot was built. */
+  get ready(): boolean {
+    return this.snapshot !== null;
+  }
+
+  currentSnapshot(): MeshSnapshot | null {
+    return this.snapshot;
+  }
+
+  sourceStatuses(): SourceStatus[] {
+    return [...this.options.registries.map((source) => source.status()), this.options.rules.status()];
+  }
+
+  private async rebuild(): Promise<void> {
+    // Never serve a half-known mesh: an empty registry would remove every cluster.
+    if (!this.receivedRules || this.receivedRegistry.some((received) => !received)) return;
+    const registry = this.options.mergeRegistries(this.registryStates);
+    const snapshot = buildSnapshot(registry, this.rules);
+    this.snapshot = snapshot;
+    this.options.metrics.snapshotBuilds.inc();
+    this.options.cache.setSnapshot(snapshot);
+    // Rule verdicts only change when rules or the registry they refer to change;
+    // write them back only when they differ from what was last written.
+    const fingerprint = JSON.stringify(snapshot.rejected);
+    if (fingerprint === this.lastPublishedRejections && this.rules === this.lastPublishedRules) return;
+    for (const rejection of snapshot.rejected) this.options.logger.warn({ rule: rejection }, "rule refused");
+    try {
+      await this.options.rules.publishRuleStatus(this.rules, snapshot.rejected);
+      this.lastPublishedRejections = fingerprint;
+      this.lastPublishedRules = this.rules;
+    } catch (error) {
+      this.options.logger.error({ err: error }, "could not write rule status back to the database");
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { RegistryState } from "../model/registry.ts";
+import type { HttpRoute, RuleSet } from "../model/rules.ts";
+import type { MeshSnapshot } from "../model/snapshot.ts";
+import { checkRules } from "./rule-check.ts";
+
+/**
+ * Routes are matched in this order: routes for a specific calling service before
+ * destination-wide ones, then by ascending priority, then by id. Ids are compared
+ * numerically when both are numbers (database ids), so route 10 follows route 9.
+ */
+export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
+  const specificity = Number(a.source === null) - Number(b.source === null);
+  if (specificity !== 0) return specificity;
+  if (a.priority !== b.priority) return a.priority - b.priority;
+  const numeric = Number(a.id) - Number(b.id);
+  if (!Number.isNaN(numeric) && numeric !== 0) return numeric;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** Joins registry and rules into one immutable snapshot, refusing rules that are wrong for the mesh. */
+export function buildSnapshot(registry: RegistryState, rules: RuleSet): MeshSnapshot {
+  const checked = checkRules(registry, rules.subsets, rules.httpRoutes);
+  const routesByDestination = new Map<string, HttpRoute[]>();
+  for (const route of [...checked.httpRoutes].sort(compareRoutes)) {
+    const list = routesByDestination.get(route.destination) ?? [];
+    list.push(route);
+    routesByDestination.set(route.destination, list);
+  }
+  return {
+    registry,
+    subsets: checked.subsets,
+    routesByDestination,
+    rejected: [...rules.rejected, ...checked.rejected],
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Brings streams up to date after a cache change, a bounded batch at a time, so a
+ * push to thousands of streams never starves the event loop (ACKs and new
+ * connections keep being served between batches). A stream queued twice is
+ * refreshed once: it always computes from the newest generation.
+ */
+export interface Refreshable {
+  refresh(): void;
+}
+
+export class PushScheduler {
+  private readonly queue = new Set<Refreshable>();
+  private running = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly batchSize: number,
+    private readonly onRoundDone: (seconds: number) => void = () => {},
+  ) {}
+
+  schedule(streams: Iterable<Refreshable>): void {
+    for (const stream of streams) this.queue.add(stream);
+    if (!this.running) this.run();
+  }
+
+  forget(stream: Refreshable): void {
+    this.queue.delete(stream);
+  }
+
+  /** Resolves when no push is queued; for tests and benchmarks. */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private run(): void {
+    this.running = true;
+    const started = performance.now();
+    const step = (): void => {
+      let done = 0;
+      for (const stream of this.queue) {
+        this.queue.delete(stream);
+        stream.refresh();
+        if (++done >= this.batchSize) break;
+      }
+      if (this.queue.size > 0) {
+        setImmediate(step);
+        return;
+      }
+      this.running = false;
+      this.onRoundDone((performance.now() - started) / 1000);
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    };
+    setImmediate(step);
+  }
+}

@@ -1,0 +1,234 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  DiscoveryRequestSchema,
+  DiscoveryResponseSchema,
+  type DiscoveryResponse,
+} from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { Proxy } from "../../src/model/proxy.ts";
+import type { RegistryState, Service } from "../../src/model/registry.ts";
+import { emptyRules } from "../../src/model/rules.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { ResourceCache } from "../../src/xds/cache.ts";
+import { XdsMetrics } from "../../src/xds/metrics.ts";
+import type { ProxyStatus } from "../../src/xds/proxy-status.ts";
+import { SotwStream } from "../../src/xds/sotw-stream.ts";
+
+const logger = pino({ level: "silent" });
+
+const sidecar: Proxy = {
+  id: "web-1",
+  service: "web",
+  kind: "envoy",
+  inboundPort: null,
+  appPort: null,
+  outboundPort: 15001,
+  userAgent: "envoy",
+};
+
+function svc(name: string, addresses: string[]): Service {
+  return {
+    name,
+    protocol: "http",
+    port: 80,
+    instances: addresses.map((address, i) => ({
+      id: `${name}-${i}`,
+      service: name,
+      address,
+      port: 8080,
+      meshPort: null,
+      labels: {},
+      region: "",
+      zone: "",
+      weight: 1,
+      health: "healthy" as const,
+    })),
+  };
+}
+
+function registry(...services: Service[]): RegistryState {
+  return { services: new Map(services.map((s) => [s.name, s])) };
+}
+
+class Harness {
+  readonly sent: DiscoveryResponse[] = [];
+  readonly cache = new ResourceCache(translate, () => [], logger);
+  readonly status: ProxyStatus = { streamId: 1, proxy: sidecar, protocol: "sotw", connectedAt: "", types: {} };
+  readonly stream = new SotwStream(
+    this.status,
+    this.cache,
+    { write: (bytes) => (this.sent.push(fromBinary(DiscoveryResponseSchema, bytes)), true), onDrain: () => {} },
+    new XdsMetrics(),
+    logger,
+  );
+
+  setRegistry(state: RegistryState): void {
+    this.cache.setSnapshot(buildSnapshot(state, emptyRules));
+    this.stream.refresh();
+  }
+
+  request(kind: ResourceKind, over: { names?: string[]; nonce?: string; version?: string; error?: string } = {}): void {
+    this.stream.handleRequest(
+      create(DiscoveryRequestSchema, {
+        typeUrl: TYPE_URLS[kind],
+        resourceNames: over.names ?? [],
+        responseNonce: over.nonce ?? "",
+        versionInfo: over.version ?? "",
+        errorDetail: over.error ? { code: 3, message: over.error } : undefined,
+      }),
+    );
+  }
+
+  last(): DiscoveryResponse {
+    const response = this.sent.at(-1);
+    if (!response) throw new Error("nothing sent");
+    return response;
+  }
+
+  ack(kind: ResourceKind, names: string[] = []): void {
+    const response = [...this.sent].reverse().find((r) => r.typeUrl === TYPE_URLS[kind]);
+    if (!response) throw new Error(`no ${kind} response to ACK`);
+    this.request(kind, { names, nonce: response.nonce, version: response.versionInfo });
+  }
+
+  kinds(from = 0): string[] {
+    return this.sent.slice(from).map((r) => r.typeUrl.split(".").at(-1) ?? "");
+  }
+}
+
+function names(response: DiscoveryResponse): string[] {
+  return response.resources.map((any) => {
+    // Resource names sit in field 1 of Cluster, ClusterLoadAssignment, Listener and RouteConfiguration.
+    const bytes = any.value;
+    const length = bytes[1] ?? 0;
+    return new TextDecoder().decode(bytes.subarray(2, 2 + length));
+  });
+}
+
+describe("SotwStream", () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = new Harness();
+    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+  });
+
+  it("answers a wildcard CDS request with every cluster and does not resend on ACK", () => {
+    h.request("cluster");
+    expect(names(h.last())).toEqual(["outbound|api", "outbound|db"]);
+    h.ack("cluster");
+    expect(h.sent).toHaveLength(1);
+    expect(h.status.types.cluster?.state).toBe("acked");
+  });
+
+  it("answers named EDS requests with only the named resources", () => {
+    h.request("endpoint", { names: ["outbound|db"] });
+    expect(names(h.last())).toEqual(["outbound|db"]);
+  });
+
+  it("uses the same content-hash version for the same content, across streams", () => {
+    h.request("cluster");
+    const other = new Harness();
+    other.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    other.request("cluster");
+    expect(other.last().versionInfo).toBe(h.last().versionInfo);
+    expect(other.last().nonce).toBe(h.last().nonce); // nonces are per stream: both start at 1
+  });
+
+  it("does not re-push a reconnecting client that already has the current version", () => {
+    h.request("cluster");
+    const version = h.last().versionInfo;
+    const again = new Harness();
+    again.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    again.request("cluster", { version });
+    expect(again.sent).toHaveLength(0);
+    expect(again.status.types.cluster?.ackedVersion).toBe(version);
+  });
+
+  it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.request("listener");
+    h.ack("listener");
+    h.request("route", { names: ["outbound|http"] });
+    const before = h.sent.length;
+    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("cache", ["10.0.0.3"])));
+    expect(h.kinds(before)).toEqual(["Cluster", "RouteConfiguration"]);
+    h.setRegistry(registry(svc("api", ["10.0.0.9"]), svc("db", ["10.0.0.2"]), svc("cache", ["10.0.0.4"])));
+    expect(h.kinds(before + 2)).toEqual(["ClusterLoadAssignment"]);
+  });
+
+  it("keeps a removed cluster until the routes that stopped using it are ACKed", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("listener");
+    h.ack("listener");
+    h.request("route", { names: ["outbound|http"] });
+    h.ack("route", ["outbound|http"]);
+    const before = h.sent.length;
+    h.setRegistry(registry(svc("api", ["10.0.0.1"])));
+    // Routes change (db's virtual host goes); CDS is not allowed to drop db yet.
+    const pushed = h.sent.slice(before);
+    expect(pushed.map((r) => r.typeUrl)).toEqual([TYPE_URLS.route]);
+    h.ack("route", ["outbound|http"]);
+    expect(names(h.last())).toEqual(["outbound|api"]);
+    expect(h.last().typeUrl).toBe(TYPE_URLS.cluster);
+  });
+
+  it("answers Envoy's EDS re-request after a cluster changed, even when endpoints did not", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const before = h.sent.length;
+    // A new service: CDS changes (new cluster), api/db endpoints unchanged.
+    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("x", ["10.0.0.5"])));
+    expect(h.kinds(before)).toEqual(["Cluster"]);
+    h.ack("cluster");
+    // Envoy re-subscribes with the same nonce it last ACKed; it must get an answer.
+    const eds = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.endpoint);
+    h.request("endpoint", { names: ["outbound|api", "outbound|db", "outbound|x"], nonce: eds?.nonce, version: eds?.versionInfo });
+    expect(h.last().typeUrl).toBe(TYPE_URLS.endpoint);
+    expect(names(h.last())).toEqual(["outbound|api", "outbound|db", "outbound|x"]);
+  });
+
+  it("on NACK records the error, keeps the accepted version, and never resends the rejected content", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    const accepted = h.last().versionInfo;
+    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("bad", ["10.0.0.3"])));
+    const rejected = h.last();
+    h.request("cluster", { nonce: rejected.nonce, version: accepted, error: "cluster bad: invalid" });
+    expect(h.status.types.cluster).toMatchObject({
+      state: "nacked",
+      ackedVersion: accepted,
+      lastError: { version: rejected.versionInfo, message: "cluster bad: invalid" },
+    });
+    const count = h.sent.length;
+    // The same content again (a new snapshot generation that changes nothing) is not resent.
+    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("bad", ["10.0.0.3"])));
+    expect(h.sent).toHaveLength(count);
+    // New content is sent.
+    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    expect(h.sent).toHaveLength(count + 1);
+  });
+
+  it("ignores requests with a stale nonce", () => {
+    h.request("cluster");
+    const first = h.last();
+    h.setRegistry(registry(svc("api", ["10.0.0.1"])));
+    const count = h.sent.length;
+    h.request("cluster", { nonce: first.nonce, version: first.versionInfo, error: "late NACK of an old response" });
+    expect(h.sent).toHaveLength(count);
+    expect(h.status.types.cluster?.state).toBe("pending");
+  });
+
+  it("refuses a type it does not serve with a clear error", () => {
+    expect(() =>
+      h.stream.handleRequest(create(DiscoveryRequestSchema, { typeUrl: "type.googleapis.com/envoy.Nope" })),
+    ).toThrow(/unsupported resource type "type.googleapis.com\/envoy.Nope"/);
+  });
+});
