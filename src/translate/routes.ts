@@ -37,15 +37,35 @@ function stringMatcher(kind: Exclude<StringMatchKind, "present">, value: string)
   }
 }
 
-function headerMatcher(match: HeaderMatch): HeaderMatcher {
-  return create(HeaderMatcherSchema, {
-    name: match.name,
-    invertMatch: match.invert,
-    headerMatchSpecifier:
-      match.kind === "present"
-        ? { case: "presentMatch", value: true }
-        : { case: "stringMatch", value: stringMatcher(match.kind, match.value ?? "") },
-  });
+/**
+ * Which header-matcher fields to write. Envoy prefers `string_match`; gRPC
+ * C-core before 1.55 refuses a route that uses it, and every gRPC version still
+ * reads the older per-kind fields, so proxyless clients get those.
+ */
+export type MatcherDialect = "envoy" | "grpc";
+
+function headerMatcher(match: HeaderMatch, dialect: MatcherDialect): HeaderMatcher {
+  const base = { name: match.name, invertMatch: match.invert };
+  if (match.kind === "present") {
+    return create(HeaderMatcherSchema, { ...base, headerMatchSpecifier: { case: "presentMatch", value: true } });
+  }
+  const value = match.value ?? "";
+  if (dialect === "envoy") {
+    return create(HeaderMatcherSchema, {
+      ...base,
+      headerMatchSpecifier: { case: "stringMatch", value: stringMatcher(match.kind, value) },
+    });
+  }
+  switch (match.kind) {
+    case "exact":
+      return create(HeaderMatcherSchema, { ...base, headerMatchSpecifier: { case: "exactMatch", value } });
+    case "prefix":
+      return create(HeaderMatcherSchema, { ...base, headerMatchSpecifier: { case: "prefixMatch", value } });
+    case "suffix":
+      return create(HeaderMatcherSchema, { ...base, headerMatchSpecifier: { case: "suffixMatch", value } });
+    case "regex":
+      return create(HeaderMatcherSchema, { ...base, headerMatchSpecifier: { case: "safeRegexMatch", value: { regex: value } } });
+  }
 }
 
 function queryMatcher(match: QueryParamMatch): QueryParameterMatcher {
@@ -58,15 +78,10 @@ function queryMatcher(match: QueryParamMatch): QueryParameterMatcher {
   });
 }
 
-function routeMatch(route: HttpRoute): RouteMatch {
-  const headers = route.headers.map(headerMatcher);
+function routeMatch(route: HttpRoute, dialect: MatcherDialect): RouteMatch {
+  const headers = route.headers.map((header) => headerMatcher(header, dialect));
   if (route.method) {
-    headers.unshift(
-      create(HeaderMatcherSchema, {
-        name: ":method",
-        headerMatchSpecifier: { case: "stringMatch", value: stringMatcher("exact", route.method) },
-      }),
-    );
+    headers.unshift(headerMatcher({ name: ":method", kind: "exact", value: route.method, invert: false }, dialect));
   }
   const path = route.path;
   return create(RouteMatchSchema, {
@@ -119,10 +134,10 @@ function routeAction(route: HttpRoute): RouteAction {
   return action;
 }
 
-function ruleRoute(route: HttpRoute): Route {
+function ruleRoute(route: HttpRoute, dialect: MatcherDialect): Route {
   return create(RouteSchema, {
     name: `http-route-${route.id}`,
-    match: routeMatch(route),
+    match: routeMatch(route, dialect),
     action: { case: "route", value: routeAction(route) },
   });
 }
@@ -137,12 +152,17 @@ function defaultRoute(clusterName: string): Route {
 }
 
 /** The virtual host for calls to `service`, with the rules that apply to callers from `source`. */
-export function serviceVirtualHost(service: Service, rules: readonly HttpRoute[], source: string): VirtualHost {
+export function serviceVirtualHost(
+  service: Service,
+  rules: readonly HttpRoute[],
+  source: string,
+  dialect: MatcherDialect,
+): VirtualHost {
   const applicable = rules.filter((rule) => rule.source === null || rule.source === source);
   return create(VirtualHostSchema, {
     name: service.name,
     domains: serviceDomains(service.name, service.port),
-    routes: [...applicable.map(ruleRoute), defaultRoute(outboundCluster(service.name))],
+    routes: [...applicable.map((rule) => ruleRoute(rule, dialect)), defaultRoute(outboundCluster(service.name))],
   });
 }
 

@@ -66,7 +66,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     OUTBOUND_HTTP,
     routeConfiguration(
       OUTBOUND_HTTP,
-      upstreams.map((service) => serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service)),
+      upstreams.map((service) => serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, "envoy")),
     ),
   );
 
@@ -97,7 +97,7 @@ export function translateProxyless(snapshot: MeshSnapshot, proxy: Proxy): Resour
     const routeName = proxylessRouteConfig(service.name);
     const listener = proxylessApiListener(service.name, routeName);
     listeners.set(listener.name, listener);
-    routes.set(routeName, routeConfiguration(routeName, [serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service)]));
+    routes.set(routeName, routeConfiguration(routeName, [serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, "grpc")]));
   }
   return { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes };
 }

@@ -1,0 +1,78 @@
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { startSignalbox, type RunningSignalbox } from "../app.ts";
+import type { RegistryState } from "../model/registry.ts";
+import { ConsulRegistrySource, registerConsulMetrics } from "../sources/consul/index.ts";
+import { startEmbeddedPostgres } from "../sources/embedded/index.ts";
+import { mergeRegistries } from "../sources/merge-registry.ts";
+import { PostgresStore } from "../sources/postgres/index.ts";
+import type { RegistrySource } from "../sources/source.ts";
+import { resourceGate } from "../xds/validation-gate.ts";
+
+export interface ServeOptions {
+  readonly databaseUrl?: string;
+  readonly dataDir: string;
+  readonly xdsHost: string;
+  readonly xdsPort: number;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  readonly consulAddr?: string;
+  readonly consulToken?: string;
+  readonly consulDatacenter?: string;
+  readonly debounceMs: number;
+  readonly maxDelayMs: number;
+}
+
+/**
+ * `signalbox serve`: PostgreSQL when a URL is given, otherwise the embedded store
+ * under the data directory (same schema, same code path); Consul optional.
+ */
+export async function serve(options: ServeOptions, logger: Logger): Promise<RunningSignalbox> {
+  let url = options.databaseUrl;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!url) {
+    const dir = join(options.dataDir, "db");
+    const embedded = await startEmbeddedPostgres({ dataDir: dir });
+    logger.info({ dataDir: dir }, "no --database-url: using the embedded store");
+    url = embedded.url;
+    stopEmbedded = () => embedded.stop();
+  }
+  const store = new PostgresStore({ connectionString: url, logger: logger.child({ component: "postgres" }) });
+  const registries: RegistrySource[] = [store.registry];
+  let consul: ConsulRegistrySource | undefined;
+  if (options.consulAddr) {
+    consul = new ConsulRegistrySource({
+      address: options.consulAddr,
+      token: options.consulToken,
+      datacenter: options.consulDatacenter,
+      logger,
+    });
+    registries.push(consul);
+  }
+  try {
+    return await startSignalbox({
+      registries,
+      mergeRegistries: (states: readonly RegistryState[]) => {
+        const [database, fromConsul] = states;
+        if (!database) throw new Error("database registry missing");
+        return fromConsul ? mergeRegistries(database, fromConsul) : database;
+      },
+      rules: store.rules,
+      gate: resourceGate(),
+      logger,
+      xdsHost: options.xdsHost,
+      xdsPort: options.xdsPort,
+      adminHost: options.adminHost,
+      adminPort: options.adminPort,
+      debounceMs: options.debounceMs,
+      maxDelayMs: options.maxDelayMs,
+      registerMetrics: (registry) => {
+        if (consul) registerConsulMetrics(registry, consul);
+      },
+      onStop: stopEmbedded,
+    });
+  } catch (error) {
+    await stopEmbedded?.();
+    throw error;
+  }
+}
