@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { startSignalbox, type RunningSignalbox } from "../app.ts";
+import { startSignalbox, type RunningSignalbox, type SignalboxSources } from "../app.ts";
 import type { RegistryState } from "../model/registry.ts";
 import { ConsulRegistrySource, registerConsulMetrics } from "../sources/consul/index.ts";
 import { startEmbeddedPostgres } from "../sources/embedded/index.ts";
@@ -24,16 +24,16 @@ export interface ServeOptions {
 }
 
 /**
- * `signalbox serve`: PostgreSQL when a URL is given, otherwise the embedded store
- * under the data directory (same schema, same code path); Consul optional.
+ * PostgreSQL when a URL is given, otherwise the embedded store under the data
+ * directory (same schema, same code path); Consul when an address is given.
  */
-export async function serve(options: ServeOptions, logger: Logger): Promise<RunningSignalbox> {
+async function openSources(options: ServeOptions, logger: Logger): Promise<SignalboxSources> {
   let url = options.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!url) {
     const dir = join(options.dataDir, "db");
-    const embedded = await startEmbeddedPostgres({ dataDir: dir });
     logger.info({ dataDir: dir }, "no --database-url: using the embedded store");
+    const embedded = await startEmbeddedPostgres({ dataDir: dir });
     url = embedded.url;
     stopEmbedded = () => embedded.stop();
   }
@@ -49,30 +49,34 @@ export async function serve(options: ServeOptions, logger: Logger): Promise<Runn
     });
     registries.push(consul);
   }
-  try {
-    return await startSignalbox({
-      registries,
-      mergeRegistries: (states: readonly RegistryState[]) => {
-        const [database, fromConsul] = states;
-        if (!database) throw new Error("database registry missing");
-        return fromConsul ? mergeRegistries(database, fromConsul) : database;
-      },
-      rules: store.rules,
-      gate: resourceGate(),
-      logger,
-      xdsHost: options.xdsHost,
-      xdsPort: options.xdsPort,
-      adminHost: options.adminHost,
-      adminPort: options.adminPort,
-      debounceMs: options.debounceMs,
-      maxDelayMs: options.maxDelayMs,
-      registerMetrics: (registry) => {
-        if (consul) registerConsulMetrics(registry, consul);
-      },
-      onStop: stopEmbedded,
-    });
-  } catch (error) {
-    await stopEmbedded?.();
-    throw error;
-  }
+  return {
+    registries,
+    mergeRegistries: (states: readonly RegistryState[]) => {
+      const [database, fromConsul] = states;
+      if (!database) throw new Error("database registry missing");
+      return fromConsul ? mergeRegistries(database, fromConsul) : database;
+    },
+    rules: store.rules,
+    registerMetrics: (registry) => {
+      if (consul) registerConsulMetrics(registry, consul);
+    },
+    close: async () => {
+      await stopEmbedded?.();
+    },
+  };
+}
+
+/** `signalbox serve`. */
+export function serve(options: ServeOptions, logger: Logger): Promise<RunningSignalbox> {
+  return startSignalbox({
+    sources: () => openSources(options, logger),
+    gate: resourceGate(),
+    logger,
+    xdsHost: options.xdsHost,
+    xdsPort: options.xdsPort,
+    adminHost: options.adminHost,
+    adminPort: options.adminPort,
+    debounceMs: options.debounceMs,
+    maxDelayMs: options.maxDelayMs,
+  });
 }

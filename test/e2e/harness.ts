@@ -26,9 +26,11 @@ export async function startMesh(extraRegistries: RegistrySource[] = [], merge?: 
   const logger = pino({ level: process.env.SIGNALBOX_TEST_LOG ?? "silent" });
   const store = new PostgresStore({ connectionString: db.url, logger });
   const signalbox = await startSignalbox({
-    registries: [store.registry, ...extraRegistries],
-    mergeRegistries: merge ?? ((states) => states[0] ?? { services: new Map() }),
-    rules: store.rules,
+    sources: {
+      registries: [store.registry, ...extraRegistries],
+      mergeRegistries: merge ?? ((states) => states[0] ?? { services: new Map() }),
+      rules: store.rules,
+    },
     gate: resourceGate(),
     logger,
     xdsHost: "127.0.0.1",

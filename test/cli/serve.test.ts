@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+
+/** `signalbox serve` with no database URL: the embedded store, no external server. */
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls until `url` answers 200 (connection refused and 503 both mean "not yet"). */
+async function waitFor(url: string, withinMs: number): Promise<{ status: number; body: unknown; ms: number }> {
+  const started = performance.now();
+  let last: string;
+  for (;;) {
+    try {
+      const response = await fetch(url);
+      const body: unknown = await response.json();
+      if (response.status === 200) return { status: response.status, body, ms: performance.now() - started };
+      last = `${response.status} ${JSON.stringify(body)}`;
+    } catch (error) {
+      last = String(error);
+    }
+    if (performance.now() - started > withinMs) throw new Error(`${url} not 200 within ${withinMs} ms; last: ${last}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("signalbox serve (embedded default)", () => {
+  let child: ChildProcess | undefined;
+  let dataDir: string | undefined;
+  afterEach(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child?.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("answers /healthz within 10 s and becomes ready, then stops cleanly on SIGTERM", { timeout: 90_000 }, async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "signalbox-serve-"));
+    const [xdsPort, adminPort] = [await freePort(), await freePort()];
+    const env = { ...process.env };
+    delete env.DATABASE_URL;
+    child = spawn(
+      process.execPath,
+      ["bin/signalbox.js", "serve", "--data-dir", dataDir, "--xds-port", String(xdsPort), "--admin-port", String(adminPort), "--admin-host", "127.0.0.1", "--xds-host", "127.0.0.1"],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    child.stdout?.on("data", (chunk) => (output += chunk));
+    child.stderr?.on("data", (chunk) => (output += chunk));
+    const health = await waitFor(`http://127.0.0.1:${adminPort}/healthz`, 10_000);
+    console.log(`[serve] /healthz answered ${Math.round(health.ms)} ms after spawn`);
+    expect(health.status).toBe(200);
+    const ready = await waitFor(`http://127.0.0.1:${adminPort}/readyz`, 60_000);
+    console.log(`[serve] /readyz ready ${Math.round(health.ms + ready.ms)} ms after spawn`);
+    expect(ready.body).toMatchObject({ status: "ready" });
+    expect(output).toContain("using the embedded store");
+    const exit = new Promise<number | null>((resolve) => child?.once("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+  });
+});
