@@ -1,0 +1,78 @@
+/**
+ * Reads the mesh tables. All rows of one load come from a single REPEATABLE READ
+ * snapshot together with the revision, so the revision always describes exactly
+ * the rows returned (the poller relies on that to never miss a change).
+ */
+import type pg from "pg";
+import type {
+  HttpRouteDestinationRow,
+  HttpRouteRow,
+  InstanceRow,
+  RegistryRows,
+  RuleRows,
+  ServiceRow,
+  SubsetRow,
+} from "./rows.ts";
+
+export interface LoadRequest {
+  readonly registry: boolean;
+  readonly rules: boolean;
+}
+
+export interface LoadedRows {
+  /** mesh.revision.value, as a decimal string. */
+  readonly revision: string;
+  readonly registry: RegistryRows | null;
+  readonly rules: RuleRows | null;
+}
+
+const REVISION = "SELECT value::text AS revision FROM mesh.revision";
+const SERVICES = "SELECT name, protocol, port FROM mesh.services";
+const INSTANCES = `SELECT id, service, address, port, mesh_port, labels, region, zone, weight, health
+  FROM mesh.instances`;
+const SUBSETS = "SELECT service, name, selector FROM mesh.subsets WHERE enabled";
+const HTTP_ROUTES = `SELECT id::text AS id, destination, source, priority, path_match, path, method,
+       headers, query_params, timeout_ms, retry_on, retry_attempts, per_try_timeout_ms
+  FROM mesh.http_routes WHERE enabled ORDER BY id`;
+// Destination order is the authors' insertion order (by id) within a route.
+const HTTP_ROUTE_DESTINATIONS = `SELECT d.route_id::text AS route_id, d.service, d.subset, d.weight
+  FROM mesh.http_route_destinations d JOIN mesh.http_routes r ON r.id = d.route_id
+ WHERE r.enabled ORDER BY d.route_id, d.id`;
+
+export async function loadRows(pool: pg.Pool, want: LoadRequest): Promise<LoadedRows> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const revision = (await client.query<{ revision: string }>(REVISION)).rows[0]?.revision;
+    if (revision === undefined) throw new Error("mesh.revision has no row; was it deleted by hand?");
+    const registry = want.registry
+      ? {
+          services: (await client.query<ServiceRow>(SERVICES)).rows,
+          instances: (await client.query<InstanceRow>(INSTANCES)).rows,
+        }
+      : null;
+    const rules = want.rules
+      ? {
+          subsets: (await client.query<SubsetRow>(SUBSETS)).rows,
+          httpRoutes: (await client.query<HttpRouteRow>(HTTP_ROUTES)).rows,
+          httpRouteDestinations: (await client.query<HttpRouteDestinationRow>(HTTP_ROUTE_DESTINATIONS)).rows,
+        }
+      : null;
+    await client.query("COMMIT");
+    return { revision, registry, rules };
+  } catch (err) {
+    broken = err as Error;
+    throw err;
+  } finally {
+    // A client that failed mid-transaction is discarded rather than reused.
+    client.release(broken);
+  }
+}
+
+export async function readRevision(pool: pg.Pool): Promise<string> {
+  const result = await pool.query<{ revision: string }>(REVISION);
+  const revision = result.rows[0]?.revision;
+  if (revision === undefined) throw new Error("mesh.revision has no row; was it deleted by hand?");
+  return revision;
+}

@@ -1,0 +1,125 @@
+/**
+ * Rule rows -> RuleSet. Pure. A row whose columns do not fit the model becomes
+ * a RuleRejection naming the column and is left out; every other row is
+ * unaffected. Mesh-level checks (weights, unknown services) happen later, in
+ * translation.
+ */
+import type {
+  HttpRoute,
+  PathMatch,
+  RetryPolicy,
+  RuleRejection,
+  RuleSet,
+  Subset,
+  WeightedDestination,
+} from "../../model/rules.ts";
+import { subsetKey } from "../../model/snapshot.ts";
+import { compareText, readHeaderMatches, readQueryParamMatches, readStringMap } from "./json-shape.ts";
+import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, SubsetRow } from "./rows.ts";
+
+/**
+ * Weight of the implicit destination of a route that has no destination rows:
+ * such a route (say, a timeout for /api) sends its traffic to every instance of
+ * the route's own destination service.
+ */
+export const IMPLICIT_DESTINATION_WEIGHT = 100;
+
+export function parseRules(rows: RuleRows): RuleSet {
+  const rejected: RuleRejection[] = [];
+  const subsets: Subset[] = [];
+  for (const row of rows.subsets) {
+    const issues: string[] = [];
+    const subset = parseSubset(row, issues);
+    if (issues.length > 0) rejected.push({ kind: "subset", id: subsetKey(row.service, row.name), message: issues.join("; ") });
+    else subsets.push(subset);
+  }
+
+  const destinations = groupDestinations(rows.httpRouteDestinations);
+  const httpRoutes: HttpRoute[] = [];
+  for (const row of rows.httpRoutes) {
+    const issues: string[] = [];
+    const route = parseHttpRoute(row, destinations.get(row.id) ?? [], issues);
+    if (issues.length > 0) rejected.push({ kind: "http_route", id: row.id, message: issues.join("; ") });
+    else httpRoutes.push(route);
+  }
+
+  subsets.sort((a, b) => compareText(a.service, b.service) || compareText(a.name, b.name));
+  httpRoutes.sort((a, b) => compareIds(a.id, b.id));
+  rejected.sort((a, b) => compareText(a.kind, b.kind) || compareIds(a.id, b.id));
+  return { subsets, httpRoutes, rejected };
+}
+
+export function parseSubset(row: SubsetRow, issues: string[]): Subset {
+  return { service: row.service, name: row.name, selector: readStringMap(row.selector, "selector", issues) };
+}
+
+export function parseHttpRoute(
+  row: HttpRouteRow,
+  destinationRows: readonly HttpRouteDestinationRow[],
+  issues: string[],
+): HttpRoute {
+  const destinations: WeightedDestination[] =
+    destinationRows.length > 0
+      ? destinationRows.map((d) => ({ service: d.service, subset: d.subset, weight: d.weight }))
+      : [{ service: row.destination, subset: null, weight: IMPLICIT_DESTINATION_WEIGHT }];
+  return {
+    id: row.id,
+    destination: row.destination,
+    source: row.source,
+    priority: row.priority,
+    path: parsePath(row, issues),
+    method: row.method,
+    headers: readHeaderMatches(row.headers, "headers", issues),
+    queryParams: readQueryParamMatches(row.query_params, "query_params", issues),
+    destinations,
+    timeoutMs: row.timeout_ms,
+    retry: parseRetry(row, issues),
+  };
+}
+
+// The CHECK constraints already guarantee what parsePath and parseRetry test;
+// they are repeated so a hand-altered schema cannot produce a half-built rule.
+
+function parsePath(row: HttpRouteRow, issues: string[]): PathMatch | null {
+  if (row.path_match === null && row.path === null) return null;
+  if (row.path === null) {
+    issues.push(`path: required when path_match is set`);
+    return null;
+  }
+  switch (row.path_match) {
+    case "prefix":
+    case "exact":
+    case "regex":
+      return { kind: row.path_match, value: row.path };
+    default:
+      issues.push(`path_match: must be one of prefix, exact, regex, got ${JSON.stringify(row.path_match)}`);
+      return null;
+  }
+}
+
+function parseRetry(row: HttpRouteRow, issues: string[]): RetryPolicy | null {
+  if (row.retry_on === null && row.retry_attempts === null) {
+    if (row.per_try_timeout_ms !== null) issues.push("per_try_timeout_ms: needs retry_on and retry_attempts");
+    return null;
+  }
+  if (row.retry_on === null || row.retry_attempts === null) {
+    issues.push("retry_on, retry_attempts: set both or neither");
+    return null;
+  }
+  return { retryOn: [...row.retry_on], attempts: row.retry_attempts, perTryTimeoutMs: row.per_try_timeout_ms };
+}
+
+function groupDestinations(rows: readonly HttpRouteDestinationRow[]): Map<string, HttpRouteDestinationRow[]> {
+  const byRoute = new Map<string, HttpRouteDestinationRow[]>();
+  for (const row of rows) {
+    const list = byRoute.get(row.route_id);
+    if (list) list.push(row);
+    else byRoute.set(row.route_id, [row]);
+  }
+  return byRoute;
+}
+
+/** Database ids are decimal bigints; compare them as numbers without BigInt. */
+export function compareIds(a: string, b: string): number {
+  return a.length - b.length || compareText(a, b);
+}

@@ -1,0 +1,367 @@
+/**
+ * PostgresStore: the mesh tables as a RegistrySource (`store.registry`) and a
+ * RuleSource (`store.rules`) sharing one pool, one listener and one reload loop.
+ * Either can be used alone (with Consul as the registry only `rules` starts).
+ *
+ * Change detection, in layers so that no change is ever lost:
+ *  - LISTEN mesh_changes on a dedicated connection triggers a reload;
+ *  - every (re)connect of that connection triggers a reload (resync);
+ *  - mesh.revision is polled and a reload runs whenever it moved.
+ * Notifications are debounced (settle 20 ms, at most 200 ms), reloads never
+ * overlap, and requests during a reload fold into one more (CoalescingRunner).
+ * Each reload reads everything in one snapshot, parses it, and calls onChange
+ * only for a facet whose parsed state differs from what it last delivered.
+ * On failure the last delivered state stands and status() reports degraded.
+ */
+import pg from "pg";
+import type { RegistryState } from "../../model/registry.ts";
+import type { RuleRejection, RuleSet } from "../../model/rules.ts";
+import type { RegistrySource, RuleSource, SourceStatus } from "../source.ts";
+import { Backoff } from "./backoff.ts";
+import { CoalescingRunner } from "./coalesce.ts";
+import { Debouncer } from "./debounce.ts";
+import { deepEqual } from "./equal.ts";
+import { Health } from "./health.ts";
+import { ChangeListener } from "./listener.ts";
+import { loadRows, readRevision } from "./load.ts";
+import { migrate } from "./migrate.ts";
+import {
+  clientConfig,
+  describeTarget,
+  detectBackend,
+  errorMessage,
+  resolveSettings,
+  type PostgresBackend,
+  type PostgresStoreOptions,
+  type ResolvedSettings,
+  type StoreLogger,
+} from "./options.ts";
+import { parseRegistry } from "./parse-registry.ts";
+import { parseRules } from "./parse-rules.ts";
+import { desiredRuleStatus, writeRuleStatus, type RuleStatusRow } from "./rule-status.ts";
+
+/** The channel the change trigger notifies (see the 0001 migration). */
+export const CHANGE_CHANNEL = "mesh_changes";
+
+export interface PostgresStoreMetrics {
+  /** Reloads started (each reads all subscribed tables once). */
+  readonly reloads: number;
+  readonly reloadFailures: number;
+  readonly notifications: number;
+  readonly polls: number;
+  /** onChange calls, both facets. */
+  readonly deliveries: number;
+  readonly statusWrites: number;
+}
+
+type Facet = "registry" | "rules";
+
+interface Subscription<T> {
+  readonly onChange: (state: T) => void;
+  last: T | undefined;
+  ready: boolean;
+}
+
+interface Connection {
+  readonly pool: pg.Pool;
+  readonly listener: ChangeListener | null;
+  readonly notifications: Debouncer;
+  readonly settings: ResolvedSettings;
+}
+
+const silent: StoreLogger = { info() {}, warn() {}, error() {} };
+
+export class PostgresStore {
+  readonly registry: RegistrySource;
+  readonly rules: RuleSource;
+
+  readonly #options: PostgresStoreOptions;
+  readonly #log: StoreLogger;
+  #conn: Connection | null = null;
+  #opening: Promise<Connection> | null = null;
+  /** Bumped on close, so callbacks of an old connection are ignored. */
+  #generation = 0;
+  #registrySub: Subscription<RegistryState> | null = null;
+  #rulesSub: Subscription<RuleSet> | null = null;
+  #revision = "";
+  readonly #health: Health;
+  #pollTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #reloads = new CoalescingRunner(() => this.#reload());
+  readonly #statusWrites = new CoalescingRunner(() => this.#writeStatus());
+  #desiredStatus: RuleStatusRow[] | null = null;
+  #statusDirty = false;
+  readonly #metrics = { reloads: 0, reloadFailures: 0, notifications: 0, polls: 0, deliveries: 0, statusWrites: 0 };
+
+  constructor(options: PostgresStoreOptions) {
+    this.#options = options;
+    this.#log = options.logger ?? silent;
+    this.#health = new Health(this.#log);
+    const name = options.name ?? "postgres";
+    this.registry = {
+      name: `${name}-registry`,
+      start: (onChange) => this.#subscribe("registry", onChange as (state: unknown) => void),
+      stop: () => this.#unsubscribe("registry"),
+      status: () => this.#status(`${name}-registry`, this.#registrySub),
+    };
+    this.rules = {
+      name: `${name}-rules`,
+      start: (onChange) => this.#subscribe("rules", onChange as (state: unknown) => void),
+      stop: () => this.#unsubscribe("rules"),
+      status: () => this.#status(`${name}-rules`, this.#rulesSub),
+      publishRuleStatus: (rules, rejected) => this.#publishRuleStatus(rules, rejected),
+    };
+  }
+
+  /** Which server is behind the URL, once started. */
+  get backend(): PostgresBackend | null {
+    return this.#conn?.settings.backend ?? null;
+  }
+
+  metrics(): PostgresStoreMetrics {
+    return { ...this.#metrics };
+  }
+
+  // --- subscriptions ---------------------------------------------------------
+
+  /**
+   * Resolves once `onChange` has received the facet's first full state. Rejects
+   * (and leaves nothing running) if the database cannot be reached, migrated or
+   * read at start: with no last good state there is nothing to serve.
+   */
+  async #subscribe(facet: Facet, onChange: (state: unknown) => void): Promise<void> {
+    if (this.#sub(facet)) throw new Error(`${facet} source of ${this.#options.name ?? "postgres"} already started`);
+    const sub: Subscription<unknown> = { onChange, last: undefined, ready: false };
+    if (facet === "registry") this.#registrySub = sub as Subscription<RegistryState>;
+    else this.#rulesSub = sub as Subscription<RuleSet>;
+    try {
+      await this.#open();
+      await this.#reloads.run();
+    } catch (err) {
+      await this.#unsubscribe(facet);
+      throw err;
+    }
+  }
+
+  async #unsubscribe(facet: Facet): Promise<void> {
+    if (facet === "registry") this.#registrySub = null;
+    else this.#rulesSub = null;
+    if (!this.#registrySub && !this.#rulesSub) await this.#close();
+  }
+
+  #sub(facet: Facet): { readonly ready: boolean } | null {
+    return facet === "registry" ? this.#registrySub : this.#rulesSub;
+  }
+
+  #status(name: string, sub: { readonly ready: boolean } | null): SourceStatus {
+    return {
+      name,
+      ready: sub?.ready ?? false,
+      degraded: sub !== null && this.#health.degraded,
+      lastError: this.#health.lastError,
+      revision: this.#revision,
+    };
+  }
+
+  // --- connection lifecycle --------------------------------------------------
+
+  #open(): Promise<Connection> {
+    if (this.#conn) return Promise.resolve(this.#conn);
+    this.#opening ??= this.#connect().finally(() => {
+      this.#opening = null;
+    });
+    return this.#opening;
+  }
+
+  async #connect(): Promise<Connection> {
+    const generation = this.#generation;
+    const config = clientConfig(this.#options);
+    const target = describeTarget(this.#options.connectionString);
+    let backend: PostgresBackend;
+    // A short-lived client identifies the server and migrates, before the pool
+    // is sized for it.
+    const boot = new pg.Client(config);
+    boot.on("error", () => {});
+    try {
+      try {
+        await boot.connect();
+      } catch (err) {
+        throw new Error(`cannot connect to PostgreSQL at ${target}: ${errorMessage(err)}`, { cause: err });
+      }
+      const version = (await boot.query<{ v: string }>("SELECT version() AS v")).rows[0]?.v ?? "";
+      const wanted = this.#options.backend ?? "auto";
+      backend = wanted === "auto" ? detectBackend(version) : wanted;
+      if (this.#options.migrate ?? true) {
+        const result = await migrate(boot);
+        if (result.applied.length > 0) this.#log.info({ applied: result.applied, target }, "applied mesh schema migrations");
+      }
+    } catch (err) {
+      this.#health.fail("connect", err);
+      throw err;
+    } finally {
+      await boot.end().catch(() => {});
+    }
+
+    const settings = resolveSettings(this.#options, backend);
+    const pool = new pg.Pool({ ...config, max: settings.poolSize });
+    // Idle clients that die (server restart, pg_terminate_backend) are dropped by
+    // the pool; without a handler the 'error' event would crash the process.
+    pool.on("error", (err) => this.#log.warn({ err: errorMessage(err) }, "idle PostgreSQL connection lost"));
+    const notifications = new Debouncer(() => this.#requestReload(), settings.settleMs, settings.maxSettleMs);
+    let listener: ChangeListener | null = null;
+    if (settings.listen) {
+      let connectedOnce = false;
+      listener = new ChangeListener({
+        client: config,
+        channel: CHANGE_CHANNEL,
+        backoff: new Backoff({ minMs: settings.reconnectMinMs, maxMs: settings.reconnectMaxMs }),
+        onNotification: () => {
+          if (generation !== this.#generation) return;
+          this.#metrics.notifications++;
+          notifications.poke();
+        },
+        onConnected: () => {
+          if (generation !== this.#generation) return;
+          this.#health.ok("listener");
+          // Notifications sent while we were away are lost: read everything again.
+          if (connectedOnce) this.#requestReload();
+          connectedOnce = true;
+        },
+        onDisconnected: (err) => {
+          if (generation === this.#generation) this.#health.fail("listener", err);
+        },
+      });
+      try {
+        await listener.start();
+      } catch (err) {
+        await pool.end().catch(() => {});
+        const wrapped = new Error(`cannot LISTEN on ${target}: ${errorMessage(err)}`, { cause: err });
+        this.#health.fail("connect", wrapped);
+        throw wrapped;
+      }
+    }
+    this.#health.ok("connect");
+    const conn: Connection = { pool, listener, notifications, settings };
+    this.#conn = conn;
+    this.#schedulePoll(conn);
+    this.#log.info({ target, backend, listen: settings.listen, pollIntervalMs: settings.pollIntervalMs }, "watching mesh tables");
+    return conn;
+  }
+
+  async #close(): Promise<void> {
+    const opening = this.#opening;
+    if (opening) await opening.catch(() => {});
+    const conn = this.#conn;
+    this.#conn = null;
+    this.#generation++;
+    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+    this.#pollTimer = null;
+    if (!conn) return;
+    conn.notifications.cancel();
+    await conn.listener?.stop();
+    await this.#reloads.whenIdle();
+    await this.#statusWrites.whenIdle();
+    await conn.pool.end().catch(() => {});
+    this.#health.reset();
+  }
+
+  // --- change detection ------------------------------------------------------
+
+  /** Fire and forget: failures are recorded by #reload itself. */
+  #requestReload(): void {
+    void this.#reloads.run().catch(() => {});
+  }
+
+  #schedulePoll(conn: Connection): void {
+    this.#pollTimer = setTimeout(() => void this.#poll(conn), conn.settings.pollIntervalMs);
+    this.#pollTimer.unref();
+  }
+
+  async #poll(conn: Connection): Promise<void> {
+    const generation = this.#generation;
+    try {
+      const revision = await readRevision(conn.pool);
+      if (generation !== this.#generation) return;
+      this.#metrics.polls++;
+      this.#health.ok("poll");
+      // A failed reload is retried here too, at the poll interval.
+      if (revision !== this.#revision || this.#health.failing("reload")) this.#requestReload();
+    } catch (err) {
+      if (generation === this.#generation) this.#health.fail("poll", err);
+    } finally {
+      if (generation === this.#generation) this.#schedulePoll(conn);
+    }
+  }
+
+  async #reload(): Promise<void> {
+    const conn = this.#conn;
+    const generation = this.#generation;
+    const registry = this.#registrySub;
+    const rules = this.#rulesSub;
+    if (!conn || (!registry && !rules)) return;
+    this.#metrics.reloads++;
+    let loaded;
+    try {
+      loaded = await loadRows(conn.pool, { registry: registry !== null, rules: rules !== null });
+    } catch (err) {
+      this.#metrics.reloadFailures++;
+      if (generation === this.#generation) this.#health.fail("reload", err);
+      throw err;
+    }
+    if (generation !== this.#generation) return;
+    this.#health.ok("reload");
+    this.#health.ok("poll"); // the pool evidently works again
+    this.#revision = loaded.revision;
+    if (loaded.registry) {
+      const parsed = parseRegistry(loaded.registry);
+      if (parsed.problems.length > 0) {
+        this.#log.warn({ problems: parsed.problems }, "registry rows left out of the mesh");
+      }
+      this.#deliver(this.#registrySub === registry ? registry : null, parsed.state);
+    }
+    if (loaded.rules) this.#deliver(this.#rulesSub === rules ? rules : null, parseRules(loaded.rules));
+    // A status write that failed while the database was away is retried now.
+    if (this.#statusDirty) void this.#statusWrites.run().catch(() => {});
+  }
+
+  #deliver<T>(sub: Subscription<T> | null, state: T): void {
+    if (!sub || (sub.ready && deepEqual(sub.last, state))) return;
+    sub.last = state;
+    sub.ready = true;
+    this.#metrics.deliveries++;
+    try {
+      sub.onChange(state);
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err) }, "onChange callback threw");
+    }
+  }
+
+  // --- rule status -----------------------------------------------------------
+
+  /**
+   * Records the latest desired status and writes it. Writes never overlap; a
+   * burst of calls writes the newest. A write that fails rejects the call and
+   * is retried after the next successful reload.
+   */
+  async #publishRuleStatus(rules: RuleSet, rejected: readonly RuleRejection[]): Promise<void> {
+    if (!this.#conn) throw new Error("the PostgreSQL rule source is not started");
+    this.#desiredStatus = desiredRuleStatus(rules, rejected);
+    this.#statusDirty = true;
+    await this.#statusWrites.run();
+  }
+
+  async #writeStatus(): Promise<void> {
+    const conn = this.#conn;
+    const rows = this.#desiredStatus;
+    if (!conn || !rows || !this.#statusDirty) return;
+    this.#statusDirty = false;
+    try {
+      const result = await writeRuleStatus(conn.pool, rows);
+      this.#metrics.statusWrites++;
+      if (result.written + result.deleted > 0) this.#log.info({ ...result }, "rule status updated");
+    } catch (err) {
+      this.#statusDirty = true;
+      this.#log.warn({ err: errorMessage(err) }, "writing mesh.rule_status failed; will retry");
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,412 @@
+/**
+ * The shared suite for PostgresStore, run against every server it supports (a
+ * real PostgreSQL and the embedded PGlite): the RegistrySource conformance
+ * suite, the rule source behaviour, status write-back and the schema itself.
+ */
+import { performance } from "node:perf_hooks";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { RegistryState } from "../../src/model/registry.ts";
+import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
+import { migrate, PostgresStore, type PostgresStoreOptions } from "../../src/sources/postgres/index.ts";
+import { latencies, Recorder, sleep, summarizeLatencies } from "./helpers.ts";
+import { registrySourceConformance, type RegistryDriver } from "./registry-conformance.ts";
+
+export interface DatabaseUnderTest {
+  /** A database nobody else uses during the suite. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface PostgresBackendUnderTest {
+  readonly label: string;
+  open(): Promise<DatabaseUnderTest>;
+  readonly storeOptions?: Partial<PostgresStoreOptions>;
+}
+
+const MAX_LATENCY_MS = 1000;
+
+export function postgresSourceConformance(backend: PostgresBackendUnderTest): void {
+  let db: DatabaseUnderTest;
+  let admin: pg.Client;
+  const stores: PostgresStore[] = [];
+
+  const newStore = (extra: Partial<PostgresStoreOptions> = {}): PostgresStore => {
+    const store = new PostgresStore({ connectionString: db.url, ...backend.storeOptions, ...extra });
+    stores.push(store);
+    return store;
+  };
+  const sql = (text: string, values?: unknown[]) => admin.query(text, values);
+
+  beforeAll(async () => {
+    db = await backend.open();
+    admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    await migrate(admin);
+  });
+  afterEach(async () => {
+    for (const store of stores.splice(0)) {
+      await store.registry.stop();
+      await store.rules.stop();
+    }
+  });
+  afterAll(async () => {
+    await admin?.end();
+    await db?.stop();
+    console.log(summarizeLatencies(backend.label));
+  });
+
+  async function reset(): Promise<void> {
+    await sql(`TRUNCATE mesh.services, mesh.instances, mesh.subsets, mesh.http_routes,
+                        mesh.http_route_destinations, mesh.rule_status RESTART IDENTITY CASCADE`);
+  }
+
+  describe("registry source", () => {
+    const driver: RegistryDriver = {
+      source: () => newStore().registry,
+      reset,
+      putService: async (s) => {
+        await sql(
+          `INSERT INTO mesh.services (name, protocol, port) VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET protocol = excluded.protocol, port = excluded.port`,
+          [s.name, s.protocol ?? "http", s.port ?? 80],
+        );
+      },
+      putInstance: async (i) => {
+        await sql(
+          `INSERT INTO mesh.instances (id, service, address, port, mesh_port, labels, region, zone, weight, health)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (id) DO UPDATE SET service = excluded.service, address = excluded.address,
+             port = excluded.port, mesh_port = excluded.mesh_port, labels = excluded.labels,
+             region = excluded.region, zone = excluded.zone, weight = excluded.weight, health = excluded.health`,
+          [i.id, i.service, i.address, i.port, i.meshPort ?? null, JSON.stringify(i.labels ?? {}),
+           i.region ?? "", i.zone ?? "", i.weight ?? 1, i.health ?? "healthy"],
+        );
+      },
+      removeInstance: async (id) => {
+        await sql("DELETE FROM mesh.instances WHERE id = $1", [id]);
+      },
+      removeService: async (name) => {
+        await sql("DELETE FROM mesh.services WHERE name = $1", [name]);
+      },
+      touchWithoutChange: async () => {
+        // Bumps the revision and notifies, but the parsed state is identical.
+        await sql("UPDATE mesh.services SET port = port");
+        await sql("UPDATE mesh.instances SET labels = labels");
+      },
+    };
+    registrySourceConformance(() => driver, { label: backend.label, maxLatencyMs: MAX_LATENCY_MS });
+  });
+
+  describe("rule source", () => {
+    beforeEach(reset);
+
+    async function startRules(store = newStore()): Promise<Recorder<RuleSet>> {
+      const recorder = new Recorder<RuleSet>();
+      await store.rules.start(recorder.onChange);
+      return recorder;
+    }
+
+    async function insertRoute(columns: Record<string, unknown>): Promise<string> {
+      const names = Object.keys(columns);
+      const values = Object.values(columns).map((v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? JSON.stringify(v) : v));
+      const placeholders = names.map((_, i) => `$${i + 1}`).join(", ");
+      const result = await sql(`INSERT INTO mesh.http_routes (${names.join(", ")}) VALUES (${placeholders}) RETURNING id::text`, values);
+      return result.rows[0].id as string;
+    }
+
+    it("maps subsets and routes into the model", async () => {
+      await sql(`INSERT INTO mesh.subsets (service, name, selector) VALUES
+                   ('reviews', 'v1', '{"version": "v1"}'), ('reviews', 'v2', '{"version": "v2", "track": "beta"}')`);
+      await sql(`INSERT INTO mesh.subsets (service, name, selector, enabled) VALUES ('reviews', 'v3', '{}', false)`);
+      const full = await insertRoute({
+        destination: "reviews",
+        source: "productpage",
+        priority: 5,
+        path_match: "prefix",
+        path: "/api",
+        method: "GET",
+        headers: JSON.stringify([
+          { name: "x-user", match: "exact", value: "jason" },
+          { name: "x-debug", match: "present", invert: true },
+        ]),
+        query_params: JSON.stringify([{ name: "beta", match: "exact", value: "1" }]),
+        timeout_ms: 2500,
+        retry_on: ["5xx", "connect-failure"],
+        retry_attempts: 3,
+        per_try_timeout_ms: 800,
+      });
+      await sql(`INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES
+                   ($1, 'reviews', 'v1', 80), ($1, 'reviews', 'v2', 20)`, [full]);
+      const bare = await insertRoute({ destination: "ratings", timeout_ms: 1000 });
+      await insertRoute({ destination: "ratings", enabled: false });
+
+      const recorder = await startRules();
+      const rules = recorder.latest;
+      expect(rules.rejected).toEqual([]);
+      expect(rules.subsets).toEqual([
+        { service: "reviews", name: "v1", selector: { version: "v1" } },
+        { service: "reviews", name: "v2", selector: { track: "beta", version: "v2" } },
+      ]);
+      const expected: HttpRoute[] = [
+        {
+          id: full,
+          destination: "reviews",
+          source: "productpage",
+          priority: 5,
+          path: { kind: "prefix", value: "/api" },
+          method: "GET",
+          headers: [
+            { name: "x-user", kind: "exact", value: "jason", invert: false },
+            { name: "x-debug", kind: "present", invert: true },
+          ],
+          queryParams: [{ name: "beta", kind: "exact", value: "1" }],
+          destinations: [
+            { service: "reviews", subset: "v1", weight: 80 },
+            { service: "reviews", subset: "v2", weight: 20 },
+          ],
+          timeoutMs: 2500,
+          retry: { retryOn: ["5xx", "connect-failure"], attempts: 3, perTryTimeoutMs: 800 },
+        },
+        {
+          id: bare,
+          destination: "ratings",
+          source: null,
+          priority: 0,
+          path: null,
+          method: null,
+          headers: [],
+          queryParams: [],
+          // No destination rows: the whole destination service.
+          destinations: [{ service: "ratings", subset: null, weight: 100 }],
+          timeoutMs: 1000,
+          retry: null,
+        },
+      ];
+      expect(rules.httpRoutes).toEqual(expected);
+      expect(newestStore().rules.status()).toMatchObject({ ready: true, degraded: false });
+    });
+
+    it(`reports rule changes within ${MAX_LATENCY_MS} ms`, async () => {
+      const recorder = await startRules();
+      const measure = async (label: string, write: () => Promise<unknown>, done: (r: RuleSet) => boolean) => {
+        const waiting = recorder.next(done, MAX_LATENCY_MS * 3);
+        const t0 = performance.now();
+        await write();
+        const { at } = await waiting;
+        latencies.push({ label: `${backend.label} rules ${label}`, ms: at - t0 });
+        expect(at - t0, `${label} latency`).toBeLessThan(MAX_LATENCY_MS);
+      };
+      let id = "";
+      await measure("insert subset", () => sql(`INSERT INTO mesh.subsets VALUES ('web', 'v1', '{"v": "1"}')`), (r) => r.subsets.length === 1);
+      await measure(
+        "insert route",
+        async () => (id = await insertRoute({ destination: "web", path_match: "exact", path: "/" })),
+        (r) => r.httpRoutes.length === 1,
+      );
+      await measure(
+        "insert destination",
+        () => sql("INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES ($1, 'web', 'v1', 1)", [id]),
+        (r) => r.httpRoutes[0]?.destinations[0]?.subset === "v1",
+      );
+      await measure("disable route", () => sql("UPDATE mesh.http_routes SET enabled = false"), (r) => r.httpRoutes.length === 0);
+      await measure("truncate", () => sql("TRUNCATE mesh.subsets CASCADE"), (r) => r.subsets.length === 0);
+    });
+
+    it("folds a burst of 100 committed updates into few reloads", async () => {
+      const id = await insertRoute({ destination: "burst" });
+      const store = newStore();
+      const recorder = await startRules(store);
+      const before = store.metrics();
+      for (let i = 1; i <= 100; i++) {
+        await sql("UPDATE mesh.http_routes SET priority = $1 WHERE id = $2", [i, id]);
+      }
+      await recorder.until((r) => r.httpRoutes[0]?.priority === 100);
+      await sleep(300); // let any trailing reload finish
+      const reloads = store.metrics().reloads - before.reloads;
+      const deliveries = store.metrics().deliveries - before.deliveries;
+      console.log(`${backend.label}: 100 updates -> ${reloads} reloads, ${deliveries} onChange calls`);
+      expect(reloads).toBeLessThanOrEqual(15);
+      expect(deliveries).toBeLessThanOrEqual(reloads);
+      expect(recorder.latest.httpRoutes[0]?.priority).toBe(100);
+    });
+
+    it("rejects a row with malformed JSON columns and keeps the others", async () => {
+      const good = await insertRoute({ destination: "shop", path_match: "prefix", path: "/" });
+      const bad = await insertRoute({
+        destination: "shop",
+        headers: JSON.stringify([{ name: "x-user", match: "glob", value: "a*" }, { nmae: "typo", match: "present" }]),
+      });
+      const badQuery = await insertRoute({ destination: "shop", query_params: JSON.stringify([{ name: "q", match: "regex" }]) });
+      const recorder = await startRules();
+      const rules = recorder.latest;
+      expect(rules.httpRoutes.map((r) => r.id)).toEqual([good]);
+      expect(rules.rejected.map((r) => [r.kind, r.id])).toEqual([
+        ["http_route", bad],
+        ["http_route", badQuery],
+      ]);
+      const message = rules.rejected[0]!.message;
+      expect(message).toContain('headers[0].match: must be one of exact, prefix, suffix, regex, present, got "glob"');
+      expect(message).toContain('headers[1]: unknown key "nmae"');
+      expect(rules.rejected[1]!.message).toContain('query_params[0].value: required with match "regex"');
+
+      // Fixing the row brings it back.
+      await sql(`UPDATE mesh.http_routes SET headers = '[{"name": "x-user", "match": "prefix", "value": "a"}]' WHERE id = $1`, [bad]);
+      const fixed = await recorder.until((r) => r.httpRoutes.length === 2);
+      expect(fixed.state.rejected.map((r) => r.id)).toEqual([badQuery]);
+    });
+
+    it("writes rule status that authors can read through the views", async () => {
+      await sql(`INSERT INTO mesh.subsets VALUES ('cart', 'v1', '{"version": "v1"}')`);
+      const ok = await insertRoute({ destination: "cart" });
+      const split = await insertRoute({ destination: "cart", priority: 1 });
+      const malformed = await insertRoute({ destination: "cart", headers: JSON.stringify([{ name: "x", match: "nope", value: "1" }]) });
+      const disabled = await insertRoute({ destination: "cart", enabled: false });
+      const store = newStore();
+      const recorder = await startRules(store);
+      const meshRejection = { kind: "http_route" as const, id: split, message: "weights of destinations add up to 0" };
+      await store.rules.publishRuleStatus(recorder.latest, [meshRejection]);
+
+      const view = await sql("SELECT id::text, state, message FROM mesh.http_routes_status ORDER BY id");
+      expect(view.rows).toEqual([
+        { id: ok, state: "accepted", message: "" },
+        { id: split, state: "rejected", message: "weights of destinations add up to 0" },
+        { id: malformed, state: "rejected", message: expect.stringContaining("headers[0].match") },
+        { id: disabled, state: "disabled", message: null },
+      ]);
+      const subsetView = await sql("SELECT service, name, state FROM mesh.subsets_status");
+      expect(subsetView.rows).toEqual([{ service: "cart", name: "v1", state: "accepted" }]);
+
+      // Publishing the same status again writes nothing.
+      const rowVersions = "SELECT kind, rule_id, xmin::text AS xmin, checked_at FROM mesh.rule_status ORDER BY 1, 2";
+      const before = (await sql(rowVersions)).rows;
+      await store.rules.publishRuleStatus(recorder.latest, [meshRejection]);
+      expect((await sql(rowVersions)).rows).toEqual(before);
+
+      // A route that is deleted loses its status row; a new one is pending until checked.
+      await sql("DELETE FROM mesh.http_routes WHERE id = $1", [ok]);
+      const fresh = await insertRoute({ destination: "cart", priority: 9 });
+      const next = await recorder.until((r) => r.httpRoutes.some((x) => x.id === fresh));
+      expect((await sql("SELECT state FROM mesh.http_routes_status WHERE id = $1", [fresh])).rows).toEqual([{ state: "pending" }]);
+      await store.rules.publishRuleStatus(next.state, []);
+      const after = await sql("SELECT rule_id, state FROM mesh.rule_status WHERE kind = 'http_route' ORDER BY rule_id::bigint");
+      expect(after.rows).toEqual([
+        { rule_id: split, state: "accepted" },
+        { rule_id: malformed, state: "rejected" },
+        { rule_id: fresh, state: "accepted" },
+      ]);
+      // Status writes do not count as changes (no reload loop).
+      await sleep(300);
+      const reloads = store.metrics().reloads;
+      await sleep(400);
+      expect(store.metrics().reloads).toBe(reloads);
+    });
+
+    it("runs the registry and rule facets on one store independently", async () => {
+      await sql("INSERT INTO mesh.services (name) VALUES ('solo')");
+      const store = newStore();
+      const rules = await startRules(store);
+      expect(store.registry.status().ready).toBe(false);
+      const registry = new Recorder<RegistryState>();
+      await store.registry.start(registry.onChange);
+      expect(registry.latest.services.has("solo")).toBe(true);
+      await store.registry.stop();
+      await insertRoute({ destination: "solo" });
+      await rules.until((r) => r.httpRoutes.length === 1);
+      expect(store.rules.status()).toMatchObject({ ready: true, degraded: false });
+    });
+  });
+
+  describe("schema", () => {
+    it("applies migrations once, also when replicas race", async () => {
+      const again = await migrate(admin);
+      expect(again.applied).toEqual([]);
+      const racers = await Promise.all(
+        [1, 2, 3].map(async () => {
+          const client = new pg.Client({ connectionString: db.url });
+          await client.connect();
+          try {
+            return await migrate(client);
+          } finally {
+            await client.end();
+          }
+        }),
+      );
+      expect(racers.flatMap((r) => r.applied)).toEqual([]);
+      const recorded = await sql("SELECT version, name FROM mesh.schema_migrations ORDER BY version");
+      expect(recorded.rows).toEqual([{ version: 1, name: "mesh_schema" }]);
+      expect(racers.every((r) => r.current === 1)).toBe(true);
+    });
+
+    it("bumps the revision on every write and not on status writes", async () => {
+      const revision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
+      const r0 = await revision();
+      await sql("INSERT INTO mesh.services (name) VALUES ('rev')");
+      const r1 = await revision();
+      expect(BigInt(r1)).toBeGreaterThan(BigInt(r0));
+      await sql("INSERT INTO mesh.rule_status (kind, rule_id, state) VALUES ('subset', 'x/y', 'accepted')");
+      expect(await revision()).toBe(r1);
+      await sql("UPDATE mesh.services SET port = 81 WHERE name = 'rev'");
+      const updated = await sql("SELECT updated_at > created_at AS touched FROM mesh.services WHERE name = 'rev'");
+      expect(updated.rows[0].touched).toBe(true);
+    });
+
+    describe("constraints refuse typos", () => {
+      beforeAll(async () => {
+        await reset();
+        await sql("INSERT INTO mesh.services (name) VALUES ('web')");
+        await sql(`INSERT INTO mesh.subsets VALUES ('web', 'v1', '{"version": "v1"}')`);
+        await sql("INSERT INTO mesh.http_routes (destination) VALUES ('web')"); // id 1 after RESTART IDENTITY
+        await sql("INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (1, 'web', 'v1', 100)");
+      });
+
+      const cases: [string, string, string][] = [
+        ["upper-case service name", "INSERT INTO mesh.services (name) VALUES ('Web_Frontend')", "services_name_is_dns_label"],
+        ["unknown protocol", "INSERT INTO mesh.services (name, protocol) VALUES ('a', 'htpp')", "services_protocol_known"],
+        ["port out of range", "INSERT INTO mesh.services (name, port) VALUES ('a', 70000)", "services_port_range"],
+        ["instance of unknown service", "INSERT INTO mesh.instances (id, service, address, port) VALUES ('i', 'nope', '10.0.0.1', 80)", "instances_service_fkey"],
+        ["numeric label value", `INSERT INTO mesh.instances (id, service, address, port, labels) VALUES ('i', 'web', '10.0.0.1', 80, '{"v": 1}')`, "instances_labels_string_map"],
+        ["empty address", "INSERT INTO mesh.instances (id, service, address, port) VALUES ('i', 'web', '', 80)", "instances_address_no_spaces"],
+        ["weight above 128", "INSERT INTO mesh.instances (id, service, address, port, weight) VALUES ('i', 'web', 'h', 80, 500)", "instances_weight_range"],
+        ["unknown health", "INSERT INTO mesh.instances (id, service, address, port, health) VALUES ('i', 'web', 'h', 80, 'up')", "instances_health_known"],
+        ["selector that is not a string map", `INSERT INTO mesh.subsets VALUES ('web', 'v2', '["v2"]')`, "subsets_selector_string_map"],
+        ["relative prefix path", "INSERT INTO mesh.http_routes (destination, path_match, path) VALUES ('web', 'prefix', 'api')", "http_routes_path_absolute"],
+        ["path without path_match", "INSERT INTO mesh.http_routes (destination, path) VALUES ('web', '/api')", "http_routes_path_pair"],
+        ["unknown path_match", "INSERT INTO mesh.http_routes (destination, path_match, path) VALUES ('web', 'glob', '/')", "http_routes_path_match_known"],
+        ["lower-case method", "INSERT INTO mesh.http_routes (destination, method) VALUES ('web', 'get')", "http_routes_method_upper_case"],
+        ["headers as an object", `INSERT INTO mesh.http_routes (destination, headers) VALUES ('web', '{"x": "y"}')`, "http_routes_headers_object_array"],
+        ["misspelt retry condition", "INSERT INTO mesh.http_routes (destination, retry_on, retry_attempts) VALUES ('web', '{5xx,conect-failure}', 2)", "http_routes_retry_on_known"],
+        ["retry_on without attempts", "INSERT INTO mesh.http_routes (destination, retry_on) VALUES ('web', '{5xx}')", "http_routes_retry_pair"],
+        ["too many attempts", "INSERT INTO mesh.http_routes (destination, retry_on, retry_attempts) VALUES ('web', '{5xx}', 11)", "http_routes_retry_attempts_range"],
+        ["zero timeout", "INSERT INTO mesh.http_routes (destination, timeout_ms) VALUES ('web', 0)", "http_routes_timeout_positive"],
+        ["negative weight", "INSERT INTO mesh.http_route_destinations (route_id, service, weight) VALUES (1, 'web', -1)", "http_route_destinations_weight_not_negative"],
+        ["unknown subset", "INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (1, 'web', 'v9', 1)", "http_route_destinations_subset_fk"],
+        ["destination of unknown route", "INSERT INTO mesh.http_route_destinations (route_id, service, weight) VALUES (999, 'web', 1)", "http_route_destinations_route_id_fkey"],
+        ["duplicate destination", "INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (1, 'web', 'v1', 5)", "http_route_destinations_unique"],
+        ["deleting a subset in use", "DELETE FROM mesh.subsets WHERE name = 'v1'", "http_route_destinations_subset_fk"],
+        ["unknown rule status", "INSERT INTO mesh.rule_status (kind, rule_id, state) VALUES ('http_route', '1', 'ok')", "rule_status_state_known"],
+      ];
+      it.each(cases)("refuses %s", async (_what, statement, constraint) => {
+        const error = await sql(statement).then(
+          () => null,
+          (err: unknown) => err as { constraint?: string; message: string },
+        );
+        expect(error, `${statement} should fail`).not.toBeNull();
+        expect(error!.constraint ?? error!.message).toBe(constraint);
+      });
+
+      it("accepts a null subset (the whole service) and renames cascade", async () => {
+        await sql("INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (1, 'web', null, 0)");
+        await sql("UPDATE mesh.subsets SET name = 'v1-renamed' WHERE name = 'v1'");
+        const rows = await sql("SELECT subset FROM mesh.http_route_destinations ORDER BY id");
+        expect(rows.rows).toEqual([{ subset: "v1-renamed" }, { subset: null }]);
+      });
+    });
+  });
+
+  function newestStore(): PostgresStore {
+    const store = stores.at(-1);
+    if (!store) throw new Error("no store");
+    return store;
+  }
+}
