@@ -1,0 +1,370 @@
+/**
+ * The Consul registry source: discovers services from the Consul catalog.
+ *
+ * Shape of the watching:
+ * - one blocking query on GET /v1/catalog/services gives the set of service names;
+ *   a watch starts for each new name and stops for each name that disappears;
+ * - each service has a blocking query on GET /v1/health/service/:name, which gives
+ *   instances, node, and checks in one answer;
+ * - service watches run through a FIFO pool of `maxConcurrentWatches` slots, and
+ *   every request goes through one HTTP agent whose `maxSockets` is the pool size
+ *   plus one (for the catalog watch). The source therefore never opens more than
+ *   `maxConcurrentWatches + 1` connections to Consul, however many services there
+ *   are; Consul refuses clients above `limits.http_max_conns_per_client` (200).
+ *   An eighth of the slots is kept for plain reads (a service's first read, a
+ *   restart after an index reset), so new services are read promptly even when
+ *   blocking queries fill the rest;
+ * - while the services fit in the blocking slots, every service holds its own
+ *   blocking query and changes arrive as soon as Consul commits them. With more
+ *   services than slots, services take turns: each query blocks for
+ *   wait * slots / services (never below `minRotationWaitMs`), so every service is
+ *   asked again about once per `wait`, and a change to a service that is not
+ *   holding a slot shows up within about one `wait`.
+ *
+ * Failure: a watch that fails keeps its last good answer, backs off, and retries
+ * on its own; the source reports itself degraded (with the error) until every
+ * watch has succeeded again. It never removes or empties a service because a
+ * request failed: only a good answer can do that.
+ */
+import type { Logger } from "pino";
+import type { RegistryState } from "../../model/registry.ts";
+import type { RegistrySource, SourceStatus } from "../source.ts";
+import { CatalogState } from "./catalog-state.ts";
+import { ConsulClient, type ConsulErrorKind, type ConsulRequestError } from "./client.ts";
+import { type ConsulSourceOptions, type ResolvedConsulOptions, resolveConsulOptions } from "./config.ts";
+import { type ConsulServiceEntry, parseCatalogServices, parseHealthService } from "./consul-types.ts";
+import { SlotPool } from "./pacing.ts";
+import { BlockingWatch, type WatchTiming } from "./watch.ts";
+
+/** Counters and gauges for metrics and tests. */
+export interface ConsulSourceStats {
+  /** Services watched (catalog names minus excluded ones). */
+  readonly watchedServices: number;
+  /** Services emitted. */
+  readonly services: number;
+  /** Health queries in flight now, and the most ever at once. */
+  readonly inFlight: number;
+  readonly maxInFlight: number;
+  /** Watches waiting for a slot. */
+  readonly queued: number;
+  /** The bound on connections to Consul (pool + catalog watch). */
+  readonly maxConnections: number;
+  /** Watches whose last attempt failed (catalog included). */
+  readonly degradedWatches: number;
+  readonly catalogIndex: number;
+  readonly indexResets: number;
+  readonly onChangeCalls: number;
+  readonly requests: Readonly<Record<"ok" | ConsulErrorKind, number>>;
+  /** Current blocking wait of service watches, in ms. */
+  readonly serviceWaitMs: number;
+}
+
+export class ConsulRegistrySource implements RegistrySource {
+  readonly name = "consul";
+  private readonly opts: ResolvedConsulOptions;
+  private readonly logger: Logger | undefined;
+  private client: ConsulClient | null = null;
+  private readonly pool: SlotPool;
+  private readonly timing: WatchTiming;
+  private readonly state: CatalogState;
+
+  private catalogWatch: BlockingWatch<Map<string, readonly string[]>> | null = null;
+  private readonly serviceWatches = new Map<string, BlockingWatch<ConsulServiceEntry[]>>();
+  private catalogSynced = false;
+  /** Watched services not yet answered once (only tracked until ready). */
+  private readonly unsynced = new Set<string>();
+  private catalogIndex = 0;
+
+  private onChange: ((state: RegistryState) => void) | null = null;
+  private readonly stopping = new Set<Promise<void>>();
+  private started = false;
+  private running = false;
+  private ready = false;
+  private delivered = false;
+  private dirty = false;
+  private emitTimer: NodeJS.Timeout | null = null;
+  private initialSyncDone: (() => void) | null = null;
+  private wasDegraded = false;
+  private aclWarned = false;
+  /** Watches whose last attempt failed ("" is the catalog watch), with their error. */
+  private readonly failing = new Map<string, string>();
+  private lastErrorFrom = "";
+
+  private indexResets = 0;
+  private onChangeCalls = 0;
+  private readonly requests: Record<"ok" | ConsulErrorKind, number> = {
+    ok: 0,
+    unreachable: 0,
+    timeout: 0,
+    http: 0,
+    garbage: 0,
+    aborted: 0,
+  };
+
+  constructor(options: ConsulSourceOptions) {
+    this.opts = resolveConsulOptions(options);
+    this.logger = this.opts.logger?.child({ source: "consul" });
+    this.pool = new SlotPool(this.opts.maxConcurrentWatches);
+    this.timing = {
+      minLoopIntervalMs: this.opts.minLoopIntervalMs,
+      loopBurst: this.opts.loopBurst,
+      backoffInitialMs: this.opts.backoffInitialMs,
+      backoffMaxMs: this.opts.backoffMaxMs,
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+      blockingTimeoutMarginMs: this.opts.blockingTimeoutMarginMs,
+    };
+    this.state = new CatalogState(this.opts.datacenter === undefined ? {} : { datacenter: this.opts.datacenter });
+  }
+
+  /** The most connections this source opens to Consul. */
+  get maxConnections(): number {
+    return this.opts.maxConcurrentWatches + 1;
+  }
+
+  /**
+   * Starts watching. Resolves once the first complete state has been delivered, or
+   * after `initialSyncTimeoutMs` if Consul is slow or down (watching goes on and
+   * `status()` tells readiness). Never rejects because Consul is unreachable.
+   */
+  async start(onChange: (state: RegistryState) => void): Promise<void> {
+    if (this.started) throw new Error("a ConsulRegistrySource can be started once");
+    this.started = true;
+    this.running = true;
+    this.onChange = onChange;
+    this.client = new ConsulClient({
+      baseUrl: this.opts.baseUrl,
+      token: this.opts.token,
+      datacenter: this.opts.datacenter,
+      stale: this.opts.stale,
+      maxSockets: this.maxConnections,
+      onAclFiltered: (what) => {
+        if (this.aclWarned) return;
+        this.aclWarned = true;
+        this.logger?.warn(
+          { query: what },
+          "consul: ACLs hid results from this token; services it may not read are invisible to the mesh",
+        );
+      },
+    });
+    const synced = new Promise<void>((resolve) => (this.initialSyncDone = resolve));
+    this.logger?.info(
+      {
+        address: this.opts.baseUrl.origin,
+        datacenter: this.opts.datacenter ?? "(agent's)",
+        maxConnections: this.maxConnections,
+      },
+      "consul: watching the catalog",
+    );
+    this.catalogWatch = this.makeCatalogWatch();
+    this.catalogWatch.start();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.opts.initialSyncTimeoutMs);
+    });
+    await Promise.race([synced, timeout]);
+    clearTimeout(timer);
+    if (!this.ready && this.running) {
+      this.logger?.warn(
+        { timeoutMs: this.opts.initialSyncTimeoutMs, lastError: this.status().lastError },
+        "consul: no complete catalog yet; serving what is known and retrying",
+      );
+      // Hand over what is known (possibly nothing) so other sources proceed.
+      if (this.catalogSynced) this.flush(true);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.emitTimer) clearTimeout(this.emitTimer);
+    this.emitTimer = null;
+    this.initialSyncDone?.();
+    const watches = [this.catalogWatch, ...this.serviceWatches.values()].filter((w) => w !== null);
+    await Promise.all([...watches.map((w) => w.stop()), ...this.stopping]);
+    this.serviceWatches.clear();
+    this.catalogWatch = null;
+    this.client?.destroy();
+    this.client = null;
+  }
+
+  status(): SourceStatus {
+    const degraded = this.failing.size > 0;
+    return {
+      name: this.name,
+      ready: this.ready,
+      degraded,
+      lastError: !degraded
+        ? null
+        : this.failing.get(this.lastErrorFrom) ?? this.failing.values().next().value ?? null,
+      revision: String(this.catalogIndex),
+    };
+  }
+
+  stats(): ConsulSourceStats {
+    return {
+      watchedServices: this.serviceWatches.size,
+      services: this.state.size,
+      inFlight: this.pool.active,
+      maxInFlight: this.pool.maxActive,
+      queued: this.pool.queued,
+      maxConnections: this.maxConnections,
+      degradedWatches: this.failing.size,
+      catalogIndex: this.catalogIndex,
+      indexResets: this.indexResets,
+      onChangeCalls: this.onChangeCalls,
+      requests: { ...this.requests },
+      serviceWaitMs: this.serviceWaitMs(),
+    };
+  }
+
+  /** The wait of service queries: full while all fit in the blocking slots, shorter when they take turns. */
+  private serviceWaitMs(): number {
+    const n = this.serviceWatches.size;
+    const slots = this.pool.blockingSlots;
+    if (n <= slots) return this.opts.waitMs;
+    return Math.max(this.opts.minRotationWaitMs, Math.floor((this.opts.waitMs * slots) / n));
+  }
+
+  private makeCatalogWatch(): BlockingWatch<Map<string, readonly string[]>> {
+    return new BlockingWatch(
+      "GET /v1/catalog/services",
+      {
+        fetch: (params) => this.client!.catalogServices(params),
+        parse: parseCatalogServices,
+        waitMs: () => this.opts.waitMs,
+        onData: (services, index) => {
+          this.requests.ok += 1;
+          this.catalogIndex = index;
+          this.failing.delete("");
+          this.onCatalog(services);
+          this.noteHealth();
+        },
+        onError: (err, failures) => this.onWatchError("", err, failures),
+        onIndexReset: (previous, returned) => this.onIndexReset("catalog", previous, returned),
+      },
+      this.timing,
+      null,
+      this.logger,
+    );
+  }
+
+  private onCatalog(catalog: Map<string, readonly string[]>): void {
+    if (!this.running) return;
+    const wanted = new Set([...catalog.keys()].filter((n) => !this.opts.excludeServices.includes(n)));
+    for (const [name, watch] of this.serviceWatches) {
+      if (wanted.has(name)) continue;
+      // Gone from the catalog: a real removal, not a failure.
+      this.serviceWatches.delete(name);
+      this.failing.delete(name);
+      this.unsynced.delete(name);
+      const stopping = watch.stop().finally(() => this.stopping.delete(stopping));
+      this.stopping.add(stopping);
+      if (this.state.delete(name)) this.markDirty();
+    }
+    // Services known from before a catalog reset but not watched any more.
+    for (const name of [...this.state.names()]) {
+      if (!wanted.has(name) && this.state.delete(name)) this.markDirty();
+    }
+    for (const name of wanted) {
+      if (this.serviceWatches.has(name)) continue;
+      const watch = this.createServiceWatch(name);
+      this.serviceWatches.set(name, watch);
+      if (!this.ready) this.unsynced.add(name);
+      watch.start();
+    }
+    this.catalogSynced = true;
+    this.checkInitialSync();
+  }
+
+  private createServiceWatch(name: string): BlockingWatch<ConsulServiceEntry[]> {
+    let self: BlockingWatch<ConsulServiceEntry[]> | null = null;
+    const watch: BlockingWatch<ConsulServiceEntry[]> = new BlockingWatch(
+      `GET /v1/health/service/${name}`,
+      {
+        fetch: (params) => this.client!.healthService(name, params),
+        parse: (body) => parseHealthService(body, name),
+        waitMs: () => this.serviceWaitMs(),
+        onData: (entries) => {
+          this.requests.ok += 1;
+          // Ignore an answer that arrives after the watch was stopped.
+          if (!this.running || this.serviceWatches.get(name) !== self) return;
+          this.failing.delete(name);
+          if (this.state.set(name, entries)) this.markDirty();
+          if (this.unsynced.delete(name)) this.checkInitialSync();
+          this.noteHealth();
+        },
+        onError: (err, failures) => {
+          if (this.serviceWatches.get(name) === self) this.onWatchError(name, err, failures);
+        },
+        onIndexReset: (previous, returned) => this.onIndexReset(name, previous, returned),
+      },
+      this.timing,
+      this.pool,
+      this.logger,
+    );
+    self = watch;
+    return watch;
+  }
+
+  private checkInitialSync(): void {
+    if (this.ready || !this.catalogSynced || this.unsynced.size > 0) return;
+    this.ready = true;
+    this.flush(true);
+    this.initialSyncDone?.();
+    this.logger?.info(
+      { services: this.state.size, watched: this.serviceWatches.size },
+      "consul: initial catalog synced",
+    );
+  }
+
+  private onWatchError(what: string, err: ConsulRequestError, failures: number): void {
+    if (!this.running) return;
+    this.requests[err.kind] += 1;
+    this.failing.set(what, err.message);
+    this.lastErrorFrom = what;
+    if (failures === 1) {
+      this.logger?.debug(
+        { watch: what === "" ? "catalog" : what, kind: err.kind, err: err.message },
+        "consul: query failed; keeping last state",
+      );
+    }
+    this.noteHealth();
+  }
+
+  private onIndexReset(what: string, previous: number, returned: number): void {
+    this.indexResets += 1;
+    // Every watch sees a restore at once; tell the operator once (via the catalog).
+    const level = what === "catalog" ? "info" : "debug";
+    this.logger?.[level]({ watch: what, previous, returned }, "consul: index went backwards; restarting the watch");
+  }
+
+  /** Logs transitions between healthy and degraded once, not per watch. */
+  private noteHealth(): void {
+    const s = this.status();
+    if (s.degraded && !this.wasDegraded) {
+      this.logger?.warn({ err: s.lastError }, "consul: degraded; serving the last known endpoints");
+    } else if (!s.degraded && this.wasDegraded) {
+      this.logger?.info("consul: recovered");
+    }
+    this.wasDegraded = s.degraded;
+  }
+
+  private markDirty(): void {
+    this.dirty = true;
+    if (!this.ready && !this.delivered) return; // the initial sync delivers everything at once
+    if (this.emitTimer !== null) return;
+    this.emitTimer = setTimeout(() => {
+      this.emitTimer = null;
+      this.flush(false);
+    }, this.opts.coalesceMs);
+  }
+
+  private flush(force: boolean): void {
+    if (!this.running || this.onChange === null) return;
+    if (!this.dirty && !(force && !this.delivered)) return;
+    this.dirty = false;
+    this.delivered = true;
+    this.onChangeCalls += 1;
+    this.onChange(this.state.registry());
+  }
+}
