@@ -33,6 +33,16 @@ program
   .addOption(new Option("--consul-addr <url>", "Consul HTTP address; enables Consul discovery").env("CONSUL_HTTP_ADDR"))
   .addOption(new Option("--consul-token <token>", "Consul ACL token").env("CONSUL_HTTP_TOKEN"))
   .addOption(new Option("--consul-datacenter <dc>", "Consul datacenter to read").env("CONSUL_DATACENTER"))
+  .addOption(new Option("--consul-wait <duration>", "longest a Consul blocking query waits (e.g. 30s)"))
+  .addOption(
+    new Option("--consul-max-watches <n>", "Consul health queries in flight at once (connections <= n + 1)").argParser(
+      (value: string) => {
+        const parsed = Number(value);
+        if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError("must be a positive integer");
+        return parsed;
+      },
+    ),
+  )
   .addOption(new Option("--debounce-ms <ms>", "quiet time that ends a burst of changes").argParser(millis).default(50))
   .addOption(new Option("--max-delay-ms <ms>", "longest a change waits for a burst to end").argParser(millis).default(250))
   .addOption(new Option("--log-level <level>", "pino log level").env("LOG_LEVEL").default("info"))

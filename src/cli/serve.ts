@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { startSignalbox, type RunningSignalbox, type SignalboxSources } from "../app.ts";
 import type { RegistryState } from "../model/registry.ts";
-import { ConsulRegistrySource, registerConsulMetrics } from "../sources/consul/index.ts";
+import { consulOptionsFromConfig, ConsulRegistrySource, registerConsulMetrics } from "../sources/consul/index.ts";
 import { startEmbeddedPostgres } from "../sources/embedded/index.ts";
 import { mergeRegistries } from "../sources/merge-registry.ts";
 import { PostgresStore } from "../sources/postgres/index.ts";
@@ -19,6 +19,8 @@ export interface ServeOptions {
   readonly consulAddr?: string;
   readonly consulToken?: string;
   readonly consulDatacenter?: string;
+  readonly consulWait?: string;
+  readonly consulMaxWatches?: number;
   readonly debounceMs: number;
   readonly maxDelayMs: number;
 }
@@ -40,13 +42,11 @@ async function openSources(options: ServeOptions, logger: Logger): Promise<Signa
   const store = new PostgresStore({ connectionString: url, logger: logger.child({ component: "postgres" }) });
   const registries: RegistrySource[] = [store.registry];
   let consul: ConsulRegistrySource | undefined;
-  if (options.consulAddr) {
-    consul = new ConsulRegistrySource({
-      address: options.consulAddr,
-      token: options.consulToken,
-      datacenter: options.consulDatacenter,
-      logger,
-    });
+  // Flags were already merged with CONSUL_HTTP_ADDR etc. by the command line; the
+  // environment is passed too for the settings only it carries (CONSUL_HTTP_SSL).
+  const consulOptions = consulOptionsFromConfig(options, process.env);
+  if (consulOptions) {
+    consul = new ConsulRegistrySource({ ...consulOptions, logger });
     registries.push(consul);
   }
   return {
