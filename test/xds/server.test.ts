@@ -1,0 +1,148 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSignalbox, type RunningSignalbox } from "../../src/app.ts";
+import {
+  DiscoveryRequestSchema,
+  DiscoveryResponseSchema,
+  type DiscoveryResponse,
+} from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { RegistryState } from "../../src/model/registry.ts";
+import { TYPE_URLS } from "../../src/translate/resource-types.ts";
+import { resourceGate } from "../../src/xds/validation-gate.ts";
+import { StaticRegistry, StaticRules } from "../support/static-sources.ts";
+
+/** The gRPC server and admin API with a scripted ADS client and in-memory sources. */
+const ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const registryState: RegistryState = {
+  services: new Map([
+    [
+      "api",
+      {
+        name: "api",
+        protocol: "http",
+        port: 80,
+        instances: [
+          { id: "api-1", service: "api", address: "10.1.0.1", port: 8080, meshPort: null, labels: {}, region: "", zone: "", weight: 1, health: "healthy" },
+        ],
+      },
+    ],
+  ]),
+};
+
+let signalbox: RunningSignalbox;
+let client: grpc.Client;
+
+beforeAll(async () => {
+  signalbox = await startSignalbox({
+    sources: { registries: [new StaticRegistry(registryState)], mergeRegistries: ([s]) => s ?? registryState, rules: new StaticRules() },
+    gate: resourceGate(),
+    logger: pino({ level: "silent" }),
+    xdsHost: "127.0.0.1",
+    xdsPort: 0,
+    adminHost: "127.0.0.1",
+    adminPort: 0,
+    debounceMs: 1,
+    maxDelayMs: 5,
+  });
+  client = new grpc.Client(`127.0.0.1:${signalbox.xdsPort}`, grpc.credentials.createInsecure());
+});
+
+afterAll(async () => {
+  client?.close();
+  await signalbox?.stop();
+});
+
+/** A raw ADS stream: write bytes, read decoded responses, see the final status. */
+function openStream() {
+  const call = client.makeBidiStreamRequest<Uint8Array, Buffer>(
+    ADS,
+    (value) => Buffer.from(value),
+    (bytes) => bytes,
+  );
+  const responses: DiscoveryResponse[] = [];
+  const waiters: Array<() => void> = [];
+  call.on("data", (bytes: Buffer) => {
+    responses.push(fromBinary(DiscoveryResponseSchema, bytes));
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+  call.on("error", () => {});
+  return {
+    call,
+    responses,
+    status,
+    async next(count: number): Promise<DiscoveryResponse> {
+      while (responses.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      const response = responses[count - 1];
+      if (!response) throw new Error("no response");
+      return response;
+    },
+  };
+}
+
+async function admin(path: string): Promise<unknown> {
+  const response = await fetch(`http://127.0.0.1:${signalbox.adminPort}${path}`);
+  return response.headers.get("content-type")?.includes("json") ? response.json() : response.text();
+}
+
+describe("xDS server", () => {
+  it("refuses a garbage request with INVALID_ARGUMENT and a clear message, and keeps serving others", async () => {
+    const stream = openStream();
+    stream.call.write(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]));
+    const status = await stream.status;
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details).toMatch(/^malformed DiscoveryRequest: /);
+
+    const healthy = openStream();
+    healthy.call.write(toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { typeUrl: TYPE_URLS.cluster, node: { id: "ok-1", cluster: "web" } })));
+    expect((await healthy.next(1)).resources).toHaveLength(1);
+    healthy.call.end();
+  });
+
+  it("refuses an unknown resource type with INVALID_ARGUMENT naming it", async () => {
+    const stream = openStream();
+    stream.call.write(toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { typeUrl: "type.googleapis.com/foo.Bar", node: { id: "x" } })));
+    const status = await stream.status;
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details).toContain('unsupported resource type "type.googleapis.com/foo.Bar"');
+  });
+
+  it("shows connected proxies, ACK and NACK state with the error on /v1/proxies and in /metrics", async () => {
+    const stream = openStream();
+    const node = { id: "nacker-1", cluster: "web", userAgentName: "envoy" };
+    stream.call.write(toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { typeUrl: TYPE_URLS.cluster, node })));
+    const first = await stream.next(1);
+    stream.call.write(
+      toBinary(
+        DiscoveryRequestSchema,
+        create(DiscoveryRequestSchema, {
+          typeUrl: TYPE_URLS.cluster,
+          responseNonce: first.nonce,
+          versionInfo: "",
+          errorDetail: { code: 3, message: "outbound|api: bad connect_timeout" },
+        }),
+      ),
+    );
+    await expect.poll(async () => {
+      const proxies = (await admin("/v1/proxies")) as Array<{ proxy: { id: string }; types: { cluster?: { state: string } } }>;
+      return proxies.find((p) => p.proxy.id === "nacker-1")?.types.cluster?.state;
+    }).toBe("nacked");
+    const proxies = (await admin("/v1/proxies")) as Array<{ proxy: { id: string; kind: string }; types: Record<string, unknown> }>;
+    expect(proxies.find((p) => p.proxy.id === "nacker-1")).toMatchObject({
+      proxy: { kind: "envoy", service: "web" },
+      types: { cluster: { sentVersion: first.versionInfo, lastError: { version: first.versionInfo, message: "outbound|api: bad connect_timeout" } } },
+    });
+    const metrics = (await admin("/metrics")) as string;
+    expect(metrics).toMatch(/signalbox_xds_nacks_total\{type="cluster"\} [1-9]/);
+    expect(metrics).toMatch(/signalbox_xds_connected_proxies\{kind="envoy",protocol="sotw"\} [1-9]/);
+    stream.call.end();
+  });
+
+  it("answers /healthz and /readyz", async () => {
+    expect(await admin("/healthz")).toEqual({ status: "ok" });
+    expect(await admin("/readyz")).toMatchObject({ status: "ready" });
+    expect(await admin("/nope")).toMatchObject({ error: "no such endpoint /nope" });
+  });
+});
