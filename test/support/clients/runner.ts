@@ -4,14 +4,20 @@
 //   c-core:      /usr/bin/python3 test/support/clients/c-core-worker.py  (Debian python3-grpcio, gRPC C-core)
 //
 // Both clients read the xDS bootstrap once per process and grpc-js-xds registers the
-// xds: scheme globally, so every session is a fresh process. The bootstrap is passed
-// in GRPC_XDS_BOOTSTRAP_CONFIG. Parent and child speak one JSON object per line
-// over stdin/stdout; the child's stderr is kept (tail) for error messages.
+// xds: scheme globally, so every session is a fresh process with one channel. Parent
+// and child speak one JSON object per line over stdin/stdout (init, ready, call,
+// state, close); "init" carries the bootstrap, which the child puts in
+// GRPC_XDS_BOOTSTRAP_CONFIG before it creates its channel (both clients read it
+// lazily), so processes can be started ahead of time (prewarmClients). The child's
+// stderr is kept, and its tail is part of every ClientHarnessError.
 //
 // Debugging: SIGNALBOX_CLIENT_TRACE=1 turns on the clients' xDS tracers
 // (GRPC_TRACE / GRPC_VERBOSITY=DEBUG) and streams their stderr to this process's
 // stderr; SIGNALBOX_CLIENT_STDERR=1 streams stderr without changing tracing.
-// GRPC_TRACE and GRPC_VERBOSITY set by the caller pass through untouched.
+// GRPC_TRACE and GRPC_VERBOSITY set by the caller pass through untouched (they are
+// read at library load, so they apply to processes spawned after they are set).
+// A c-core child that dies with SIGSEGV prints its Python stack (faulthandler);
+// C-core 1.51.1 is known to crash with lb_policy RING_HASH (grpc/grpc#31766).
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createRequire } from "node:module";
 import * as readline from "node:readline";
