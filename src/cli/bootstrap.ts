@@ -76,7 +76,15 @@ export function envoyBootstrap(options: BootstrapOptions): Record<string, unknow
 export function grpcBootstrap(options: BootstrapOptions): Record<string, unknown> {
   splitHostPort(options.xdsAddress);
   return {
-    xds_servers: [{ server_uri: options.xdsAddress, channel_creds: [{ type: "insecure" }], server_features: ["xds_v3"] }],
+    // ignore_resource_deletion (gRFC A53): a client keeps using a listener or
+    // cluster that briefly disappears from a response instead of failing RPCs.
+    xds_servers: [
+      {
+        server_uri: options.xdsAddress,
+        channel_creds: [{ type: "insecure" }],
+        server_features: ["xds_v3", "ignore_resource_deletion"],
+      },
+    ],
     node: { id: options.nodeId, cluster: options.service, metadata: nodeMetadata(options), locality: {} },
   };
 }
