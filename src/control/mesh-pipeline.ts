@@ -3,7 +3,7 @@ import { emptyRegistry, type RegistryState } from "../model/registry.ts";
 import { emptyRules, type RuleSet } from "../model/rules.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import type { RegistrySource, RuleSource, SourceStatus } from "../sources/source.ts";
-import { buildSnapshot } from "../translate/build-snapshot.ts";
+import { SnapshotBuilder } from "../translate/incremental-snapshot.ts";
 import type { ResourceCache } from "../xds/cache.ts";
 import type { XdsMetrics } from "../xds/metrics.ts";
 import { Debouncer } from "./debouncer.ts";
@@ -31,6 +31,8 @@ export class MeshPipeline {
   private rules: RuleSet = emptyRules;
   private receivedRules = false;
   private readonly debouncer: Debouncer;
+  /** Keeps unchanged parts of successive snapshots identical (the cache's endpoint fast path relies on it). */
+  private readonly builder = new SnapshotBuilder();
   private snapshot: MeshSnapshot | null = null;
   private lastPublishedRejections = "";
   private lastPublishedRules: RuleSet | null = null;
@@ -82,7 +84,7 @@ export class MeshPipeline {
     // Never serve a half-known mesh: an empty registry would remove every cluster.
     if (!this.receivedRules || this.receivedRegistry.some((received) => !received)) return;
     const registry = this.options.mergeRegistries(this.registryStates);
-    const snapshot = buildSnapshot(registry, this.rules);
+    const snapshot = this.builder.build(registry, this.rules);
     this.snapshot = snapshot;
     this.options.metrics.snapshotBuilds.inc();
     this.options.cache.setSnapshot(snapshot);

@@ -3,6 +3,8 @@
  * Rules arrive here already shape-checked by SQL; mesh-level checks (weights,
  * unknown services) happen in translate/rule-check.ts.
  */
+import type { RouteExtensions, RoutePolicies, RoutePolicyKind } from "./route-policies.ts";
+import type { ClusterPolicies, ClusterPolicyKind } from "./cluster-policies.ts";
 
 /** A named label selector over a service's instances. */
 export interface Subset {
@@ -64,6 +66,11 @@ export interface HttpRoute {
   readonly destinations: readonly WeightedDestination[];
   readonly timeoutMs: number | null;
   readonly retry: RetryPolicy | null;
+  /**
+   * Rewrites, header edits, redirect, direct response, mirrors (route-policies.ts).
+   * Set on accepted routes in the snapshot; absent when the route has none.
+   */
+  readonly extensions?: RouteExtensions;
 }
 
 export interface RuleSet {
@@ -75,9 +82,25 @@ export interface RuleSet {
    * wrong shape in a column), reported like mesh-level rejections.
    */
   readonly rejected: readonly RuleRejection[];
+  /**
+   * Declared service dependencies (mesh.service_dependencies): which services a
+   * service may call. A service with none declared may call every service.
+   * Optional so sources without the table need not set it.
+   */
+  readonly dependencies?: readonly ServiceDependency[];
+  /** Route-side policies and route extensions (route-policies.ts); optional like dependencies. */
+  readonly routePolicies?: RoutePolicies;
+  /** Cluster-side policies and TCP routes (cluster-policies.ts); optional like dependencies. */
+  readonly clusterPolicies?: ClusterPolicies;
 }
 
-export type RuleKind = "http_route" | "subset";
+/** `service` calls `dependsOn`; plain names, like the other rule tables. */
+export interface ServiceDependency {
+  readonly service: string;
+  readonly dependsOn: string;
+}
+
+export type RuleKind = "http_route" | "subset" | RoutePolicyKind | ClusterPolicyKind;
 
 /** Why a rule row does not reach any proxy; written back for its author to read. */
 export interface RuleRejection {

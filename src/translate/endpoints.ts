@@ -19,10 +19,23 @@ const HEALTH: Record<InstanceHealth, HealthStatus> = {
 };
 
 /**
+ * Envoy's overprovisioning factor for color clusters. Envoy moves traffic to a
+ * lower priority in proportion to how unhealthy a higher one is (with the
+ * default 140, a priority with half its hosts healthy keeps only 70%). A
+ * request of a color must stay on that color while any colored instance is
+ * healthy, so the factor is large enough that one healthy host of any group
+ * keeps 100%, and only a group with no healthy host fails over to the baseline.
+ * It also keeps Envoy out of panic mode while the baseline is healthy. gRPC
+ * clients ignore the factor: they fail over to the next priority only when
+ * every endpoint of the higher one is unusable.
+ */
+export const COLOR_OVERPROVISIONING_FACTOR = 1_000_000;
+
+/**
  * Endpoints grouped by locality (region, zone). Every locality carries a weight
  * (the sum of its endpoints' weights): gRPC clients ignore localities without one.
  */
-export function loadAssignment(clusterName: string, instances: readonly Instance[]): ClusterLoadAssignment {
+function localities(instances: readonly Instance[], priority: number): LocalityLbEndpoints[] {
   const byLocality = new Map<string, Instance[]>();
   for (const instance of instances) {
     const key = `${instance.region}\u0000${instance.zone}`;
@@ -39,6 +52,7 @@ export function loadAssignment(clusterName: string, instances: readonly Instance
       create(LocalityLbEndpointsSchema, {
         locality: { region: first.region, zone: first.zone },
         loadBalancingWeight: group.reduce((sum, instance) => sum + instance.weight, 0),
+        priority,
         lbEndpoints: group.map((instance) => ({
           hostIdentifier: {
             case: "endpoint" as const,
@@ -50,5 +64,69 @@ export function loadAssignment(clusterName: string, instances: readonly Instance
       }),
     );
   }
-  return create(ClusterLoadAssignmentSchema, { clusterName, endpoints });
+  return endpoints;
+}
+
+export function loadAssignment(clusterName: string, instances: readonly Instance[]): ClusterLoadAssignment {
+  return create(ClusterLoadAssignmentSchema, { clusterName, endpoints: localities(instances, 0) });
+}
+
+/**
+ * A color cluster's endpoints: the instances of the color at priority 0 and the
+ * baseline instances at priority 1, so Envoy and gRPC alike send a colored
+ * request to the colored instances while any is healthy, and to the baseline
+ * otherwise (none left, or all unhealthy).
+ */
+export function colorLoadAssignment(
+  clusterName: string,
+  colored: readonly Instance[],
+  baseline: readonly Instance[],
+): ClusterLoadAssignment {
+  const groups = [colored, baseline].filter((group) => group.length > 0);
+  return create(ClusterLoadAssignmentSchema, {
+    clusterName,
+    endpoints: groups.flatMap((group, priority) => localities(group, priority)),
+    policy: { overprovisioningFactor: COLOR_OVERPROVISIONING_FACTOR },
+  });
+}
+
+/** Which of a service's instances a subset (or the whole service, null) selects. */
+export type InstanceFilter = (instance: Instance) => boolean;
+
+/**
+ * Every endpoint resource of a service, keyed like its clusters (see
+ * serviceClusterSet). With color routing in force (`colorOf` given), colored
+ * instances are kept out of the whole-service and subset clusters, so they
+ * never take baseline traffic, and each color cluster falls back from its
+ * colored instances to the baseline members of its subset.
+ */
+export function serviceLoadAssignments(
+  service: { readonly instances: readonly Instance[] },
+  subsets: readonly { readonly name: string; readonly selects: InstanceFilter }[],
+  names: {
+    readonly whole: string;
+    readonly subset: (subset: string) => string;
+    readonly color: (subset: string | null, color: string) => string;
+  },
+  colorOf: ((instance: Instance) => string) | null,
+  colors: readonly string[],
+): Map<string, ClusterLoadAssignment> {
+  const out = new Map<string, ClusterLoadAssignment>();
+  const baseline = colorOf ? service.instances.filter((instance) => colorOf(instance) === "") : service.instances;
+  out.set(names.whole, loadAssignment(names.whole, baseline));
+  for (const subset of subsets) {
+    const name = names.subset(subset.name);
+    out.set(name, loadAssignment(name, baseline.filter(subset.selects)));
+  }
+  if (!colorOf) return out;
+  for (const color of colors) {
+    const colored = service.instances.filter((instance) => colorOf(instance) === color);
+    const whole = names.color(null, color);
+    out.set(whole, colorLoadAssignment(whole, colored, baseline));
+    for (const subset of subsets) {
+      const name = names.color(subset.name, color);
+      out.set(name, colorLoadAssignment(name, colored, baseline.filter(subset.selects)));
+    }
+  }
+  return out;
 }

@@ -1,29 +1,110 @@
 import type { Message } from "@bufbuild/protobuf";
+import type { VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import type { Proxy } from "../model/proxy.ts";
 import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
-import { inboundAppCluster, outboundEdsCluster } from "./clusters.ts";
-import { loadAssignment } from "./endpoints.ts";
+import { clusterDialect, inboundAppCluster, serviceClusterSet, type ClusterDialect } from "./clusters.ts";
+import { serviceLoadAssignments } from "./endpoints.ts";
 import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener } from "./listeners.ts";
-import { inboundRouteConfig, OUTBOUND_HTTP, proxylessRouteConfig } from "./naming.ts";
+import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
+import { acrossSnapshots, acrossSnapshotsByName, byIdentity, memoOn, perSnapshot } from "./memo.ts";
 import type { ResourceSet } from "./resource-types.ts";
-import { inboundVirtualHost, routeConfiguration, serviceVirtualHost } from "./routes.ts";
+import { inboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
+import { policiesSingleOut } from "../model/route-policies.ts";
 import { selects } from "./rule-check.ts";
+import { scopedServices } from "./scope.ts";
+import { clusterPoliciesSingleOut, clusterPolicyFor } from "../model/cluster-policies.ts";
+import { colorOf, colorRoutingFor } from "./cluster-policy-check.ts";
+import { decorateInboundVirtualHost, decorateVirtualHost } from "./cluster-routing.ts";
+import { sidecarTcp } from "./tcp.ts";
 
 /**
  * translate(snapshot, proxy): everything one proxy should have. Pure: the same
  * snapshot and proxy always give equal resources.
  */
 
-/** The services a proxy may call. For now every service in the mesh. */
-export function upstreamsOf(snapshot: MeshSnapshot, _proxy: Proxy): Service[] {
-  return [...snapshot.registry.services.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+/**
+ * The services a proxy may call: the declared dependencies of its service plus
+ * every service their routes can send to (transitively), or every service in the
+ * mesh when its service declares none. See scope.ts.
+ */
+export function upstreamsOf(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
+  return scopedServices(snapshot, proxy.service);
 }
 
-function subsetsOf(snapshot: MeshSnapshot, service: string): string[] {
-  const names: string[] = [];
-  for (const subset of snapshot.subsets.values()) if (subset.service === service) names.push(subset.name);
-  return names.sort();
+/** Non-TCP upstreams (the ones with clusters and virtual hosts here), once per snapshot and calling service. */
+function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
+  return perSnapshot(snapshot, `http-upstreams|${proxy.service}`, () =>
+    upstreamsOf(snapshot, proxy).filter((service) => service.protocol !== "tcp"),
+  );
+}
+
+function subsetsOf(snapshot: MeshSnapshot, service: string): readonly string[] {
+  const byService = memoOn(snapshot.subsets, "subsets-by-service", () => {
+    const map = new Map<string, string[]>();
+    for (const subset of snapshot.subsets.values()) {
+      const names = map.get(subset.service);
+      if (names) names.push(subset.name);
+      else map.set(subset.service, [subset.name]);
+    }
+    for (const names of map.values()) names.sort();
+    return map;
+  });
+  return byService.get(service) ?? [];
+}
+
+/**
+ * Outbound clusters for calling `service`: one for the service, one per subset,
+ * and with color routing one per color (and subset), shaped by the cluster-side
+ * policies in force (clusters.ts). The same for every proxy of a dialect, so
+ * built once per snapshot and dialect.
+ */
+export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialect: ClusterDialect = "envoy"): ReadonlyMap<string, Message> {
+  return perSnapshot(snapshot, `clusters|${dialect}|${service.name}`, () => {
+    const subsets = subsetsOf(snapshot, service.name);
+    const policy = clusterPolicyFor(snapshot.clusterPolicies, service.name);
+    const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
+    // Reused across snapshots while these inputs are equal (memo.ts: list every input here).
+    return acrossSnapshots(service, `clusters|${dialect}`, [subsets, policy, colors], () =>
+      serviceClusterSet(service, subsets, policy, colors, dialect),
+    );
+  });
+}
+
+/**
+ * Endpoints (ClusterLoadAssignments) of `service`, keyed like its clusters.
+ * Only these resources may depend on a service's instances: when nothing but
+ * instances change, the cache recomputes just these (its endpoint fast path)
+ * and keeps every other resource as it was.
+ */
+export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): ReadonlyMap<string, Message> {
+  return perSnapshot(snapshot, `endpoints|${service.name}`, () => {
+    const subsetRules = subsetsOf(snapshot, service.name).flatMap((name) => {
+      const subset = snapshot.subsets.get(`${service.name}/${name}`);
+      return subset ? [subset] : [];
+    });
+    // With color routing, colored instances only serve their color (endpoints.ts).
+    const routing = snapshot.clusterPolicies ? colorRoutingFor(snapshot.clusterPolicies, service) : null;
+    const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
+    // Reused across snapshots while these inputs are equal (memo.ts: list every input here).
+    return acrossSnapshots(service, "endpoints", [subsetRules, routing, colors], () => {
+      const subsets = subsetRules.map((subset) => ({
+        name: subset.name,
+        selects: (instance: Service["instances"][number]) => selects(subset, instance.labels),
+      }));
+      return serviceLoadAssignments(
+        service,
+        subsets,
+        {
+          whole: outboundCluster(service.name, null),
+          subset: (subset) => outboundCluster(service.name, subset),
+          color: (subset, color) => colorCluster(service.name, subset, color),
+        },
+        routing ? (instance) => colorOf(instance, routing) : null,
+        colors,
+      );
+    });
+  });
 }
 
 /** Clusters and endpoints for calling `services`: one per service and one per subset. */
@@ -32,19 +113,11 @@ function upstreamClustersAndEndpoints(
   services: readonly Service[],
   clusters: Map<string, Message>,
   endpoints: Map<string, Message>,
+  dialect: ClusterDialect,
 ): void {
   for (const service of services) {
-    const whole = outboundEdsCluster(service, null);
-    clusters.set(whole.name, whole);
-    endpoints.set(whole.name, loadAssignment(whole.name, service.instances));
-    for (const subsetName of subsetsOf(snapshot, service.name)) {
-      const subset = snapshot.subsets.get(`${service.name}/${subsetName}`);
-      if (!subset) continue;
-      const cluster = outboundEdsCluster(service, subsetName);
-      clusters.set(cluster.name, cluster);
-      const members = service.instances.filter((instance) => selects(subset, instance.labels));
-      endpoints.set(cluster.name, loadAssignment(cluster.name, members));
-    }
+    for (const [name, cluster] of serviceClusters(snapshot, service, dialect)) clusters.set(name, cluster);
+    for (const [name, assignment] of serviceEndpoints(snapshot, service)) endpoints.set(name, assignment);
   }
 }
 
@@ -52,33 +125,104 @@ function rulesFor(snapshot: MeshSnapshot, destination: string) {
   return snapshot.routesByDestination.get(destination) ?? [];
 }
 
+/**
+ * The virtual host for calls from `proxy` to `service`, shared by every caller
+ * that no rule of `service` singles out by source.
+ */
+function virtualHostFor(snapshot: MeshSnapshot, service: Service, proxy: Proxy, dialect: MatcherDialect): VirtualHost {
+  const caller = callerKey(snapshot, service, proxy);
+  return perSnapshot(snapshot, `vhost|${dialect}|${service.name}|${caller}`, () =>
+    // Reused across snapshots while the service's routes and every other rule-derived input are unchanged.
+    acrossSnapshots(service, `vhost|${dialect}|${caller}`, [rulesFor(snapshot, service.name), ...ruleContext(snapshot)], () =>
+      decorateVirtualHost(
+        snapshot,
+        service,
+        serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, dialect, snapshot.routePolicies),
+        proxy.service,
+        dialect,
+      ),
+    ),
+  );
+}
+
+/**
+ * Every rule-derived field of the snapshot except the ones keyed by what they
+ * affect (routes by destination; dependencies and rejections, which no
+ * resource reads), as identities: a piece that may read "anything else in the
+ * snapshot" lists these as inputs, so any other kind of rule change recomputes
+ * it. Snapshots share unchanged fields (SnapshotBuilder), so a route change
+ * leaves these identical.
+ */
+function ruleContext(snapshot: MeshSnapshot): readonly unknown[] {
+  return perSnapshot(snapshot, "rule-context", () => {
+    const record = snapshot as unknown as Record<string, unknown>;
+    return Object.keys(record)
+      .filter((key) => !CONTEXT_EXCLUDED.has(key))
+      .sort()
+      .map((key) => byIdentity(record[key]));
+  });
+}
+
+const CONTEXT_EXCLUDED = new Set(["registry", "routesByDestination", "dependencies", "rejected"]);
+
+/**
+ * The calling service when a rule or a source-specific policy of `service` names
+ * it, else "*" (every such caller sees the same routes).
+ */
+function callerKey(snapshot: MeshSnapshot, service: Service, proxy: Proxy): string {
+  const singledOut =
+    rulesFor(snapshot, service.name).some((rule) => rule.source === proxy.service) ||
+    policiesSingleOut(snapshot.routePolicies, service.name, proxy.service) ||
+    clusterPoliciesSingleOut(snapshot.clusterPolicies, service.name, proxy.service);
+  return singledOut ? proxy.service : "*";
+}
+
 export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {
   const clusters = new Map<string, Message>();
   const endpoints = new Map<string, Message>();
   const listeners = new Map<string, Message>();
   const routes = new Map<string, Message>();
-  const upstreams = upstreamsOf(snapshot, proxy).filter((service) => service.protocol !== "tcp");
-  upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints);
+  const upstreams = httpUpstreams(snapshot, proxy);
+  upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints, "envoy");
 
-  const outbound = sidecarOutboundListener(proxy.outboundPort);
+  // Per-view pieces are reused across snapshots while their inputs (listed in the deps) are unchanged.
+  const outbound = acrossSnapshotsByName(`outbound-listener|${proxy.outboundPort}`, [proxy.outboundPort], () =>
+    sidecarOutboundListener(proxy.outboundPort),
+  );
   listeners.set(outbound.name, outbound);
   routes.set(
     OUTBOUND_HTTP,
-    routeConfiguration(
-      OUTBOUND_HTTP,
-      upstreams.map((service) => serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, "envoy")),
-    ),
+    perSnapshot(snapshot, `outbound-routes|${proxy.service}`, () => {
+      const vhosts = upstreams.map((service) => virtualHostFor(snapshot, service, proxy, "envoy"));
+      return acrossSnapshotsByName(`outbound-routes|${proxy.service}`, vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
+    }),
   );
 
   const own = snapshot.registry.services.get(proxy.service);
   if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
-    const app = inboundAppCluster(own, proxy.appPort);
+    const appPort = proxy.appPort;
+    const inboundPort = proxy.inboundPort;
+    const app = acrossSnapshots(own, `inbound-cluster|${appPort}`, [appPort], () => inboundAppCluster(own, appPort));
     clusters.set(app.name, app);
     const routeName = inboundRouteConfig(own.name);
-    const inbound = sidecarInboundListener(proxy.inboundPort, routeName);
+    const options = { respectExpectedRqTimeout: respectsExpectedTimeout(own.name, snapshot.routePolicies) };
+    const inbound = acrossSnapshotsByName(`inbound-listener|${inboundPort}|${routeName}`, [inboundPort, routeName, options], () =>
+      sidecarInboundListener(inboundPort, routeName, options),
+    );
     listeners.set(inbound.name, inbound);
-    routes.set(routeName, routeConfiguration(routeName, [inboundVirtualHost(own)]));
+    routes.set(
+      routeName,
+      acrossSnapshots(own, "inbound-routes", ruleContext(snapshot), () =>
+        routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, snapshot.routePolicies))]),
+      ),
+    );
   }
+
+  // Plain TCP services on local ports (tcp.ts).
+  const tcp = sidecarTcp(snapshot.clusterPolicies, proxy, upstreamsOf(snapshot, proxy));
+  for (const listener of tcp.listeners) listeners.set(listener.name, listener);
+  const tcpServices = tcp.services.flatMap((name) => snapshot.registry.services.get(name) ?? []);
+  upstreamClustersAndEndpoints(snapshot, tcpServices, clusters, endpoints, "envoy");
   return { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes };
 }
 
@@ -91,13 +235,17 @@ export function translateProxyless(snapshot: MeshSnapshot, proxy: Proxy): Resour
   const endpoints = new Map<string, Message>();
   const listeners = new Map<string, Message>();
   const routes = new Map<string, Message>();
-  const upstreams = upstreamsOf(snapshot, proxy).filter((service) => service.protocol !== "tcp");
-  upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints);
+  const upstreams = httpUpstreams(snapshot, proxy);
+  upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints, clusterDialect(proxy));
   for (const service of upstreams) {
     const routeName = proxylessRouteConfig(service.name);
-    const listener = proxylessApiListener(service.name, routeName);
+    const listener = perSnapshot(snapshot, `api-listener|${service.name}`, () => proxylessApiListener(service.name, routeName));
     listeners.set(listener.name, listener);
-    routes.set(routeName, routeConfiguration(routeName, [serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, "grpc")]));
+    const vhost = virtualHostFor(snapshot, service, proxy, "grpc");
+    routes.set(
+      routeName,
+      perSnapshot(snapshot, `api-routes|${service.name}|${callerKey(snapshot, service, proxy)}`, () => routeConfiguration(routeName, [vhost])),
+    );
   }
   return { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes };
 }

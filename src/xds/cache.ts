@@ -1,18 +1,37 @@
 import type { Message } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import type { Proxy } from "../model/proxy.ts";
+import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
+import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
+import { releaseMemo } from "../translate/memo.ts";
 import { RESOURCE_KINDS, type ResourceKind, type ResourceSet } from "../translate/resource-types.ts";
-import { encodeResource, type EncodedResource } from "./encoding.ts";
+import { serviceEndpoints } from "../translate/translate.ts";
+import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
 import { viewKey } from "./node.ts";
 
 /**
  * The cache owns versions: it turns the current snapshot into encoded resources
  * per proxy view and hands the same bytes to every stream that needs them. It
- * never sees a stream; streams ask it for views and listen for changes.
+ * never sees a stream; streams retain the views they use and listen for changes.
+ *
+ * Cost is proportional to what changed:
+ *  - views are kept across snapshots and rebuilt only for views in use;
+ *  - a snapshot that differs from the previous one only in instances of some
+ *    services (the endpoint fast path) re-translates just those services'
+ *    endpoints, once, and patches them into the views that contain them; every
+ *    other view, and every other resource, stays the same object;
+ *  - a view (or one kind of it) whose content did not change keeps its identity,
+ *    and listeners are told which views changed, so unaffected streams are not
+ *    even visited;
+ *  - every resource is encoded (and validated) once per version, and a
+ *    state-of-the-world response body once per view and subscription.
  */
 
 export type Translator = (snapshot: MeshSnapshot, proxy: Proxy) => ResourceSet;
+
+/** A service's endpoint resources in a snapshot (see serviceEndpoints in translate.ts). */
+export type EndpointTranslator = (snapshot: MeshSnapshot, service: Service) => ReadonlyMap<string, Message>;
 
 /** Field-level validation of one resource; returns human-readable violations. */
 export type ResourceGate = (kind: ResourceKind, name: string, message: Message) => string[];
@@ -25,9 +44,92 @@ export interface InvalidResource {
   readonly violations: readonly string[];
 }
 
-export interface ProxyView {
-  readonly generation: number;
-  readonly resources: EncodedSet;
+/** Keys of the views whose content changed; null means "any may have changed". */
+export type ChangeListener = (generation: number, changedViews: ReadonlySet<string> | null) => void;
+
+/** What a subscription to some resources of one kind should hold right now. */
+export class Target {
+  private body: Uint8Array | null = null;
+
+  constructor(
+    readonly resources: ReadonlyMap<string, EncodedResource>,
+    readonly version: string,
+  ) {}
+
+  /** The DiscoveryResponse without its nonce, encoded on first use. */
+  sotwBody(typeUrl: string): Uint8Array {
+    this.body ??= encodeSotwBody(typeUrl, this.version, this.resources.values());
+    return this.body;
+  }
+}
+
+/** The wildcard subscription's key in a view's target memo. */
+export const WILDCARD_KEY = "*";
+
+/** The key identifying a set of subscribed names (order and duplicates do not matter). */
+export function namesKey(names: readonly string[]): string {
+  return [...new Set(names)].sort().join("\u0000");
+}
+
+/** The encoded resources one proxy view should have; immutable, replaced when content changes. */
+export class ProxyView {
+  constructor(
+    readonly key: string,
+    /** Generation of the snapshot this view was last changed in. */
+    readonly generation: number,
+    readonly resources: EncodedSet,
+    /** Endpoint resources of the view withheld because they failed validation. */
+    readonly withheld: ReadonlySet<string>,
+    /** Memoized targets per kind; a kind whose map is unchanged carries its memo over. */
+    private readonly targets: Record<ResourceKind, Map<string, Target>> = emptyTargets(),
+  ) {}
+
+  /** Every resource of `kind` (a wildcard subscription). */
+  all(kind: ResourceKind): Target {
+    const memo = this.targets[kind];
+    let target = memo.get(WILDCARD_KEY);
+    if (!target) {
+      const resources = this.resources[kind];
+      target = new Target(resources, setVersion(resources.values()));
+      memo.set(WILDCARD_KEY, target);
+    }
+    return target;
+  }
+
+  /** The named resources of `kind` that exist; `key` is namesKey(names). */
+  named(kind: ResourceKind, names: readonly string[], key: string): Target {
+    const memo = this.targets[kind];
+    let target = memo.get(key);
+    if (!target) {
+      const available = this.resources[kind];
+      const resources = new Map<string, EncodedResource>();
+      for (const name of names) {
+        const resource = available.get(name);
+        if (resource) resources.set(name, resource);
+      }
+      target = new Target(resources, setVersion(resources.values()));
+      memo.set(key, target);
+    }
+    return target;
+  }
+
+  /** A view with some kinds replaced; kinds not replaced keep their maps and memos. */
+  with(generation: number, replaced: Partial<EncodedSet>, withheld: ReadonlySet<string> = this.withheld): ProxyView {
+    const resources = { ...this.resources } as Record<ResourceKind, ReadonlyMap<string, EncodedResource>>;
+    const targets = { ...this.targets };
+    for (const kind of RESOURCE_KINDS) {
+      const map = replaced[kind];
+      if (map && map !== this.resources[kind]) {
+        resources[kind] = map;
+        targets[kind] = new Map();
+      }
+    }
+    return new ProxyView(this.key, generation, resources, withheld, targets);
+  }
+}
+
+function emptyTargets(): Record<ResourceKind, Map<string, Target>> {
+  return { cluster: new Map(), endpoint: new Map(), listener: new Map(), route: new Map() };
 }
 
 interface Interned {
@@ -35,20 +137,38 @@ interface Interned {
   readonly violations: readonly string[];
 }
 
+export interface CacheStats {
+  readonly snapshots: number;
+  readonly fullRebuilds: number;
+  readonly endpointPatches: number;
+  readonly viewsTranslated: number;
+  readonly resourcesEncoded: number;
+}
+
 export class ResourceCache {
   private snapshot: MeshSnapshot | null = null;
   private generation = 0;
+  /** Views by key; only views retained by a stream survive a snapshot change. */
   private views = new Map<string, ProxyView>();
-  /** Encoded resources by kind/name/version; the previous generation's are reused. */
+  /** A proxy per retained view key (to translate the view) and how many streams retain it. */
+  private readonly retained = new Map<string, { proxy: Proxy; count: number }>();
+  /** Endpoint resource name -> keys of the views holding it (the fast path visits only those). */
+  private endpointIndex = new Map<string, Set<string>>();
+  /** Encoded resources by kind/name/version, so equal content is encoded and validated once. */
   private interned = new Map<string, Interned>();
-  private previousInterned = new Map<string, Interned>();
+  /** Encoded resources by message object: a message shared by many views is encoded once. */
+  private byMessage = new WeakMap<Message, Interned>();
+  private internedAtRebuild = 0;
   private readonly invalid = new Map<string, InvalidResource>();
-  private readonly listeners = new Set<(generation: number) => void>();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, resourcesEncoded: 0 };
 
   constructor(
     private readonly translator: Translator,
     private readonly gate: ResourceGate,
     private readonly logger: Logger,
+    /** Enables the endpoint fast path; must agree with `translator`. Null disables it. */
+    private readonly endpointsOf: EndpointTranslator | null = serviceEndpoints,
   ) {}
 
   get currentGeneration(): number {
@@ -63,16 +183,28 @@ export class ResourceCache {
     return this.snapshot;
   }
 
-  setSnapshot(snapshot: MeshSnapshot): void {
-    this.snapshot = snapshot;
-    this.generation += 1;
-    this.views = new Map();
-    this.previousInterned = this.interned;
-    this.interned = new Map();
-    for (const listener of this.listeners) listener(this.generation);
+  stats(): CacheStats {
+    return { ...this.counters };
   }
 
-  onChange(listener: (generation: number) => void): () => void {
+  /** Number of views held (one per distinct proxy view in use). */
+  get viewCount(): number {
+    return this.views.size;
+  }
+
+  setSnapshot(snapshot: MeshSnapshot): void {
+    const previous = this.snapshot;
+    if (snapshot === previous) return;
+    this.snapshot = snapshot;
+    this.generation += 1;
+    this.counters.snapshots++;
+    const changed = this.endpointFastPath(previous, snapshot) ?? this.rebuildAll(snapshot);
+    // The previous snapshot's translation pieces are not needed any more.
+    if (previous) releaseMemo(previous);
+    for (const listener of this.listeners) listener(this.generation, changed);
+  }
+
+  onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -82,38 +214,181 @@ export class ResourceCache {
     return [...this.invalid.values()];
   }
 
-  /** The encoded resources for a proxy, shared by every proxy with the same view key. */
-  viewFor(proxy: Proxy): ProxyView | null {
-    if (!this.snapshot) return null;
+  /** A stream serving `proxy` keeps its view up to date across snapshots until released. Returns the view key. */
+  retain(proxy: Proxy): string {
     const key = viewKey(proxy);
+    const entry = this.retained.get(key);
+    if (entry) entry.count++;
+    else this.retained.set(key, { proxy, count: 1 });
+    return key;
+  }
+
+  release(key: string): void {
+    const entry = this.retained.get(key);
+    if (!entry) return;
+    if (--entry.count > 0) return;
+    this.retained.delete(key);
+    const view = this.views.get(key);
+    if (view) this.unindex(view);
+    this.views.delete(key);
+  }
+
+  /** The encoded resources for a proxy, shared by every proxy with the same view key. */
+  viewFor(proxy: Proxy, key: string = viewKey(proxy)): ProxyView | null {
+    if (!this.snapshot) return null;
     let view = this.views.get(key);
     if (!view) {
-      view = { generation: this.generation, resources: this.encodeSet(this.translator(this.snapshot, proxy)) };
+      view = this.translateView(this.snapshot, key, proxy);
       this.views.set(key, view);
+      this.index(view);
     }
     return view;
   }
 
-  private encodeSet(set: ResourceSet): EncodedSet {
+  private index(view: ProxyView): void {
+    for (const name of endpointNames(view)) {
+      let keys = this.endpointIndex.get(name);
+      if (!keys) this.endpointIndex.set(name, (keys = new Set()));
+      keys.add(view.key);
+    }
+  }
+
+  private unindex(view: ProxyView): void {
+    for (const name of endpointNames(view)) {
+      const keys = this.endpointIndex.get(name);
+      keys?.delete(view.key);
+      if (keys?.size === 0) this.endpointIndex.delete(name);
+    }
+  }
+
+  // --- full rebuild ------------------------------------------------------------
+
+  /** Re-translates every retained view; a view (or kind) whose content is unchanged keeps its identity. */
+  private rebuildAll(snapshot: MeshSnapshot): ReadonlySet<string> {
+    this.counters.fullRebuilds++;
+    const old = this.views;
+    this.views = new Map();
+    const changed = new Set<string>();
+    for (const [key, { proxy }] of this.retained) {
+      const fresh = this.translateView(snapshot, key, proxy);
+      const before = old.get(key);
+      const view = before ? reuseUnchanged(before, fresh) : fresh;
+      old.delete(key);
+      if (view !== before) changed.add(key);
+      this.views.set(key, view);
+      if (before?.resources.endpoint !== view.resources.endpoint || before?.withheld !== view.withheld) {
+        if (before) this.unindex(before);
+        this.index(view);
+      }
+    }
+    // Views no stream retains any more.
+    for (const view of old.values()) this.unindex(view);
+    this.compactIfGrown();
+    return changed;
+  }
+
+  private translateView(snapshot: MeshSnapshot, key: string, proxy: Proxy): ProxyView {
+    this.counters.viewsTranslated++;
+    const set = this.translator(snapshot, proxy);
     const out = {} as Record<ResourceKind, Map<string, EncodedResource>>;
+    let withheld: Set<string> | null = null;
     for (const kind of RESOURCE_KINDS) {
       const encoded = new Map<string, EncodedResource>();
       for (const [name, message] of set[kind]) {
         const entry = this.intern(kind, name, message);
         if (entry.violations.length === 0) encoded.set(name, entry.encoded);
+        else if (kind === "endpoint") (withheld ??= new Set()).add(name);
       }
       out[kind] = encoded;
     }
-    return out;
+    return new ProxyView(key, this.generation, out, withheld ?? EMPTY_SET);
   }
+
+  // --- endpoint fast path ----------------------------------------------------
+
+  /**
+   * When the new snapshot is the previous one with only some services'
+   * instances changed (every other field identical, see SnapshotBuilder),
+   * re-translate those services' endpoints once and patch them into the views
+   * that hold them. Returns the changed views, or null to rebuild everything.
+   */
+  private endpointFastPath(previous: MeshSnapshot | null, next: MeshSnapshot): ReadonlySet<string> | null {
+    if (!previous || !this.endpointsOf || !sameExceptRegistry(previous, next)) return null;
+    const changedServices = instanceOnlyChanges(previous.registry, next.registry);
+    if (changedServices === null) return null;
+    this.counters.endpointPatches++;
+    // name -> new encoded resource, or null when the new version is withheld.
+    const replacements = new Map<string, EncodedResource | null>();
+    for (const service of changedServices) {
+      for (const [name, message] of this.endpointsOf(next, service)) {
+        const entry = this.intern("endpoint", name, message);
+        replacements.set(name, entry.violations.length === 0 ? entry.encoded : null);
+      }
+    }
+    const affected = new Set<string>();
+    for (const name of replacements.keys()) for (const key of this.endpointIndex.get(name) ?? []) affected.add(key);
+    const changed = new Set<string>();
+    for (const key of affected) {
+      const view = this.views.get(key);
+      if (!view) continue;
+      const current = view.resources.endpoint;
+      let patched: Map<string, EncodedResource> | null = null;
+      let withheld: Set<string> | null = null;
+      for (const [name, replacement] of replacements) {
+        const before = current.get(name);
+        if (before === undefined && !view.withheld.has(name)) continue; // not in this view
+        if (replacement === before) continue;
+        patched ??= new Map(current);
+        if (replacement) patched.set(name, replacement);
+        else patched.delete(name);
+        if (view.withheld.has(name) !== (replacement === null)) {
+          withheld ??= new Set(view.withheld);
+          if (replacement === null) withheld.add(name);
+          else withheld.delete(name);
+        }
+      }
+      if (!patched) continue;
+      this.views.set(key, view.with(this.generation, { endpoint: patched }, withheld ?? view.withheld));
+      changed.add(key);
+    }
+    // Keep the intern table bounded under endpoint churn: re-derive it from the views now and then.
+    this.compactIfGrown();
+    return changed;
+  }
+
+  /** The intern table keeps every version seen; re-derive it from the live views when it has doubled. */
+  private compactIfGrown(): void {
+    if (this.interned.size > 2 * Math.max(this.internedAtRebuild, 1000)) this.compactInterned();
+  }
+
+  private compactInterned(): void {
+    const live = new Map<string, Interned>();
+    for (const view of this.views.values()) {
+      for (const kind of RESOURCE_KINDS) {
+        for (const resource of view.resources[kind].values()) {
+          const key = internKey(kind, resource.name, resource.version);
+          const entry = this.interned.get(key);
+          if (entry) live.set(key, entry);
+        }
+      }
+    }
+    this.interned = live;
+    this.internedAtRebuild = live.size;
+  }
+
+  // --- encoding ----------------------------------------------------------------
 
   /** Encode (and validate) each distinct resource version once. */
   private intern(kind: ResourceKind, name: string, message: Message): Interned {
+    // The same message object (shared by views, or reused across snapshots) is encoded once.
+    const shared = this.byMessage.get(message);
+    if (shared && shared.encoded.kind === kind && shared.encoded.name === name) return shared;
     const fresh = encodeResource(kind, name, message);
-    const key = `${kind}\u0000${name}\u0000${fresh.version}`;
-    const known = this.interned.get(key) ?? this.previousInterned.get(key);
+    this.counters.resourcesEncoded++;
+    const key = internKey(kind, name, fresh.version);
+    const known = this.interned.get(key);
     if (known) {
-      this.interned.set(key, known);
+      this.byMessage.set(message, known);
       return known;
     }
     const violations = this.gate(kind, name, message);
@@ -126,6 +401,60 @@ export class ResourceCache {
     }
     const entry = { encoded: fresh, violations };
     this.interned.set(key, entry);
+    this.byMessage.set(message, entry);
     return entry;
   }
+}
+
+const EMPTY_SET: ReadonlySet<string> = new Set();
+
+function* endpointNames(view: ProxyView): Iterable<string> {
+  yield* view.resources.endpoint.keys();
+  yield* view.withheld;
+}
+
+function internKey(kind: ResourceKind, name: string, version: string): string {
+  return `${kind}\u0000${name}\u0000${version}`;
+}
+
+/** Every field but the registry is the same object in both snapshots. */
+function sameExceptRegistry(a: MeshSnapshot, b: MeshSnapshot): boolean {
+  const aRecord = a as unknown as Record<string, unknown>;
+  const bRecord = b as unknown as Record<string, unknown>;
+  const keys = Object.keys(bRecord);
+  if (Object.keys(aRecord).length !== keys.length) return false;
+  for (const key of keys) {
+    if (key !== "registry" && aRecord[key] !== bRecord[key]) return false;
+  }
+  return true;
+}
+
+/** `fresh`, with every kind whose content equals `before`'s replaced by `before`'s map; `before` itself if all are equal. */
+function reuseUnchanged(before: ProxyView, fresh: ProxyView): ProxyView {
+  const replaced: Partial<Record<ResourceKind, ReadonlyMap<string, EncodedResource>>> = {};
+  let anyChanged = false;
+  for (const kind of RESOURCE_KINDS) {
+    if (sameResources(before.resources[kind], fresh.resources[kind])) continue;
+    replaced[kind] = fresh.resources[kind];
+    anyChanged = true;
+  }
+  if (!anyChanged && sameSet(before.withheld, fresh.withheld)) return before;
+  return before.with(fresh.generation, replaced, fresh.withheld);
+}
+
+function sameResources(a: ReadonlyMap<string, EncodedResource>, b: ReadonlyMap<string, EncodedResource>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const [name, resource] of b) {
+    const other = a.get(name);
+    if (other !== resource && other?.version !== resource.version) return false;
+  }
+  return true;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const name of a) if (!b.has(name)) return false;
+  return true;
 }

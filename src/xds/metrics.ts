@@ -12,6 +12,17 @@ export class XdsMetrics {
   readonly snapshotBuilds: Counter<string>;
   readonly pushDuration: Histogram<string>;
 
+  /** Responses counted on the push path as plain numbers, added to the counters when scraped. */
+  private readonly pending = new Map<string, { responses: number; bytes: number }>();
+
+  /** One response of `type` sent: cheap enough for the push path (labels are resolved at scrape time). */
+  recordResponse(type: string, bytes: number): void {
+    let counts = this.pending.get(type);
+    if (!counts) this.pending.set(type, (counts = { responses: 0, bytes: 0 }));
+    counts.responses++;
+    counts.bytes += bytes;
+  }
+
   constructor(registry = new Registry()) {
     this.registry = registry;
     this.connectedProxies = new Gauge({
@@ -20,17 +31,32 @@ export class XdsMetrics {
       labelNames: ["kind", "protocol"],
       registers: [registry],
     });
+    const pending = this.pending;
     this.responses = new Counter({
       name: "signalbox_xds_responses_total",
       help: "Discovery responses sent",
       labelNames: ["type"],
       registers: [registry],
+      collect() {
+        for (const [type, counts] of pending) {
+          if (counts.responses === 0) continue;
+          this.inc({ type }, counts.responses);
+          counts.responses = 0;
+        }
+      },
     });
     this.responseBytes = new Counter({
       name: "signalbox_xds_response_bytes_total",
       help: "Bytes of discovery responses sent",
       labelNames: ["type"],
       registers: [registry],
+      collect() {
+        for (const [type, counts] of pending) {
+          if (counts.bytes === 0) continue;
+          this.inc({ type }, counts.bytes);
+          counts.bytes = 0;
+        }
+      },
     });
     this.nacks = new Counter({
       name: "signalbox_xds_nacks_total",

@@ -1,6 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Node } from "../gen/envoy/config/core/v3/base_pb.ts";
 import { DEFAULT_OUTBOUND_PORT, type Proxy } from "../model/proxy.ts";
+import { clusterDialect } from "../translate/clusters.ts";
 
 /**
  * Node metadata keys written by `signalbox bootstrap`. Ports are metadata rather
@@ -37,5 +38,6 @@ export function parseProxy(node: Node | undefined): Proxy {
 
 /** Proxies with the same view key receive identical resources, so they share one translation. */
 export function viewKey(proxy: Proxy): string {
-  return [proxy.kind, proxy.service, proxy.inboundPort ?? "", proxy.appPort ?? "", proxy.outboundPort].join("|");
+  // The cluster dialect tells apart gRPC clients that get different clusters (see clusters.ts).
+  return [clusterDialect(proxy), proxy.service, proxy.inboundPort ?? "", proxy.appPort ?? "", proxy.outboundPort].join("|");
 }

@@ -1,8 +1,10 @@
 /**
- * Brings streams up to date after a cache change, a bounded batch at a time, so a
- * push to thousands of streams never starves the event loop (ACKs and new
- * connections keep being served between batches). A stream queued twice is
- * refreshed once: it always computes from the newest generation.
+ * Brings streams up to date after a cache change, a bounded slice at a time
+ * (at most `batchSize` streams and about `sliceMs` of work per event-loop turn),
+ * so a push to thousands of streams never starves the event loop: ACKs and new
+ * connections are served between slices. A stream queued twice is refreshed
+ * once: it always computes from the newest generation. Streams whose transport
+ * is full do not block the round: they skip writing and catch up on drain.
  */
 export interface Refreshable {
   refresh(): void;
@@ -16,15 +18,21 @@ export class PushScheduler {
   constructor(
     private readonly batchSize: number,
     private readonly onRoundDone: (seconds: number) => void = () => {},
+    private readonly sliceMs: number = 20,
   ) {}
 
   schedule(streams: Iterable<Refreshable>): void {
     for (const stream of streams) this.queue.add(stream);
-    if (!this.running) this.run();
+    if (!this.running && this.queue.size > 0) this.run();
   }
 
   forget(stream: Refreshable): void {
     this.queue.delete(stream);
+  }
+
+  /** Streams waiting for their refresh. */
+  get pending(): number {
+    return this.queue.size;
   }
 
   /** Resolves when no push is queued; for tests and benchmarks. */
@@ -37,11 +45,13 @@ export class PushScheduler {
     this.running = true;
     const started = performance.now();
     const step = (): void => {
+      const sliceStart = performance.now();
       let done = 0;
       for (const stream of this.queue) {
         this.queue.delete(stream);
         stream.refresh();
         if (++done >= this.batchSize) break;
+        if ((done & 31) === 0 && performance.now() - sliceStart >= this.sliceMs) break;
       }
       if (this.queue.size > 0) {
         setImmediate(step);

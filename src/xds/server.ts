@@ -1,14 +1,21 @@
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import { DiscoveryRequestSchema, type DiscoveryRequest } from "../gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { Proxy } from "../model/proxy.ts";
 import { RESOURCE_KINDS, type ResourceKind } from "../translate/resource-types.ts";
 import type { ResourceCache } from "./cache.ts";
+import { DeltaStream } from "./delta-stream.ts";
 import type { XdsMetrics } from "./metrics.ts";
 import { parseProxy } from "./node.ts";
-import { ProxyDirectory } from "./proxy-status.ts";
+import { ProxyDirectory, type ProxyStatus } from "./proxy-status.ts";
 import { PushScheduler } from "./push-scheduler.ts";
-import { SotwStream, UnsupportedTypeError } from "./sotw-stream.ts";
+import {
+  decodeDeltaDiscoveryRequest,
+  decodeDiscoveryRequest,
+  type Decoded,
+  type DeltaRequest,
+  type SotwRequest,
+} from "./request-decode.ts";
+import { SotwStream, UnsupportedTypeError, type ResponseSink } from "./sotw-stream.ts";
 
 /**
  * The gRPC side: ADS plus the per-type discovery services. Messages cross the
@@ -30,7 +37,13 @@ function bidi(path: string): grpc.MethodDefinition<Buffer, Uint8Array> {
   };
 }
 
-const SOTW_SERVICES: Array<{ path: string; method: string; kinds: readonly ResourceKind[] }> = [
+interface ServiceSpec {
+  readonly path: string;
+  readonly method: string;
+  readonly kinds: readonly ResourceKind[];
+}
+
+const SOTW_SERVICES: readonly ServiceSpec[] = [
   { path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", method: "StreamAggregatedResources", kinds: RESOURCE_KINDS },
   { path: "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters", method: "StreamClusters", kinds: ["cluster"] },
   { path: "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints", method: "StreamEndpoints", kinds: ["endpoint"] },
@@ -38,13 +51,42 @@ const SOTW_SERVICES: Array<{ path: string; method: string; kinds: readonly Resou
   { path: "/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes", method: "StreamRoutes", kinds: ["route"] },
 ];
 
+const DELTA_SERVICES: readonly ServiceSpec[] = [
+  { path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources", method: "DeltaAggregatedResources", kinds: RESOURCE_KINDS },
+  { path: "/envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters", method: "DeltaClusters", kinds: ["cluster"] },
+  { path: "/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints", method: "DeltaEndpoints", kinds: ["endpoint"] },
+  { path: "/envoy.service.listener.v3.ListenerDiscoveryService/DeltaListeners", method: "DeltaListeners", kinds: ["listener"] },
+  { path: "/envoy.service.route.v3.RouteDiscoveryService/DeltaRoutes", method: "DeltaRoutes", kinds: ["route"] },
+];
+
+/** What the server needs of a stream, whichever protocol it speaks. */
+interface ServedStream<Request> {
+  readonly status: ProxyStatus;
+  readonly viewKey: string;
+  handleRequest(request: Request): void;
+  refresh(): void;
+  close(): void;
+}
+
+/** How one protocol variant decodes requests and makes streams. */
+interface Protocol<Request> {
+  readonly name: "sotw" | "delta";
+  readonly label: string;
+  decode(bytes: Buffer): Decoded<Request>;
+  create(status: ProxyStatus, sink: ResponseSink, kinds: readonly ResourceKind[]): ServedStream<Request>;
+}
+
 export interface XdsServerOptions {
   readonly cache: ResourceCache;
   readonly metrics: XdsMetrics;
   readonly logger: Logger;
-  /** Streams refreshed per event-loop turn during a push. */
+  /** At most this many streams are refreshed per event-loop turn during a push. */
   readonly pushBatchSize?: number;
+  /** ... and for at most this long, so ACKs and new connections are served between slices. */
+  readonly pushSliceMs?: number;
 }
+
+type AnyStream = ServedStream<never>;
 
 export class XdsServer {
   readonly directory = new ProxyDirectory();
@@ -56,18 +98,40 @@ export class XdsServer {
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 5_000,
   });
-  private readonly streams = new Set<SotwStream>();
+  /** Open streams by the view they serve, so a change visits only the streams it affects. */
+  private readonly streamsByView = new Map<string, Set<AnyStream>>();
   private nextStreamId = 1;
 
   constructor(private readonly options: XdsServerOptions) {
-    this.scheduler = new PushScheduler(options.pushBatchSize ?? 200, (seconds) => options.metrics.pushDuration.observe(seconds));
-    options.cache.onChange(() => this.scheduler.schedule(this.streams));
-    for (const service of SOTW_SERVICES) {
-      this.server.addService(
-        { [service.method]: bidi(service.path) } as grpc.ServiceDefinition,
-        { [service.method]: (call: RawDuplex) => this.serveSotw(call, service.kinds) },
-      );
-    }
+    this.scheduler = new PushScheduler(
+      options.pushBatchSize ?? 500,
+      (seconds) => options.metrics.pushDuration.observe(seconds),
+      options.pushSliceMs ?? 20,
+    );
+    options.cache.onChange((_generation, changed) => {
+      if (changed === null) {
+        for (const streams of this.streamsByView.values()) this.scheduler.schedule(streams);
+        return;
+      }
+      for (const key of changed) {
+        const streams = this.streamsByView.get(key);
+        if (streams) this.scheduler.schedule(streams);
+      }
+    });
+    const sotw: Protocol<SotwRequest> = {
+      name: "sotw",
+      label: "DiscoveryRequest",
+      decode: decodeDiscoveryRequest,
+      create: (status, sink, kinds) => new SotwStream(status, options.cache, sink, options.metrics, options.logger, kinds),
+    };
+    const delta: Protocol<DeltaRequest> = {
+      name: "delta",
+      label: "DeltaDiscoveryRequest",
+      decode: decodeDeltaDiscoveryRequest,
+      create: (status, sink, kinds) => new DeltaStream(status, options.cache, sink, options.metrics, options.logger, kinds),
+    };
+    for (const service of SOTW_SERVICES) this.addService(service, sotw);
+    for (const service of DELTA_SERVICES) this.addService(service, delta);
   }
 
   /** Binds and starts serving; returns the bound port (useful with port 0). */
@@ -90,60 +154,84 @@ export class XdsServer {
     });
   }
 
-  private serveSotw(call: RawDuplex, kinds: readonly ResourceKind[]): void {
-    const { cache, metrics, logger } = this.options;
-    let stream: SotwStream | null = null;
+  /** Open streams. */
+  get streamCount(): number {
+    let count = 0;
+    for (const streams of this.streamsByView.values()) count += streams.size;
+    return count;
+  }
+
+  private addService<Request>(service: ServiceSpec, protocol: Protocol<Request>): void {
+    this.server.addService(
+      { [service.method]: bidi(service.path) } as grpc.ServiceDefinition,
+      { [service.method]: (call: RawDuplex) => this.serve(call, service.kinds, protocol) },
+    );
+  }
+
+  private serve<Request>(call: RawDuplex, kinds: readonly ResourceKind[], protocol: Protocol<Request>): void {
+    const { metrics, logger } = this.options;
+    let stream: ServedStream<Request> | null = null;
     let closed = false;
     const fail = (code: grpc.status, details: string, reason: string): void => {
       metrics.badRequests.inc({ reason });
-      logger.warn({ peer: call.getPeer(), proxy: stream?.proxy.id, reason, details }, "closing xDS stream");
+      logger.warn({ peer: call.getPeer(), proxy: stream?.status.proxy.id, reason, details }, "closing xDS stream");
       call.emit("error", { code, details });
     };
     const cleanup = (): void => {
       if (closed || !stream) return;
       closed = true;
-      this.streams.delete(stream);
-      this.scheduler.forget(stream);
+      const served = stream as unknown as AnyStream;
+      const peers = this.streamsByView.get(served.viewKey);
+      peers?.delete(served);
+      if (peers?.size === 0) this.streamsByView.delete(served.viewKey);
+      this.scheduler.forget(served);
+      served.close();
       this.directory.remove(stream.status.streamId);
-      metrics.connectedProxies.dec({ kind: stream.proxy.kind, protocol: "sotw" });
-      logger.info({ proxy: stream.proxy.id }, "xDS stream closed");
+      metrics.connectedProxies.dec({ kind: stream.status.proxy.kind, protocol: protocol.name });
+      logger.info({ proxy: stream.status.proxy.id }, "xDS stream closed");
     };
     call.on("data", (bytes: Buffer) => {
-      let request: DiscoveryRequest;
+      if (closed) return;
+      let decoded: Decoded<Request>;
+      let proxy: Proxy | null = null;
       try {
-        request = fromBinary(DiscoveryRequestSchema, bytes);
+        decoded = protocol.decode(bytes);
+        // The node is read once, from the stream's first request (Envoy may repeat it in every one).
+        if (!stream) proxy = parseProxy(decoded.node());
       } catch (error) {
-        fail(grpc.status.INVALID_ARGUMENT, `malformed DiscoveryRequest: ${(error as Error).message}`, "malformed");
+        fail(grpc.status.INVALID_ARGUMENT, `malformed ${protocol.label}: ${(error as Error).message}`, "malformed");
         return;
       }
+      const request = decoded.request;
       if (!stream) {
-        const proxy = parseProxy(request.node);
-        const status = {
+        if (!proxy) return;
+        const status: ProxyStatus = {
           streamId: this.nextStreamId++,
           proxy,
-          protocol: "sotw" as const,
+          protocol: protocol.name,
           connectedAt: new Date().toISOString(),
           types: {},
         };
-        stream = new SotwStream(
+        stream = protocol.create(
           status,
-          cache,
           { write: (b) => call.write(b), onDrain: (callback) => call.once("drain", callback) },
-          metrics,
-          logger,
           kinds,
         );
-        this.streams.add(stream);
+        const served = stream as unknown as AnyStream;
+        let peers = this.streamsByView.get(served.viewKey);
+        if (!peers) this.streamsByView.set(served.viewKey, (peers = new Set()));
+        peers.add(served);
         this.directory.add(status);
-        metrics.connectedProxies.inc({ kind: proxy.kind, protocol: "sotw" });
-        logger.info({ proxy: proxy.id, service: proxy.service, kind: proxy.kind, agent: proxy.userAgent }, "xDS stream opened");
+        metrics.connectedProxies.inc({ kind: proxy.kind, protocol: protocol.name });
+        logger.info({ proxy: proxy.id, service: proxy.service, kind: proxy.kind, agent: proxy.userAgent, protocol: protocol.name }, "xDS stream opened");
       }
+      const served = stream;
       try {
-        stream.handleRequest(request);
+        served.handleRequest(request);
       } catch (error) {
         if (error instanceof UnsupportedTypeError) fail(grpc.status.INVALID_ARGUMENT, error.message, "unsupported_type");
         else {
-          logger.error({ err: error, proxy: stream.proxy.id }, "failed to serve xDS request");
+          logger.error({ err: error, proxy: served.status.proxy.id }, "failed to serve xDS request");
           fail(grpc.status.INTERNAL, `signalbox failed to serve the request: ${(error as Error).message}`, "internal");
         }
       }

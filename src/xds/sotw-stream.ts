@@ -1,12 +1,12 @@
 import type { Logger } from "pino";
-import type { DiscoveryRequest } from "../gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { Proxy } from "../model/proxy.ts";
 import { kindOfTypeUrl, RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
-import type { ResourceCache } from "./cache.ts";
-import { encodeDiscoveryResponse, setVersion, type EncodedResource } from "./encoding.ts";
+import { namesKey, Target, type ProxyView, type ResourceCache } from "./cache.ts";
+import { setVersion, withNonce, type EncodedResource } from "./encoding.ts";
 import type { XdsMetrics } from "./metrics.ts";
 import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
+import type { SotwRequest } from "./request-decode.ts";
 
 /**
  * One state-of-the-world stream (ADS, or a single-type service). It keeps, per
@@ -18,6 +18,10 @@ import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
  *  - after a cluster (listener) changes, Envoy re-requests its endpoints (routes)
  *    and waits for them: answer that request even if nothing else changed;
  *  - on NACK keep the last accepted version and never resend the rejected content.
+ *
+ * Per push the stream does O(1) work per type that did not change: what a
+ * subscription should hold (and its encoded response body) is memoized in the
+ * view and shared by every stream with the same view and subscription.
  */
 
 /** The writable side of a stream, so tests can drive a stream without gRPC. */
@@ -30,6 +34,8 @@ export interface ResponseSink {
 interface TypeState {
   readonly kind: ResourceKind;
   subscribed: readonly string[] | null;
+  /** namesKey(subscribed), computed when the subscription changes. */
+  subscribedKey: string;
   /** Has the client ever named resources for this type (ends legacy wildcard)? */
   named: boolean;
   wildcard: boolean;
@@ -46,8 +52,11 @@ export class SotwStream {
   private nonceCounter = 0;
   private paused = false;
   private dirty = false;
+  private closed = false;
   /** Clusters kept in CDS only until new listeners and routes are ACKed. */
   private retainedClusters = new Map<string, EncodedResource>();
+  /** The view key this stream retains in the cache. */
+  readonly viewKey: string;
 
   constructor(
     readonly status: ProxyStatus,
@@ -57,14 +66,23 @@ export class SotwStream {
     private readonly logger: Logger,
     /** Single-type services accept only their own type. */
     private readonly allowedKinds: readonly ResourceKind[] = RESOURCE_KINDS,
-  ) {}
+  ) {
+    this.viewKey = cache.retain(status.proxy);
+  }
 
   get proxy(): Proxy {
     return this.status.proxy;
   }
 
+  /** The stream ended: stop retaining its view. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cache.release(this.viewKey);
+  }
+
   /** Handle one request; throws a user-facing error for a request this stream cannot serve. */
-  handleRequest(request: DiscoveryRequest): void {
+  handleRequest(request: SotwRequest): void {
     const kind = kindOfTypeUrl(request.typeUrl);
     if (!kind || !this.allowedKinds.includes(kind)) {
       throw new UnsupportedTypeError(request.typeUrl);
@@ -79,19 +97,19 @@ export class SotwStream {
       this.metrics.staleRequests.inc({ type: kind });
       return;
     }
-    this.updateSubscription(state, request.resourceNames);
+    if (verdict.subscriptionChanged) this.updateSubscription(state, request.resourceNames);
 
     if (verdict.kind === "initial") {
       // A reconnecting client reports the version it already has: if that is what
       // we would send, it has everything and is not pushed again.
-      const target = this.target(state);
-      const version = setVersion(target.values());
-      if (request.versionInfo !== "" && request.versionInfo === version) {
-        state.sent = target;
-        state.status.sentVersion = version;
-        state.status.ackedVersion = version;
+      const view = this.view();
+      const target = view ? this.target(state, view) : null;
+      if (target && request.versionInfo !== "" && request.versionInfo === target.version) {
+        state.sent = target.resources;
+        state.status.sentVersion = target.version;
+        state.status.ackedVersion = target.version;
         state.status.state = "acked";
-        state.status.resourceCount = target.size;
+        state.status.resourceCount = target.resources.size;
         return;
       }
       this.push(state, true);
@@ -115,6 +133,7 @@ export class SotwStream {
 
   /** The cache has a new generation (or the stream drained): bring every type up to date. */
   refresh(): void {
+    if (this.closed) return;
     if (this.paused) {
       this.dirty = true;
       return;
@@ -125,6 +144,10 @@ export class SotwStream {
     }
   }
 
+  private view(): ProxyView | null {
+    return this.cache.viewFor(this.proxy, this.viewKey);
+  }
+
   private typeState(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
@@ -132,6 +155,7 @@ export class SotwStream {
       state = {
         kind,
         subscribed: null,
+        subscribedKey: "",
         named: false,
         wildcard: false,
         lastNonce: null,
@@ -156,90 +180,91 @@ export class SotwStream {
     const wildcardCapable = state.kind === "cluster" || state.kind === "listener";
     state.wildcard = names.includes("*") || (wildcardCapable && names.length === 0 && !state.named);
     state.subscribed = [...names];
+    state.subscribedKey = namesKey(explicit);
   }
 
-  private target(state: TypeState): Map<string, EncodedResource> {
-    const view = this.cache.viewFor(this.proxy);
-    const available = view?.resources[state.kind] ?? new Map<string, EncodedResource>();
-    const target = new Map<string, EncodedResource>();
-    if (state.wildcard) {
-      for (const [name, resource] of available) target.set(name, resource);
-    } else {
-      for (const name of state.subscribed ?? []) {
-        const resource = available.get(name);
-        if (resource) target.set(name, resource);
-      }
+  /** What the type's subscription should hold now: memoized in the view, plus any retained clusters. */
+  private target(state: TypeState, view: ProxyView): Target {
+    const base = state.wildcard ? view.all(state.kind) : view.named(state.kind, state.subscribed ?? [], state.subscribedKey);
+    if (state.kind !== "cluster" || this.retainedClusters.size === 0) return base;
+    let extended: Map<string, EncodedResource> | null = null;
+    for (const [name, resource] of this.retainedClusters) {
+      if (base.resources.has(name) || !(state.wildcard || state.subscribed?.includes(name))) continue;
+      extended ??= new Map(base.resources);
+      extended.set(name, resource);
     }
-    if (state.kind === "cluster") {
-      for (const [name, resource] of this.retainedClusters) {
-        if (!target.has(name) && (state.wildcard || state.subscribed?.includes(name))) target.set(name, resource);
-      }
-    }
-    return target;
+    return extended ? new Target(extended, setVersion(extended.values())) : base;
   }
 
   private push(state: TypeState, force: boolean): void {
-    if (state.subscribed === null || !this.cache.hasSnapshot) return;
+    if (state.subscribed === null || this.closed) return;
+    const view = this.view();
+    if (!view) return;
     if (this.paused) {
       this.dirty = true;
       return;
     }
-    if (state.kind === "cluster") this.planClusterRemoval(state);
-    const target = this.target(state);
-    const version = setVersion(target.values());
+    if (state.kind === "cluster") this.planClusterRemoval(state, view);
+    const target = this.target(state, view);
+    const version = target.version;
     if (!force && version === state.status.sentVersion) return;
     if (version === state.rejectedVersion) return;
 
     const nonce = String(++this.nonceCounter);
-    const bytes = encodeDiscoveryResponse(TYPE_URLS[state.kind], version, nonce, target.values());
+    const typeUrl = TYPE_URLS[state.kind];
+    const bytes = withNonce(target.sotwBody(typeUrl), nonce);
     const previous = state.sent;
     state.lastNonce = nonce;
-    state.sent = target;
+    state.sent = target.resources;
     state.resendOnRequest = false;
     state.status.sentVersion = version;
     state.status.state = "pending";
-    state.status.resourceCount = target.size;
-    this.metrics.responses.inc({ type: state.kind });
-    this.metrics.responseBytes.inc({ type: state.kind }, bytes.length);
-    if (!this.sink.write(bytes)) {
-      this.paused = true;
-      this.sink.onDrain(() => {
-        this.paused = false;
-        if (this.dirty) {
-          this.dirty = false;
-          this.refresh();
-        }
-      });
-    }
+    state.status.resourceCount = target.resources.size;
+    this.metrics.recordResponse(state.kind, bytes.length);
+    if (!this.sink.write(bytes)) this.pause();
     const child = state.kind === "cluster" ? "endpoint" : state.kind === "listener" ? "route" : null;
-    if (child && changedAny(previous, target)) {
+    if (child && previous !== target.resources && changedAny(previous, target.resources)) {
       const childState = this.types.get(child);
       if (childState) childState.resendOnRequest = true;
     }
+  }
+
+  /** The transport buffer is full: write nothing more until it drains, then send the newest state. */
+  private pause(): void {
+    this.paused = true;
+    this.sink.onDrain(() => {
+      this.paused = false;
+      if (this.dirty) {
+        this.dirty = false;
+        this.refresh();
+      }
+    });
   }
 
   /**
    * Clusters leaving the view are kept while the listeners and routes that might
    * still point at them are unacknowledged; dropped once they are.
    */
-  private planClusterRemoval(state: TypeState): void {
-    const view = this.cache.viewFor(this.proxy);
-    const current = view?.resources.cluster ?? new Map<string, EncodedResource>();
-    for (const [name, resource] of state.sent) {
-      if (!current.has(name) && !this.retainedClusters.has(name)) this.retainedClusters.set(name, resource);
+  private planClusterRemoval(state: TypeState, view: ProxyView): void {
+    const current = view.resources.cluster;
+    if (state.sent !== current) {
+      for (const [name, resource] of state.sent) {
+        if (!current.has(name) && !this.retainedClusters.has(name)) this.retainedClusters.set(name, resource);
+      }
     }
+    if (this.retainedClusters.size === 0) return;
     for (const name of [...this.retainedClusters.keys()]) {
       if (current.has(name)) this.retainedClusters.delete(name);
     }
-    if (this.retainedClusters.size > 0 && this.dependentsSettled()) this.retainedClusters.clear();
+    if (this.retainedClusters.size > 0 && this.dependentsSettled(view)) this.retainedClusters.clear();
   }
 
   /** Listeners and routes have been answered at the current generation (or are not used). */
-  private dependentsSettled(): boolean {
+  private dependentsSettled(view: ProxyView): boolean {
     for (const kind of ["listener", "route"] as const) {
       const state = this.types.get(kind);
       if (!state || state.subscribed === null) continue;
-      const upToDate = setVersion(this.target(state).values()) === state.status.sentVersion;
+      const upToDate = this.target(state, view).version === state.status.sentVersion;
       if (!upToDate || state.status.state === "pending") return false;
     }
     return true;

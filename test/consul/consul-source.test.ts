@@ -270,9 +270,9 @@ export function consulSourceSuite(backend: string, makeConsulHandle: () => Promi
     const o = await startSource();
     const before = Number(o.source.status().revision);
     expect(before).toBeGreaterThan(1_000_000_000);
-    // Both blocking queries (catalog, service) must be waiting with the old index:
+    // The three blocking queries (catalog, critical checks, service) must be waiting with the old index:
     // a query sent after the switch could not know and would block for its wait.
-    await eventually(() => handle.proxy.stats.requestsInFlight >= 2, 2000, "blocking queries in flight");
+    await eventually(() => handle.proxy.stats.requestsInFlight >= 3, 2000, "blocking queries in flight");
 
     handle.proxy.rewindIndex();
     await handle.admin.register({ node: `${p}-n1`, id: `${name}-2`, service: name, port: 80 });
@@ -363,6 +363,19 @@ export function consulSourceSuite(backend: string, makeConsulHandle: () => Promi
     expect(o.source.status().lastError).toMatch(/500/);
   });
 
+  it("with change hints off, holds one connection fewer and still sees changes", async () => {
+    p = uniquePrefix();
+    const name = `${p}-plain`;
+    await handle.admin.register({ node: `${p}-n1`, id: `${name}-1`, service: name, port: 80, checks: [{ id: `${name}-1-ttl`, status: "passing" }] });
+    const o = await startSource({ changeHints: false, maxConcurrentWatches: 4 });
+    expect(o.source.stats().maxConnections).toBe(5);
+    await handle.admin.setCheck(`${p}-n1`, `${name}-1-ttl`, `${name}-1`, "critical");
+    await o.until((s) => instancesOf(s, name)[0]?.health === "unhealthy", 2000, "critical check");
+    const stats = o.source.stats();
+    expect(stats.criticalChecks).toBe(-1);
+    expect(stats.locatorReads + stats.sweeps + stats.hintedReads).toBe(0);
+  });
+
   it("watches 500 services through a bounded number of connections", async () => {
     p = uniquePrefix();
     const count = 500;
@@ -396,14 +409,16 @@ export function consulSourceSuite(backend: string, makeConsulHandle: () => Promi
     const ms = await o.until((s) => s.services.get(target)?.instances[0]?.health === "unhealthy", 12_000, "change");
     record(`check change with ${count} services / ${maxConcurrentWatches} slots`, ms);
 
+    // The slots, the catalog watch and the critical-checks watch.
+    const bound = maxConcurrentWatches + 2;
     const stats = o.source.stats();
-    expect(stats.maxConnections).toBe(maxConcurrentWatches + 1);
+    expect(stats.maxConnections).toBe(bound);
     expect(stats.maxInFlight).toBeLessThanOrEqual(maxConcurrentWatches);
-    expect(handle.proxy.stats.maxConnections).toBeLessThanOrEqual(maxConcurrentWatches + 1);
-    expect(handle.proxy.stats.maxRequestsInFlight).toBeLessThanOrEqual(maxConcurrentWatches + 1);
+    expect(handle.proxy.stats.maxConnections).toBeLessThanOrEqual(bound);
+    expect(handle.proxy.stats.maxRequestsInFlight).toBeLessThanOrEqual(bound);
     measured.push({
       backend,
-      what: `peak connections with ${count} services (bound ${maxConcurrentWatches + 1})`,
+      what: `peak connections with ${count} services (bound ${bound})`,
       ms: handle.proxy.stats.maxConnections,
     });
   }, 60_000);

@@ -142,6 +142,40 @@ describe("Consul test server: reads and indexes", () => {
     expect(Number(res.index)).toBeGreaterThan(Number(first.index));
   });
 
+  it("lists checks by state with the checks index; a blocking query wakes only for its state", async () => {
+    await admin.register({ node: "n1", id: "a-1", service: "a", port: 1, checks: [{ id: "ca", status: "passing" }] });
+    await admin.register({ node: "n2", id: "b-1", service: "b", port: 1, checks: [{ id: "cb", status: "critical" }] });
+    const first = await get("/v1/health/state/critical");
+    expect(first.body).toMatchObject([
+      { Node: "n2", CheckID: "cb", Status: "critical", ServiceID: "b-1", ServiceName: "b" },
+    ]);
+    const any = await get("/v1/health/state/any");
+    expect((any.body as Array<{ CheckID: string }>).map((c) => c.CheckID)).toEqual(["ca", "cb", "serfHealth"]);
+    // Consul answers with the index of the whole checks table...
+    expect(any.index).toBe(first.index);
+
+    // ...but wakes a blocking query only when its part of the table changes: a
+    // passing check's new output does not release a query on critical checks.
+    const blocked = get(`/v1/health/state/critical?index=${first.index}&wait=5s`);
+    let settled = false;
+    void blocked.then(() => (settled = true));
+    await delay(50);
+    await admin.setCheck("n1", "ca", "a-1", "passing", "new output");
+    await delay(200);
+    expect(settled).toBe(false);
+    await admin.setCheck("n1", "ca", "a-1", "critical");
+    const woke = await blocked;
+    expect((woke.body as unknown[]).length).toBe(2);
+    expect(Number(woke.index)).toBeGreaterThan(Number(first.index));
+
+    // An index the checks table already passed answers at once, changed or not.
+    await admin.setCheck("n1", "ca", "a-1", "critical", "other output");
+    const immediate = await get(`/v1/health/state/critical?index=${woke.index}&wait=5s`);
+    expect(immediate.ms).toBeLessThan(1000);
+    expect(Number(immediate.index)).toBeGreaterThan(Number(woke.index));
+    expect((await get("/v1/health/state/bogus")).status).toBe(400);
+  });
+
   it("rejects a malformed index and an unknown datacenter", async () => {
     expect((await get("/v1/catalog/services?index=abc")).status).toBe(400);
     const dc = await get("/v1/catalog/services?dc=elsewhere");

@@ -8,6 +8,10 @@
  *   GET /v1/catalog/services answers with the `services` index, and
  *   GET /v1/health/service/:name with `service.<name>` (or, for a service that
  *   does not exist, the extinction index / the table maximum), never below 1;
+ *   GET /v1/health/state/:state with the `checks` index (any check change moves
+ *   it), while a blocking query on it wakes only when a check in that state is
+ *   added, removed or changed (Consul watches the state's part of the checks
+ *   table), or at once when the checks index already passed the one sent;
  * - blocking queries: `?index=N&wait=D` holds the request until the query's index
  *   exceeds N or D (default 5m, at most 10m) plus up to D/16 of jitter has passed;
  *   writes that do not move the query's index do not release it;
@@ -96,8 +100,8 @@ export interface ConsulTestServerOptions {
 }
 
 interface Waiter {
-  readonly minIndex: number;
-  readonly currentIndex: () => number;
+  /** True once the query's watched data changed (Consul's watch channel fired). */
+  readonly fired: () => boolean;
   readonly answer: () => void;
 }
 
@@ -129,9 +133,16 @@ export class ConsulTestServer {
   private readonly aclToken: string | undefined;
   private readonly server: http.Server;
   private state: State = emptyState();
+  /** Lookup tables over `state` for reads; rebuilt on the first read after a write. */
+  private lookups: { servicesByName: Map<string, ServiceRec[]>; checksByNode: Map<string, CheckRec[]> } | null = null;
   /** The raft index: every write takes the next one. */
   private raft = 0;
   private readonly waiters = new Set<Waiter>();
+  /**
+   * Per check status: bumped whenever a check in that status is added, removed or
+   * changed (Consul's watch on the status index of the checks table).
+   */
+  private readonly checkWatch: Record<Status, number> = { passing: 0, warning: 0, critical: 0 };
   private host = "127.0.0.1";
   private port = 0;
   private listening = false;
@@ -233,6 +244,7 @@ export class ConsulTestServer {
   private write(fn: (idx: number) => void): number {
     this.raft += 1;
     const idx = this.raft;
+    this.lookups = null;
     fn(idx);
     this.wakeAll();
     return idx;
@@ -306,6 +318,8 @@ export class ConsulTestServer {
     if (old && sameExceptIndexes(old, next)) return;
     this.state.checks.set(k, next);
     this.bump("checks", idx);
+    if (old) this.checkWatch[old.status] += 1;
+    this.checkWatch[next.status] += 1;
     if (svc) this.bump(`service.${svc.service}`, idx);
     else for (const s of this.servicesOnNode(c.node)) this.bump(`service.${s.service}`, idx);
   }
@@ -316,6 +330,7 @@ export class ConsulTestServer {
     if (!old) return;
     this.state.checks.delete(k);
     this.bump("checks", idx);
+    this.checkWatch[old.status] += 1;
     if (old.serviceName !== "") this.bump(`service.${old.serviceName}`, idx);
     else for (const s of this.servicesOnNode(node)) this.bump(`service.${s.service}`, idx);
   }
@@ -381,16 +396,35 @@ export class ConsulTestServer {
     return out;
   }
 
+  private readLookups(): { servicesByName: Map<string, ServiceRec[]>; checksByNode: Map<string, CheckRec[]> } {
+    if (this.lookups !== null) return this.lookups;
+    const servicesByName = new Map<string, ServiceRec[]>();
+    for (const rec of this.state.services.values()) {
+      const list = servicesByName.get(rec.service);
+      if (list) list.push(rec);
+      else servicesByName.set(rec.service, [rec]);
+    }
+    const checksByNode = new Map<string, CheckRec[]>();
+    for (const rec of this.state.checks.values()) {
+      const list = checksByNode.get(rec.node);
+      if (list) list.push(rec);
+      else checksByNode.set(rec.node, [rec]);
+    }
+    this.lookups = { servicesByName, checksByNode };
+    return this.lookups;
+  }
+
   private healthService(name: string, passingOnly: boolean, filtered: boolean): unknown[] {
     if (filtered) return [];
-    const services = [...this.state.services.values()]
-      .filter((s) => s.service === name)
-      .sort((a, b) => (a.node === b.node ? cmp(a.id, b.id) : cmp(a.node, b.node)));
+    const lookups = this.readLookups();
+    const services = [...(lookups.servicesByName.get(name) ?? [])].sort((a, b) =>
+      a.node === b.node ? cmp(a.id, b.id) : cmp(a.node, b.node),
+    );
     const out: unknown[] = [];
     for (const s of services) {
       const node = this.state.nodes.get(s.node);
       if (!node) continue;
-      const checks = [...this.state.checks.values()]
+      const checks = (lookups.checksByNode.get(s.node) ?? [])
         .filter((c) => c.node === s.node && (c.serviceId === "" || c.serviceId === s.id))
         .sort((a, b) => cmp(a.checkId, b.checkId));
       if (passingOnly && checks.some((c) => c.status !== "passing")) continue;
@@ -443,6 +477,28 @@ export class ConsulTestServer {
     return out;
   }
 
+  private healthState(state: "any" | Status, filtered: boolean): unknown[] {
+    if (filtered) return [];
+    return [...this.state.checks.values()]
+      .filter((c) => state === "any" || c.status === state)
+      .sort((a, b) => (a.node === b.node ? cmp(a.checkId, b.checkId) : cmp(a.node, b.node)))
+      .map((c) => ({
+        Node: c.node,
+        CheckID: c.checkId,
+        Name: c.name,
+        Status: c.status,
+        Notes: c.notes,
+        Output: c.output,
+        ServiceID: c.serviceId,
+        ServiceName: c.serviceName,
+        ServiceTags: c.serviceTags,
+        Type: c.type,
+        Namespace: "default",
+        CreateIndex: c.createIndex,
+        ModifyIndex: c.modifyIndex,
+      }));
+  }
+
   // ---------------------------------------------------------------- HTTP
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -468,6 +524,25 @@ export class ConsulTestServer {
           this.healthService(name, passing, acl === "anonymous"),
         acl);
       }
+      if (method === "GET" && (m = /^\/v1\/health\/state\/([^/]+)$/.exec(path))) {
+        const state = decodeURIComponent(m[1]!);
+        if (state !== "any" && state !== "passing" && state !== "warning" && state !== "critical") {
+          throw new HttpError(400, `Bad state: ${state}`);
+        }
+        const watch =
+          state === "any"
+            ? () => this.checkWatch.passing + this.checkWatch.warning + this.checkWatch.critical
+            : () => this.checkWatch[state];
+        return await this.blockingRead(
+          req,
+          res,
+          url,
+          () => this.maxIndex("checks"),
+          () => this.healthState(state, acl === "anonymous"),
+          acl,
+          watch,
+        );
+      }
       if (method === "GET" && path === "/v1/status/leader") return json(res, 200, "127.0.0.1:8300");
       if (method === "GET" && path === "/v1/agent/self") {
         return json(res, 200, { Config: { Datacenter: this.datacenter, NodeName: this.agentNode, Server: true } });
@@ -485,6 +560,7 @@ export class ConsulTestServer {
       if (path === "/v1/snapshot") {
         const snap = JSON.parse(body) as { raft: number; state: SerializedState };
         this.state = deserializeState(snap.state);
+        this.lookups = null;
         // Raft continues above every index it ever handed out.
         this.raft = Math.max(this.raft, snap.raft) + 1;
         this.answerAll();
@@ -551,6 +627,11 @@ export class ConsulTestServer {
     currentIndex: () => number,
     body: () => unknown,
     acl: "ok" | "anonymous",
+    /**
+     * What the query watches, when that is narrower than its index: it wakes when
+     * this value changes, and otherwise when `currentIndex` passes the one sent.
+     */
+    watch?: () => number,
   ): Promise<void> {
     const rawIndex = url.searchParams.get("index");
     let minIndex = 0;
@@ -561,10 +642,11 @@ export class ConsulTestServer {
     if (minIndex > 0 && currentIndex() <= minIndex) {
       const waitMs = Math.min(parseWait(url.searchParams.get("wait")), 10 * 60_000);
       const jitter = Math.random() * (waitMs / 16);
+      const watchedAtStart = watch?.();
+      const fired = watch ? () => watch() !== watchedAtStart : () => currentIndex() > minIndex;
       await new Promise<void>((resolve) => {
         const waiter: Waiter = {
-          minIndex,
-          currentIndex,
+          fired,
           answer: () => {
             clearTimeout(timer);
             this.waiters.delete(waiter);
@@ -594,7 +676,7 @@ export class ConsulTestServer {
   /** After a write: release the blocked queries whose index moved past theirs. */
   private wakeAll(): void {
     for (const w of [...this.waiters]) {
-      if (this.faults.mode !== "none" || w.currentIndex() > w.minIndex) w.answer();
+      if (this.faults.mode !== "none" || w.fired()) w.answer();
     }
   }
 

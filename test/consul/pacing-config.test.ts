@@ -79,6 +79,50 @@ describe("SlotPool", () => {
     expect(pool.maxActive).toBe(8);
   });
 
+  it("grants plain reads, then sweep reads, then blocking queries", async () => {
+    const pool = new SlotPool(8);
+    const held = await Promise.all(Array.from({ length: 8 }, () => pool.acquire(undefined, "read")));
+    const order: string[] = [];
+    const wait = (kind: "read" | "sweep" | "blocking") =>
+      pool.acquire(undefined, kind).then((r) => {
+        order.push(kind);
+        return r;
+      });
+    const waiting = [wait("blocking"), wait("sweep"), wait("read"), wait("sweep")];
+    for (const r of held) r!();
+    for (const r of await Promise.all(waiting)) r!();
+    expect(order).toEqual(["read", "sweep", "sweep", "blocking"]);
+    // Sweep reads may use the reserved slot; blocking queries still may not.
+    const sweeps = await Promise.all(Array.from({ length: 8 }, () => pool.acquire(undefined, "sweep")));
+    expect(pool.active).toBe(8);
+    for (const r of sweeps) r!();
+    const blocking = await Promise.all(Array.from({ length: 7 }, () => pool.acquire(undefined, "blocking")));
+    let eighth = false;
+    const late = pool.acquire(undefined, "blocking").then((r) => ((eighth = true), r));
+    await Promise.resolve();
+    expect(eighth).toBe(false);
+    blocking[0]!();
+    (await late)!();
+    for (const r of blocking.slice(1)) r!();
+    expect(pool.active).toBe(0);
+  });
+
+  it("lets many waiters give up their place cheaply", async () => {
+    const pool = new SlotPool(2);
+    const held = [await pool.acquire(undefined, "read"), await pool.acquire(undefined, "read")];
+    const controllers = Array.from({ length: 5000 }, () => new AbortController());
+    const waits = controllers.map((c) => pool.acquire(c.signal, "blocking"));
+    expect(pool.queued).toBe(5000);
+    const started = performance.now();
+    for (const c of controllers.slice(0, 4999)) c.abort();
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(pool.queued).toBe(1);
+    held[0]!();
+    const results = await Promise.all(waits);
+    expect(results.filter((r) => r !== null)).toHaveLength(1);
+    expect(pool.active).toBe(2);
+  });
+
   it("a pool of one has no reserve", async () => {
     const pool = new SlotPool(1);
     expect(pool.blockingSlots).toBe(1);
@@ -117,6 +161,15 @@ describe("Consul configuration", () => {
     expect(
       consulOptionsFromConfig({}, { CONSUL_HTTP_ADDR: "c:8501", CONSUL_HTTP_SSL: "true", CONSUL_DATACENTER: "dc3" }),
     ).toEqual({ address: "https://c:8501", datacenter: "dc3" });
+  });
+
+  it("turns change hints on by default, and validates the sweep interval", () => {
+    const o = resolveConsulOptions({ address: "x:1" });
+    expect(o.changeHints).toBe(true);
+    expect(o.sweepIntervalMs).toBe(1000);
+    expect(o.serviceFilter("anything")).toBe(true);
+    expect(resolveConsulOptions({ address: "x:1", sweepIntervalMs: 0 }).sweepIntervalMs).toBe(0);
+    expect(() => resolveConsulOptions({ address: "x:1", sweepIntervalMs: 10 })).toThrow(/sweepIntervalMs/);
   });
 
   it("rejects a wait outside Consul's limits", () => {

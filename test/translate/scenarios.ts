@@ -1,6 +1,8 @@
 import type { Proxy } from "../../src/model/proxy.ts";
 import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
 import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
+import { routePoliciesScenario } from "./scenarios-route-policies.ts";
+import { clusterPoliciesScenario } from "./scenarios-cluster-policies.ts";
 
 /** Scenarios for golden-file tests: a registry and rules in, Envoy resources out. */
 
@@ -117,4 +119,6 @@ export const scenarios: Scenario[] = [
       },
     },
   },
+  routePoliciesScenario,
+  clusterPoliciesScenario,
 ];

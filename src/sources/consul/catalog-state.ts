@@ -6,6 +6,7 @@
  */
 import type { RegistryState, Service } from "../../model/registry.ts";
 import type { ConsulServiceEntry } from "./consul-types.ts";
+import { checkKey, signature } from "./hints.ts";
 import { isProxyOrGateway, mapService, type MappingContext } from "./mapping.ts";
 
 export class CatalogState {
@@ -14,6 +15,8 @@ export class CatalogState {
   /** destination service -> name of the Consul service holding the proxies -> proxies. */
   private readonly proxiesByDestination = new Map<string, Map<string, readonly ConsulServiceEntry[]>>();
   private readonly built = new Map<string, { service: Service; key: string }>();
+  /** Per service: the nodes its instances run on, and its critical checks (see `criticalSignature`). */
+  private readonly health = new Map<string, { nodes: readonly string[]; critical: string; checks: string }>();
 
   constructor(private readonly ctx: MappingContext) {}
 
@@ -35,6 +38,7 @@ export class CatalogState {
   set(name: string, next: readonly ConsulServiceEntry[]): boolean {
     const previous = this.entries.get(name) ?? [];
     this.entries.set(name, next);
+    this.health.set(name, healthOf(next));
     return this.update(name, previous, next);
   }
 
@@ -43,7 +47,27 @@ export class CatalogState {
     const previous = this.entries.get(name);
     if (previous === undefined) return false;
     this.entries.delete(name);
+    this.health.delete(name);
     return this.update(name, previous, []);
+  }
+
+  /** The nodes that run instances of `name`, as last read. */
+  nodesOf(name: string): readonly string[] {
+    return this.health.get(name)?.nodes ?? [];
+  }
+
+  /**
+   * The critical checks of `name`'s last good answer (service checks of its
+   * instances and checks of the nodes they run on), as a signature comparable
+   * with `CriticalChecks.signature`.
+   */
+  criticalSignature(name: string): string {
+    return this.health.get(name)?.critical ?? "";
+  }
+
+  /** Like `criticalSignature`, for every check of the answer, with its status. */
+  checksSignature(name: string): string {
+    return this.health.get(name)?.checks ?? "";
   }
 
   /** The current services, keyed and ordered by name. */
@@ -87,6 +111,20 @@ export class CatalogState {
     this.built.set(name, { service, key });
     return true;
   }
+}
+
+function healthOf(entries: readonly ConsulServiceEntry[]): { nodes: readonly string[]; critical: string; checks: string } {
+  const nodes = new Set<string>();
+  const critical = new Set<string>();
+  const checks = new Set<string>();
+  for (const e of entries) {
+    nodes.add(e.Node.Node);
+    for (const c of e.Checks) {
+      if (c.Status === "critical") critical.add(checkKey(e.Node.Node, c.CheckID));
+      checks.add(checkKey(e.Node.Node, c.CheckID, c.Status));
+    }
+  }
+  return { nodes: [...nodes], critical: signature(critical), checks: signature(checks) };
 }
 
 function proxyDestinations(entries: readonly ConsulServiceEntry[]): Set<string> {

@@ -84,7 +84,7 @@ interface PapiLikeError extends Error {
   readonly response?: RawResponse;
 }
 
-/** The two read endpoints the source uses. */
+/** The read endpoints the source uses. */
 export class ConsulClient {
   readonly agent: http.Agent;
   private readonly consul: Consul;
@@ -119,6 +119,13 @@ export class ConsulClient {
   healthService(service: string, params: QueryParams): Promise<QueryResult> {
     return this.call(`GET /v1/health/service/${service}`, params, (opts) =>
       this.consul.health.service({ ...opts, service } as never),
+    );
+  }
+
+  /** GET /v1/health/state/:state: every check in that state, datacenter-wide. */
+  healthState(state: "any" | "passing" | "warning" | "critical", params: QueryParams): Promise<QueryResult> {
+    return this.call(`GET /v1/health/state/${state}`, params, (opts) =>
+      this.consul.health.state({ ...opts, state } as never),
     );
   }
 

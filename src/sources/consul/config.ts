@@ -28,11 +28,32 @@ export interface ConsulSourceOptions {
   readonly loopBurst?: number;
   /**
    * How many per-service health queries may be in flight at once. With the catalog
-   * watch this bounds the HTTP connections the source opens to Consul at
-   * `maxConcurrentWatches + 1`, well below Consul's default
-   * `limits.http_max_conns_per_client` of 200. Default 64.
+   * watch and the critical-checks watch this bounds the HTTP connections the
+   * source opens to Consul at `maxConcurrentWatches + 2`, well below Consul's
+   * default `limits.http_max_conns_per_client` of 200. Default 64.
    */
   readonly maxConcurrentWatches?: number;
+  /**
+   * Change hints (default on): one more blocking query, on
+   * GET /v1/health/state/critical, names the services whose critical checks
+   * (failing checks, maintenance) changed, and the catalog watch names services
+   * whose tags changed; those are read at once, ahead of the rotation. When the
+   * catalog index moves without saying where, every service is read once (a
+   * priority sweep, at most once per `sweepIntervalMs`). Off: only the rotation
+   * of per-service queries, and one connection fewer.
+   */
+  readonly changeHints?: boolean;
+  /**
+   * Shortest time between two priority sweeps, in ms; 0 turns sweeps off
+   * (registrations, deregistrations and port changes of existing services then
+   * wait for their turn). Default 1000.
+   */
+  readonly sweepIntervalMs?: number;
+  /**
+   * Only catalog names for which this returns true are watched and emitted (on
+   * top of `excludeServices`). Default: every name. For embedding; not a flag.
+   */
+  readonly serviceFilter?: (name: string) => boolean;
   /**
    * When there are more services than watch slots, services take turns: each
    * query then blocks for a shorter wait so that every service is asked again
@@ -86,6 +107,8 @@ export const consulDefaults = {
   coalesceMs: 20,
   stale: false,
   excludeServices: ["consul"] as readonly string[],
+  changeHints: true,
+  sweepIntervalMs: 1000,
 } as const;
 
 /** Consul's blocking-query ceiling: wait is limited to 10 minutes. */
@@ -177,8 +200,16 @@ export function resolveConsulOptions(options: ConsulSourceOptions): ResolvedCons
     coalesceMs: positiveInt("coalesceMs", options.coalesceMs ?? consulDefaults.coalesceMs, 0),
     stale: options.stale ?? consulDefaults.stale,
     excludeServices: options.excludeServices ?? consulDefaults.excludeServices,
+    changeHints: options.changeHints ?? consulDefaults.changeHints,
+    sweepIntervalMs: sweepInterval(options.sweepIntervalMs ?? consulDefaults.sweepIntervalMs),
+    serviceFilter: options.serviceFilter ?? (() => true),
     logger: options.logger,
   };
+}
+
+function sweepInterval(value: number): number {
+  if (value === 0) return 0;
+  return positiveInt("sweepIntervalMs", value, 100);
 }
 
 /** What the command line offers for Consul; every field optional. */

@@ -193,3 +193,26 @@ export function parseHealthService(body: unknown, expectedName: string): ConsulS
     };
   });
 }
+
+/** One entry of GET /v1/health/state/:state (the fields the source reads). */
+export interface ConsulStateCheck {
+  readonly Node: string;
+  readonly CheckID: string;
+  readonly Status: CheckStatus;
+  /** "" for node-level checks. */
+  readonly ServiceID: string;
+  readonly ServiceName: string;
+}
+
+/** GET /v1/health/state/:state: a list of checks. */
+export function parseHealthState(body: unknown): ConsulStateCheck[] {
+  if (!Array.isArray(body)) throw new ShapeError("health state: expected a list of checks");
+  return body.map((c, i) => {
+    const where = `health state[${i}]`;
+    const check = parseCheck(c, where);
+    const o = c as Json;
+    const node = str(o, "Node", where);
+    if (node === "") throw new ShapeError(`${where}.Node: empty`);
+    return { ...check, Node: node, ServiceName: str(o, "ServiceName", where, true) };
+  });
+}

@@ -30,6 +30,11 @@ export function registerConsulMetrics(registry: Registry, source: ConsulRegistry
     source.stats().maxConnections,
   );
   gauge("signalbox_consul_catalog_index", "Last X-Consul-Index of the catalog watch", () => source.stats().catalogIndex);
+  gauge(
+    "signalbox_consul_critical_checks",
+    "Critical checks in the datacenter, as the change-hint watch last saw them (-1: not known yet, or hints off)",
+    () => source.stats().criticalChecks,
+  );
   // Counters mirror the source's cumulative counts: each scrape adds the delta.
   const seen = new Map<string, number>();
   const delta = (key: string, now: number): number => {
@@ -45,6 +50,31 @@ export function registerConsulMetrics(registry: Registry, source: ConsulRegistry
       this.inc(delta("resets", source.stats().indexResets));
     },
   });
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.inc(delta(name, read()));
+      },
+    });
+  counter(
+    "signalbox_consul_hinted_reads_total",
+    "Service reads made out of turn because a change hint (critical checks, catalog tags, located catalog change) named the service",
+    () => source.stats().hintedReads,
+  );
+  counter(
+    "signalbox_consul_locator_reads_total",
+    "Reads of /v1/health/state/any made to locate a catalog change",
+    () => source.stats().locatorReads,
+  );
+  counter("signalbox_consul_sweeps_total", "Priority sweeps after the catalog index moved", () => source.stats().sweeps);
+  counter(
+    "signalbox_consul_sweep_reads_total",
+    "Service reads asked for by priority sweeps",
+    () => source.stats().sweepReads,
+  );
   new Counter({
     name: "signalbox_consul_queries_total",
     help: "Consul queries answered, by outcome (ok, unreachable, timeout, http, garbage, aborted)",

@@ -18,8 +18,18 @@
  *   blocking query and changes arrive as soon as Consul commits them. With more
  *   services than slots, services take turns: each query blocks for
  *   wait * slots / services (never below `minRotationWaitMs`), so every service is
- *   asked again about once per `wait`, and a change to a service that is not
- *   holding a slot shows up within about one `wait`.
+ *   asked again about once per `wait`. This rotation is the complete,
+ *   authoritative path: everything emitted comes from these health answers;
+ * - change hints make the urgent changes fast at any catalog size, with one more
+ *   connection (see hints.ts): a blocking query on GET /v1/health/state/critical
+ *   names the services whose critical checks (failures, maintenance) changed; the
+ *   catalog watch names services whose tags changed, and services that appear
+ *   or disappear. Those are read at once with a plain read that goes ahead of
+ *   the rotation. When the catalog index moves and the answer does not say
+ *   where (an instance registered, deregistered or changed somewhere), a
+ *   priority sweep reads every service that is not holding a blocking query,
+ *   at most once per `sweepIntervalMs`, through the same slots. Connections:
+ *   `maxConcurrentWatches + 2`.
  *
  * Failure: a watch that fails keeps its last good answer, backs off, and retries
  * on its own; the source reports itself degraded (with the error) until every
@@ -30,9 +40,16 @@ import type { Logger } from "pino";
 import type { RegistryState } from "../../model/registry.ts";
 import type { RegistrySource, SourceStatus } from "../source.ts";
 import { CatalogState } from "./catalog-state.ts";
-import { ConsulClient, type ConsulErrorKind, type ConsulRequestError } from "./client.ts";
+import { ConsulClient, type ConsulErrorKind, ConsulRequestError } from "./client.ts";
 import { type ConsulSourceOptions, type ResolvedConsulOptions, resolveConsulOptions } from "./config.ts";
-import { type ConsulServiceEntry, parseCatalogServices, parseHealthService } from "./consul-types.ts";
+import {
+  type ConsulServiceEntry,
+  type ConsulStateCheck,
+  parseCatalogServices,
+  parseHealthService,
+  parseHealthState,
+} from "./consul-types.ts";
+import { CheckIndex } from "./hints.ts";
 import { SlotPool } from "./pacing.ts";
 import { BlockingWatch, type WatchTiming } from "./watch.ts";
 
@@ -57,6 +74,25 @@ export interface ConsulSourceStats {
   readonly requests: Readonly<Record<"ok" | ConsulErrorKind, number>>;
   /** Current blocking wait of service watches, in ms. */
   readonly serviceWaitMs: number;
+  /** Plain reads asked for out of turn because a hint named the service. */
+  readonly hintedReads: number;
+  /** Priority sweeps run, and the plain reads they asked for. */
+  readonly sweeps: number;
+  readonly sweepReads: number;
+  /** Reads of GET /v1/health/state/any that located catalog changes. */
+  readonly locatorReads: number;
+  /** Critical checks in the datacenter, as last answered (-1 before the first answer or with hints off). */
+  readonly criticalChecks: number;
+}
+
+/** The key of the critical-checks watch in `failing` (service names are never empty). */
+const criticalWatchKey = "\u0000health/state/critical";
+/** A hint that a read did not settle is not repeated for the same answer within this time. */
+const rehintAfterMs = 5000;
+
+interface HintMemo {
+  readonly sig: string;
+  readonly at: number;
 }
 
 export class ConsulRegistrySource implements RegistrySource {
@@ -69,6 +105,24 @@ export class ConsulRegistrySource implements RegistrySource {
   private readonly state: CatalogState;
 
   private catalogWatch: BlockingWatch<Map<string, readonly string[]>> | null = null;
+  private criticalWatch: BlockingWatch<ConsulStateCheck[]> | null = null;
+  private readonly critical = new CheckIndex(false);
+  private readonly allChecks = new CheckIndex(true);
+  /** Per hint kind and service: the signature it was last refreshed for, and when. */
+  private readonly hinted = { critical: new Map<string, HintMemo>(), checks: new Map<string, HintMemo>() };
+  /** Aborts the locator read on stop. */
+  private readonly locatorAbort = new AbortController();
+  private locating = false;
+  private locateAgain = false;
+  private locatorReads = 0;
+  /** The previous catalog answer and its index (for tag hints and sweeps). */
+  private lastCatalog: Map<string, readonly string[]> | null = null;
+  private lastCatalogIndex = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private lastSweepAt = Number.NEGATIVE_INFINITY;
+  private hintedReads = 0;
+  private sweeps = 0;
+  private sweepReads = 0;
   private readonly serviceWatches = new Map<string, BlockingWatch<ConsulServiceEntry[]>>();
   private catalogSynced = false;
   /** Watched services not yet answered once (only tracked until ready). */
@@ -116,9 +170,9 @@ export class ConsulRegistrySource implements RegistrySource {
     this.state = new CatalogState(this.opts.datacenter === undefined ? {} : { datacenter: this.opts.datacenter });
   }
 
-  /** The most connections this source opens to Consul. */
+  /** The most connections this source opens to Consul: the slots, the catalog watch, the critical-checks watch. */
   get maxConnections(): number {
-    return this.opts.maxConcurrentWatches + 1;
+    return this.opts.maxConcurrentWatches + (this.opts.changeHints ? 2 : 1);
   }
 
   /**
@@ -157,6 +211,10 @@ export class ConsulRegistrySource implements RegistrySource {
     );
     this.catalogWatch = this.makeCatalogWatch();
     this.catalogWatch.start();
+    if (this.opts.changeHints) {
+      this.criticalWatch = this.makeCriticalWatch();
+      this.criticalWatch.start();
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.opts.initialSyncTimeoutMs);
@@ -178,11 +236,15 @@ export class ConsulRegistrySource implements RegistrySource {
     this.running = false;
     if (this.emitTimer) clearTimeout(this.emitTimer);
     this.emitTimer = null;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    this.locatorAbort.abort();
     this.initialSyncDone?.();
-    const watches = [this.catalogWatch, ...this.serviceWatches.values()].filter((w) => w !== null);
+    const watches = [this.catalogWatch, this.criticalWatch, ...this.serviceWatches.values()].filter((w) => w !== null);
     await Promise.all([...watches.map((w) => w.stop()), ...this.stopping]);
     this.serviceWatches.clear();
     this.catalogWatch = null;
+    this.criticalWatch = null;
     this.client?.destroy();
     this.client = null;
   }
@@ -214,6 +276,11 @@ export class ConsulRegistrySource implements RegistrySource {
       onChangeCalls: this.onChangeCalls,
       requests: { ...this.requests },
       serviceWaitMs: this.serviceWaitMs(),
+      hintedReads: this.hintedReads,
+      sweeps: this.sweeps,
+      sweepReads: this.sweepReads,
+      locatorReads: this.locatorReads,
+      criticalChecks: this.critical.ready ? this.critical.size : -1,
     };
   }
 
@@ -236,7 +303,7 @@ export class ConsulRegistrySource implements RegistrySource {
           this.requests.ok += 1;
           this.catalogIndex = index;
           this.failing.delete("");
-          this.onCatalog(services);
+          this.onCatalog(services, index);
           this.noteHealth();
         },
         onError: (err, failures) => this.onWatchError("", err, failures),
@@ -248,15 +315,150 @@ export class ConsulRegistrySource implements RegistrySource {
     );
   }
 
-  private onCatalog(catalog: Map<string, readonly string[]>): void {
+  /** GET /v1/health/state/critical: the change hint for failing checks and maintenance. */
+  private makeCriticalWatch(): BlockingWatch<ConsulStateCheck[]> {
+    return new BlockingWatch(
+      "GET /v1/health/state/critical",
+      {
+        fetch: (params) => this.client!.healthState("critical", params),
+        parse: parseHealthState,
+        waitMs: () => this.opts.waitMs,
+        onData: (checks) => {
+          this.requests.ok += 1;
+          this.failing.delete(criticalWatchKey);
+          this.onCritical(checks);
+          this.noteHealth();
+        },
+        onError: (err, failures) => this.onWatchError(criticalWatchKey, err, failures),
+        onIndexReset: (previous, returned) => this.onIndexReset("critical checks", previous, returned),
+      },
+      this.timing,
+      null,
+      this.logger,
+    );
+  }
+
+  /** The critical-checks watch answered: refresh the services whose critical checks changed. */
+  private onCritical(checks: readonly ConsulStateCheck[]): void {
     if (!this.running) return;
-    const wanted = new Set([...catalog.keys()].filter((n) => !this.opts.excludeServices.includes(n)));
+    this.critical.update(checks);
+    this.hintFromChecks(this.critical, "critical");
+  }
+
+  /**
+   * Refreshes every service whose last health answer disagrees with what `index`
+   * (a datacenter-wide check list) says about it. Comparing with what was read,
+   * rather than only with the previous list, also catches what happened while
+   * the list was starting, failing or resetting. A disagreement a read did not
+   * settle (a lagging server with `stale`, a race with a newer change) is not
+   * hinted again for the same list within `rehintAfterMs`; the rotation and the
+   * sweeps still cover it.
+   */
+  private hintFromChecks(index: CheckIndex, kind: "critical" | "checks"): void {
+    const memo = this.hinted[kind];
+    const now = performance.now();
+    for (const name of this.state.names()) {
+      const watch = this.serviceWatches.get(name);
+      if (watch === undefined) continue;
+      const expected = index.signature(name, this.state.nodesOf(name));
+      const cached = kind === "critical" ? this.state.criticalSignature(name) : this.state.checksSignature(name);
+      if (expected === cached) {
+        memo.delete(name);
+        continue;
+      }
+      const last = memo.get(name);
+      if (last !== undefined && last.sig === expected && now - last.at < rehintAfterMs) continue;
+      memo.set(name, { sig: expected, at: now });
+      if (watch.refresh("read")) this.hintedReads += 1;
+    }
+  }
+
+  /**
+   * The catalog index moved: something in the services table changed, and the
+   * catalog answer may not say what (an instance registered, deregistered or
+   * changed in a service that still exists). Two steps:
+   * - locate (`locate`): one plain read of GET /v1/health/state/any, through a
+   *   slot, on every move (the catalog loop's rate limit bounds how often); the
+   *   services whose checks appeared, disappeared or changed state are read at
+   *   once. This covers registrations and deregistrations of instances that
+   *   have checks, whatever the catalog size;
+   * - sweep (here), at most once per `sweepIntervalMs`: every watched service
+   *   not holding a blocking query gets one plain read, after those and ahead
+   *   of the rotation: the complete path for what checks do not show
+   *   (instances without checks, port, address, meta).
+   */
+  private scheduleSweep(): void {
+    if (!this.running || !this.opts.changeHints || this.opts.sweepIntervalMs === 0) return;
+    if (this.sweepTimer !== null) return;
+    const delay = Math.max(0, this.lastSweepAt + this.opts.sweepIntervalMs - performance.now());
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = null;
+      if (!this.running) return;
+      this.lastSweepAt = performance.now();
+      this.sweeps += 1;
+      let asked = 0;
+      for (const watch of this.serviceWatches.values()) if (watch.refresh("sweep")) asked += 1;
+      this.sweepReads += asked;
+      this.logger?.debug({ reads: asked }, "consul: catalog index moved; sweeping");
+    }, delay);
+  }
+
+  /** Reads GET /v1/health/state/any and refreshes the services it shows changed; one read at a time. */
+  private async locate(): Promise<void> {
+    if (!this.running || !this.opts.changeHints || this.client === null) return;
+    if (this.locating) {
+      // A read in flight may predate the move: read once more after it.
+      this.locateAgain = true;
+      return;
+    }
+    this.locating = true;
+    this.locateAgain = false;
+    const signal = this.locatorAbort.signal;
+    const release = await this.pool.acquire(signal, "read");
+    try {
+      if (release === null || !this.running || this.client === null) return;
+      this.locatorReads += 1;
+      const result = await this.client.healthState("any", {
+        index: 0,
+        wait: "",
+        timeoutMs: this.opts.requestTimeoutMs,
+        signal,
+      });
+      const checks = parseHealthState(result.body);
+      if (!this.running) return;
+      this.requests.ok += 1;
+      this.allChecks.update(checks);
+      this.hintFromChecks(this.allChecks, "checks");
+    } catch (err) {
+      // A hint only: the sweep reads every service anyway.
+      if (!this.running) return;
+      const e = err instanceof ConsulRequestError ? err : new ConsulRequestError("garbage", String(err));
+      if (e.kind !== "aborted") this.requests[e.kind] += 1;
+      this.logger?.debug({ err: e.message }, "consul: could not locate catalog changes; sweeping only");
+    } finally {
+      release?.();
+      this.locating = false;
+      if (this.locateAgain) void this.locate();
+    }
+  }
+
+  private onCatalog(catalog: Map<string, readonly string[]>, index: number): void {
+    if (!this.running) return;
+    const wanted = new Set(
+      [...catalog.keys()].filter((n) => !this.opts.excludeServices.includes(n) && this.opts.serviceFilter(n)),
+    );
+    const previous = this.lastCatalog;
+    const indexMoved = previous !== null && index !== this.lastCatalogIndex;
+    this.lastCatalog = catalog;
+    this.lastCatalogIndex = index;
     for (const [name, watch] of this.serviceWatches) {
       if (wanted.has(name)) continue;
       // Gone from the catalog: a real removal, not a failure.
       this.serviceWatches.delete(name);
       this.failing.delete(name);
       this.unsynced.delete(name);
+      this.hinted.critical.delete(name);
+      this.hinted.checks.delete(name);
       const stopping = watch.stop().finally(() => this.stopping.delete(stopping));
       this.stopping.add(stopping);
       if (this.state.delete(name)) this.markDirty();
@@ -266,11 +468,26 @@ export class ConsulRegistrySource implements RegistrySource {
       if (!wanted.has(name) && this.state.delete(name)) this.markDirty();
     }
     for (const name of wanted) {
-      if (this.serviceWatches.has(name)) continue;
+      const existing = this.serviceWatches.get(name);
+      if (existing !== undefined) {
+        // The tags of a service changed: read it now. (New services are read at
+        // once anyway: a watch's first read is a plain read with priority.)
+        if (this.opts.changeHints && previous !== null && !sameTags(previous.get(name), catalog.get(name))) {
+          if (existing.refresh("read")) this.hintedReads += 1;
+        }
+        continue;
+      }
       const watch = this.createServiceWatch(name);
       this.serviceWatches.set(name, watch);
       if (!this.ready) this.unsynced.add(name);
       watch.start();
+    }
+    // Something in the services table changed (Consul's index of /v1/catalog/services
+    // is that table's), but the answer may not say what: an instance registered,
+    // deregistered or changed its port in a service that still exists.
+    if (indexMoved && this.opts.changeHints) {
+      void this.locate();
+      this.scheduleSweep();
     }
     this.catalogSynced = true;
     this.checkInitialSync();
@@ -323,8 +540,9 @@ export class ConsulRegistrySource implements RegistrySource {
     this.failing.set(what, err.message);
     this.lastErrorFrom = what;
     if (failures === 1) {
+      const watch = what === "" ? "catalog" : what === criticalWatchKey ? "critical checks" : what;
       this.logger?.debug(
-        { watch: what === "" ? "catalog" : what, kind: err.kind, err: err.message },
+        { watch, kind: err.kind, err: err.message },
         "consul: query failed; keeping last state",
       );
     }
@@ -367,4 +585,12 @@ export class ConsulRegistrySource implements RegistrySource {
     this.onChangeCalls += 1;
     this.onChange(this.state.registry());
   }
+}
+
+function sameTags(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  const sa = [...a].sort();
+  const sb = [...b].sort();
+  return sa.every((t, i) => t === sb[i]);
 }

@@ -12,12 +12,23 @@
  * - rate limit each loop with a token bucket: no delay while quiet, a fixed polling
  *   rate while the result churns;
  * - on errors, back off exponentially with jitter, keep the last good result, and
- *   recover by itself.
+ *   recover by itself: the retry is a plain read, so the watch catches up (and
+ *   stops failing) at once when Consul is back, even if nothing changed.
+ *
+ * A watch that runs through the slot pool can also be asked to `refresh()`: its
+ * next request becomes a plain read with priority over blocking queries. The
+ * source does this when a change hint (the critical-checks watch, the catalog
+ * watch) says the service changed while it was waiting for its turn. A blocking
+ * query already in flight needs no refresh: Consul answers it as soon as the
+ * service's index moves.
  */
 import type { Logger } from "pino";
 import { ConsulRequestError, type QueryParams, type QueryResult } from "./client.ts";
 import { ShapeError } from "./consul-types.ts";
-import { backoffDelay, sleep, type SlotPool, TokenBucket } from "./pacing.ts";
+import { backoffDelay, sleep, type SlotKind, type SlotPool, TokenBucket } from "./pacing.ts";
+
+/** Why a plain read is asked for out of turn: a named change, or a sweep. */
+export type RefreshKind = "read" | "sweep";
 
 export interface WatchTiming {
   readonly minLoopIntervalMs: number;
@@ -59,6 +70,12 @@ export class BlockingWatch<T> {
   private lastError: string | null = null;
   private synced = false;
   private loop: Promise<void> | null = null;
+  /** A refresh asked for and not yet sent. */
+  private pendingRefresh: RefreshKind | null = null;
+  /** What is on the wire now, if anything. */
+  private inFlight: "plain" | "blocking" | null = null;
+  /** Set while waiting for a slot: gives up the wait so it is retried with a higher priority. */
+  private requeue: (() => void) | null = null;
 
   constructor(
     readonly label: string,
@@ -76,6 +93,24 @@ export class BlockingWatch<T> {
 
   start(): void {
     if (this.loop === null) this.loop = this.run();
+  }
+
+  /**
+   * Asks for a plain read out of turn (only for watches that use the slot pool):
+   * the next request does not block and waits for a slot ahead of blocking
+   * queries (`read` ahead of `sweep`). A request already waiting for a slot moves
+   * up; a plain read already in flight is followed by another one, since it may
+   * have been answered before the change; a blocking query in flight is left
+   * alone, since Consul answers it when the service changes. The loop's rate
+   * limit and backoff still apply. Returns false when nothing needed to be done.
+   */
+  refresh(kind: RefreshKind): boolean {
+    if (this.pool === null || this.signal.aborted) return false;
+    if (this.inFlight === "blocking") return false;
+    if (this.pendingRefresh === "read" || this.pendingRefresh === kind) return false;
+    this.pendingRefresh = kind;
+    this.requeue?.();
+    return true;
   }
 
   /** Stops the loop and aborts its request in flight. */
@@ -152,8 +187,51 @@ export class BlockingWatch<T> {
   }
 
   private async request(index: number): Promise<QueryResult> {
+    // After a failure, catch up with a plain read: a blocking query with the old
+    // index would not answer (nor clear the failure) until the data changes or
+    // the wait runs out.
+    const plainNeeded = index === 0 || this.failures > 0;
+    if (this.pool === null) return this.send(plainNeeded ? 0 : index);
+    const slot = await this.acquireSlot(this.pool, plainNeeded);
+    if (slot === null) throw new ConsulRequestError("aborted", `${this.label}: aborted`);
+    // A refresh asked for before this point is served by this request.
+    const plain = slot.kind !== "blocking";
+    if (plain) this.pendingRefresh = null;
+    this.inFlight = plain ? "plain" : "blocking";
+    try {
+      return await this.send(plain ? 0 : index);
+    } finally {
+      this.inFlight = null;
+      slot.release();
+    }
+  }
+
+  /** Waits for a slot of the right kind; a refresh while waiting moves the wait up. Null when stopped. */
+  private async acquireSlot(pool: SlotPool, plainNeeded: boolean): Promise<{ kind: SlotKind; release: () => void } | null> {
+    while (!this.signal.aborted) {
+      const kind: SlotKind = plainNeeded ? "read" : this.pendingRefresh ?? "blocking";
+      if (kind === "read") {
+        const release = await pool.acquire(this.signal, kind);
+        return release === null ? null : { kind, release };
+      }
+      const wait = new AbortController();
+      const onAbort = () => wait.abort();
+      this.signal.addEventListener("abort", onAbort, { once: true });
+      this.requeue = () => wait.abort();
+      try {
+        const release = await pool.acquire(wait.signal, kind);
+        if (release !== null) return { kind, release };
+      } finally {
+        this.requeue = null;
+        this.signal.removeEventListener("abort", onAbort);
+      }
+    }
+    return null;
+  }
+
+  private send(index: number): Promise<QueryResult> {
     const waitMs = this.handlers.waitMs();
-    const params: QueryParams = {
+    return this.handlers.fetch({
       index,
       wait: `${waitMs}ms`,
       // Consul may hold a blocking request for wait + wait/16 of jitter.
@@ -162,15 +240,7 @@ export class BlockingWatch<T> {
           ? waitMs + Math.ceil(waitMs / 16) + this.timing.blockingTimeoutMarginMs
           : this.timing.requestTimeoutMs,
       signal: this.signal,
-    };
-    if (this.pool === null) return this.handlers.fetch(params);
-    const release = await this.pool.acquire(this.signal, index === 0);
-    if (release === null) throw new ConsulRequestError("aborted", `${this.label}: aborted`);
-    try {
-      return await this.handlers.fetch(params);
-    } finally {
-      release();
-    }
+    });
   }
 }
 

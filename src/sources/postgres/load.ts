@@ -4,12 +4,15 @@
  * the rows returned (the poller relies on that to never miss a change).
  */
 import type pg from "pg";
+import { loadRoutePolicyRows } from "./load-route-policies.ts";
+import { loadClusterPolicyRows } from "./load-cluster-policies.ts";
 import type {
   HttpRouteDestinationRow,
   HttpRouteRow,
   InstanceRow,
   RegistryRows,
   RuleRows,
+  ServiceDependencyRow,
   ServiceRow,
   SubsetRow,
 } from "./rows.ts";
@@ -38,6 +41,7 @@ const HTTP_ROUTES = `SELECT id::text AS id, destination, source, priority, path_
 const HTTP_ROUTE_DESTINATIONS = `SELECT d.route_id::text AS route_id, d.service, d.subset, d.weight
   FROM mesh.http_route_destinations d JOIN mesh.http_routes r ON r.id = d.route_id
  WHERE r.enabled ORDER BY d.route_id, d.id`;
+const SERVICE_DEPENDENCIES = "SELECT service, depends_on FROM mesh.service_dependencies WHERE enabled ORDER BY service, depends_on";
 
 export async function loadRows(pool: pg.Pool, want: LoadRequest): Promise<LoadedRows> {
   const client = await pool.connect();
@@ -57,6 +61,9 @@ export async function loadRows(pool: pg.Pool, want: LoadRequest): Promise<Loaded
           subsets: (await client.query<SubsetRow>(SUBSETS)).rows,
           httpRoutes: (await client.query<HttpRouteRow>(HTTP_ROUTES)).rows,
           httpRouteDestinations: (await client.query<HttpRouteDestinationRow>(HTTP_ROUTE_DESTINATIONS)).rows,
+          serviceDependencies: (await client.query<ServiceDependencyRow>(SERVICE_DEPENDENCIES)).rows,
+          routePolicies: await loadRoutePolicyRows(client),
+          clusterPolicies: await loadClusterPolicyRows(client),
         }
       : null;
     await client.query("COMMIT");

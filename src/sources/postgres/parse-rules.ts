@@ -15,6 +15,9 @@ import type {
 } from "../../model/rules.ts";
 import { subsetKey } from "../../model/snapshot.ts";
 import { compareText, readHeaderMatches, readQueryParamMatches, readStringMap } from "./json-shape.ts";
+import { parseDependencies } from "./parse-dependencies.ts";
+import { parseRoutePolicies } from "./parse-route-policies.ts";
+import { parseClusterPolicies } from "./parse-cluster-policies.ts";
 import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, SubsetRow } from "./rows.ts";
 
 /**
@@ -45,8 +48,14 @@ export function parseRules(rows: RuleRows): RuleSet {
 
   subsets.sort((a, b) => compareText(a.service, b.service) || compareText(a.name, b.name));
   httpRoutes.sort((a, b) => compareIds(a.id, b.id));
+  const routePolicies = rows.routePolicies ? parseRoutePolicies(rows.routePolicies, rows.httpRouteDestinations) : null;
+  if (routePolicies) rejected.push(...routePolicies.rejected);
+  const clusterPolicies = rows.clusterPolicies ? parseClusterPolicies(rows.clusterPolicies) : null;
+  if (clusterPolicies) rejected.push(...clusterPolicies.rejected);
   rejected.sort((a, b) => compareText(a.kind, b.kind) || compareIds(a.id, b.id));
-  return { subsets, httpRoutes, rejected };
+  const dependencies = rows.serviceDependencies ? { dependencies: parseDependencies(rows.serviceDependencies) } : {};
+  return { subsets, httpRoutes, rejected, ...dependencies, ...(routePolicies ? { routePolicies: routePolicies.policies } : {}),
+    ...(clusterPolicies ? { clusterPolicies: clusterPolicies.policies } : {}) };
 }
 
 export function parseSubset(row: SubsetRow, issues: string[]): Subset {

@@ -3,6 +3,8 @@
  * returns them: jsonb parsed, text[] as string[], bigint ids cast to text.
  * JSON columns are `unknown` on purpose: their shape is checked by the parsers.
  */
+import type { RoutePolicyRows } from "./load-route-policies.ts";
+import type { ClusterPolicyRows } from "./load-cluster-policies.ts";
 
 export interface ServiceRow {
   readonly name: string;
@@ -57,8 +59,19 @@ export interface RegistryRows {
   readonly instances: readonly InstanceRow[];
 }
 
+export interface ServiceDependencyRow {
+  readonly service: string;
+  readonly depends_on: string;
+}
+
 export interface RuleRows {
   readonly subsets: readonly SubsetRow[];
   readonly httpRoutes: readonly HttpRouteRow[];
   readonly httpRouteDestinations: readonly HttpRouteDestinationRow[];
+  /** Enabled rows of mesh.service_dependencies (migration 0002). */
+  readonly serviceDependencies?: readonly ServiceDependencyRow[];
+  /** Rows of the route-policy tables (migration 0004, load-route-policies.ts). */
+  readonly routePolicies?: RoutePolicyRows;
+  /** Rows of the cluster-policy tables (migration 0003, load-cluster-policies.ts). */
+  readonly clusterPolicies?: ClusterPolicyRows;
 }

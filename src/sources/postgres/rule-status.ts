@@ -7,6 +7,8 @@
 import type pg from "pg";
 import type { RuleKind, RuleRejection, RuleSet } from "../../model/rules.ts";
 import { subsetKey } from "../../model/snapshot.ts";
+import { routePolicyIds } from "../../model/route-policies.ts";
+import { clusterPolicyIds } from "../../model/cluster-policies.ts";
 
 export interface RuleStatusRow {
   readonly kind: RuleKind;
@@ -34,6 +36,8 @@ export function desiredRuleStatus(rules: RuleSet, rejected: readonly RuleRejecti
   };
   for (const s of rules.subsets) accept("subset", subsetKey(s.service, s.name));
   for (const r of rules.httpRoutes) accept("http_route", r.id);
+  for (const [kind, id] of routePolicyIds(rules.routePolicies)) accept(kind, id);
+  for (const [kind, id] of clusterPolicyIds(rules.clusterPolicies)) accept(kind, id);
   for (const m of messages.values()) {
     rows.push({ kind: m.kind, ruleId: m.id, state: "rejected", message: m.messages.join("; ") });
   }

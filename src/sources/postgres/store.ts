@@ -20,7 +20,7 @@ import type { RegistrySource, RuleSource, SourceStatus } from "../source.ts";
 import { Backoff } from "./backoff.ts";
 import { CoalescingRunner } from "./coalesce.ts";
 import { Debouncer } from "./debounce.ts";
-import { deepEqual } from "./equal.ts";
+import { shareStructure } from "../../model/share.ts";
 import { Health } from "./health.ts";
 import { ChangeListener } from "./listener.ts";
 import { loadRows, readRevision } from "./load.ts";
@@ -324,12 +324,16 @@ export class PostgresStore {
   }
 
   #deliver<T>(sub: Subscription<T> | null, state: T): void {
-    if (!sub || (sub.ready && deepEqual(sub.last, state))) return;
-    sub.last = state;
+    if (!sub) return;
+    // Unchanged parts keep their identity from one delivery to the next, so
+    // downstream can see what changed with === (and equal states are not delivered).
+    const shared = sub.ready ? shareStructure(sub.last, state) : state;
+    if (sub.ready && shared === sub.last) return;
+    sub.last = shared;
     sub.ready = true;
     this.#metrics.deliveries++;
     try {
-      sub.onChange(state);
+      sub.onChange(shared);
     } catch (err) {
       this.#log.error({ err: errorMessage(err) }, "onChange callback threw");
     }

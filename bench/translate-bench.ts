@@ -1,0 +1,140 @@
+/**
+ * Translation cost (no network): a mesh of 5,000 services x 20 instances with
+ * 5,000 rules, one sidecar view per service (each declaring 10 dependencies).
+ *
+ *  - full build: buildSnapshot, then translate, encode and validate (Envoy's
+ *    field rules) every view, as the cache does for the first snapshot;
+ *  - one endpoint change: one instance moves; SnapshotBuilder + cache fast path;
+ *  - one rule change: a route is added; full rebuild of the affected views.
+ *
+ * CPU is process.cpuUsage() of this process around each step. Run alone:
+ *   npx tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--json]
+ */
+import { pino } from "pino";
+import type { RegistryState } from "../src/model/registry.ts";
+import { shareStructure } from "../src/model/share.ts";
+import { buildSnapshot } from "../src/translate/build-snapshot.ts";
+import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
+import { translate } from "../src/translate/translate.ts";
+import { ResourceCache } from "../src/xds/cache.ts";
+import { resourceGate } from "../src/xds/validation-gate.ts";
+import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
+
+export interface TranslateResult {
+  readonly services: number;
+  readonly instances: number;
+  readonly rules: number;
+  readonly views: number;
+  readonly resources: number;
+  readonly buildSnapshotMs: number;
+  readonly fullTranslateMs: number;
+  readonly fullTranslateCpuMs: number;
+  readonly endpointChangeCpuMs: { readonly median: number; readonly max: number };
+  readonly endpointChangeViewsPatched: number;
+  readonly sourceShareCpuMs: number;
+  readonly ruleChangeCpuMs: number;
+}
+
+function cpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
+function arg(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 ? Number(process.argv[index + 1]) : fallback;
+}
+
+export function runTranslateBench(services = 5000, instances = 20): TranslateResult {
+  const spec: MeshSpec = { services, instances, dependencies: 10, routesPerService: 1 };
+  let rows = meshRows(spec);
+  const model = meshModel(rows);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+
+  let t = performance.now();
+  const builder = new SnapshotBuilder();
+  const snapshot = builder.build(model.registry, model.rules);
+  const buildSnapshotMs = performance.now() - t;
+
+  const cache = new ResourceCache(translate, resourceGate(), pino({ level: "silent" }));
+  for (let s = 0; s < services; s++) {
+    const name = serviceName(s);
+    cache.retain({ id: name, service: name, kind: "envoy", inboundPort: INBOUND_PORT, appPort: APP_PORT, outboundPort: 15001, userAgent: "envoy" });
+  }
+  t = performance.now();
+  let c = cpuMs();
+  cache.setSnapshot(snapshot);
+  const fullTranslateMs = performance.now() - t;
+  const fullTranslateCpuMs = cpuMs() - c;
+  const resources = cache.stats().resourcesEncoded;
+
+  // One endpoint change at a time, as the PostgreSQL source delivers it (structurally shared).
+  const samples: number[] = [];
+  let patched = 0;
+  let registry: RegistryState = model.registry;
+  for (let k = 1; k <= 21; k++) {
+    const service = serviceName(1 + ((k * 7919) % (services - 1)));
+    const next = structuredReplace(registry, service, k);
+    const before = cache.stats().endpointPatches;
+    c = cpuMs();
+    cache.setSnapshot(builder.build(next, model.rules));
+    const spent = cpuMs() - c;
+    if (cache.stats().endpointPatches !== before + 1) throw new Error("endpoint change did not take the fast path");
+    if (k > 1) samples.push(spent); // the first warms up code paths
+    registry = next;
+    patched = cache.viewCount;
+  }
+  samples.sort((a, b) => a - b);
+
+  // What the source spends to find what changed: share a freshly parsed registry with the last one.
+  rows = applyChange(rows, endpointChange(serviceName(1), 999));
+  const fresh = meshModel(rows).registry;
+  gc?.();
+  c = cpuMs();
+  shareStructure(registry, fresh);
+  const sourceShareCpuMs = cpuMs() - c;
+
+  // One rule change: a route for a service that 1 in 10 services call.
+  const withRule = meshModel(applyChange(rows, ruleChange(serviceName(3), 1)));
+  gc?.();
+  c = cpuMs();
+  cache.setSnapshot(buildSnapshot(registry, withRule.rules));
+  const ruleChangeCpuMs = cpuMs() - c;
+
+  return {
+    services,
+    instances,
+    rules: model.rules.httpRoutes.length,
+    views: services,
+    resources,
+    buildSnapshotMs,
+    fullTranslateMs,
+    fullTranslateCpuMs,
+    endpointChangeCpuMs: { median: samples[Math.floor(samples.length / 2)] ?? 0, max: samples.at(-1) ?? 0 },
+    endpointChangeViewsPatched: patched,
+    sourceShareCpuMs,
+    ruleChangeCpuMs,
+  };
+}
+
+/** The registry with instance 0 of `service` moved, every other service object kept (as the source delivers it). */
+function structuredReplace(registry: RegistryState, service: string, sequence: number): RegistryState {
+  const services = new Map(registry.services);
+  const old = services.get(service);
+  if (!old) throw new Error(`no service ${service}`);
+  const [first, ...rest] = old.instances;
+  if (!first) throw new Error(`service ${service} has no instances`);
+  services.set(service, { ...old, instances: [{ ...first, address: `10.251.${(sequence >> 8) & 255}.${sequence & 255}` }, ...rest] });
+  return { services };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = runTranslateBench(arg("services", 5000), arg("instances", 20));
+  if (process.argv.includes("--json")) {
+    process.send?.({ type: "result", result });
+    console.log(JSON.stringify(result));
+  } else {
+    console.log(result);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Structural sharing for immutable model values (plain objects, arrays, Maps,
+ * primitives). `shareStructure(previous, next)` returns a value equal to `next`
+ * in which every part equal to the corresponding part of `previous` IS that
+ * part: unchanged services, instances and rules keep their identity across
+ * reloads. Downstream code can then tell what changed with `===` instead of
+ * comparing (or hashing) the whole mesh again.
+ *
+ * Returns `previous` itself when the two are equal, so it doubles as a deep
+ * equality test. Costs one walk of `next`, like a deep comparison; allocates
+ * only along paths that changed.
+ */
+export function shareStructure<T>(previous: T | undefined, next: T): T {
+  if (previous === undefined) return next;
+  return share(previous, next) as T;
+}
+
+function share(a: unknown, b: unknown): unknown {
+  if (Object.is(a, b)) return a;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return b;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) ? shareArray(a, b) : b;
+  }
+  if (a instanceof Map || b instanceof Map) {
+    return a instanceof Map && b instanceof Map ? shareMap(a, b) : b;
+  }
+  if (a instanceof Set || b instanceof Set) {
+    return a instanceof Set && b instanceof Set && a.size === b.size && [...b].every((item) => a.has(item)) ? a : b;
+  }
+  // Only plain data is compared; anything else (class instances, dates, bytes) counts as changed.
+  if (!isPlain(a) || !isPlain(b)) return b;
+  return shareObject(a as Record<string, unknown>, b as Record<string, unknown>);
+}
+
+function isPlain(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function shareArray(a: readonly unknown[], b: readonly unknown[]): readonly unknown[] {
+  let out: unknown[] | null = a.length === b.length ? null : [];
+  for (let i = 0; i < b.length; i++) {
+    const before = i < a.length ? a[i] : undefined;
+    const value = i < a.length ? share(before, b[i]) : b[i];
+    if (out !== null) out.push(value);
+    else if (value !== before) {
+      out = a.slice(0, i);
+      out.push(value);
+    }
+  }
+  return out ?? a;
+}
+
+function shareMap(a: ReadonlyMap<unknown, unknown>, b: ReadonlyMap<unknown, unknown>): ReadonlyMap<unknown, unknown> {
+  let out: Map<unknown, unknown> | null = a.size === b.size ? null : new Map();
+  let index = 0;
+  for (const [key, value] of b) {
+    const had = a.has(key);
+    const before = had ? a.get(key) : undefined;
+    const shared = had ? share(before, value) : value;
+    if (out !== null) out.set(key, shared);
+    else if (!had || shared !== before) {
+      out = new Map();
+      let copied = 0;
+      for (const [earlier] of b) {
+        if (copied++ === index) break;
+        out.set(earlier, a.get(earlier));
+      }
+      out.set(key, shared);
+    }
+    index++;
+  }
+  return out ?? a;
+}
+
+function shareObject(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const keys = Object.keys(b);
+  let out: Record<string, unknown> | null = Object.keys(a).length === keys.length ? null : {};
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const had = Object.hasOwn(a, key);
+    const value = had ? share(a[key], b[key]) : b[key];
+    if (out !== null) out[key] = value;
+    else if (!had || value !== a[key]) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j] as string] = a[keys[j] as string];
+      out[key] = value;
+    }
+  }
+  return out ?? a;
+}

@@ -1,0 +1,100 @@
+import { shareStructure } from "../model/share.ts";
+import type { MeshSnapshot } from "../model/snapshot.ts";
+
+/**
+ * Memoization within one snapshot. Translation runs once per proxy view, and
+ * many views share pieces (a service's clusters and endpoints, a virtual host);
+ * computing each piece once per snapshot keeps the cost of a full rebuild
+ * proportional to the mesh, not to mesh x views, and hands every view the same
+ * message objects so the cache encodes each of them once.
+ *
+ * The rule for `compute`: its result may depend on nothing but the snapshot and
+ * what `key` names. A piece that also depends on the calling proxy (say, a rule
+ * narrowed to a source service) must put that in its key.
+ */
+const memos = new WeakMap<object, Map<string, unknown>>();
+
+export function perSnapshot<T>(snapshot: MeshSnapshot, key: string, compute: () => T): T {
+  return memoOn(snapshot, key, compute);
+}
+
+/**
+ * Memoization on any immutable object: `compute` may depend on nothing but
+ * `owner` and what `key` names. Memoizing on a part of the snapshot (say, its
+ * subsets) lets the result survive snapshots that share that part.
+ */
+export function memoOn<T>(owner: object, key: string, compute: () => T): T {
+  let memo = memos.get(owner);
+  if (!memo) memos.set(owner, (memo = new Map()));
+  if (memo.has(key)) return memo.get(key) as T;
+  const value = compute();
+  memo.set(key, value);
+  return value;
+}
+
+/** Drops what was memoized on `owner` (a snapshot that is being replaced): frees its messages early. */
+export function releaseMemo(owner: object): void {
+  memos.delete(owner);
+}
+
+/**
+ * Reuse across snapshots: the value computed for (`owner`, `key`) is returned
+ * again as long as every entry of `deps` is the same (===) as when it was
+ * computed. Sources share unchanged parts of the mesh structurally (see
+ * model/share.ts), so after a rule change every service the rule does not touch
+ * keeps its clusters, endpoints and virtual hosts, as the same message objects
+ * (which the cache has already encoded).
+ *
+ * The rule for `compute`: it may read nothing but `owner` and `deps`. When you
+ * make a piece read something more from the snapshot (a new kind of rule), add
+ * that value to its deps, or the piece will not change when it does.
+ * test/xds/incremental.test.ts checks this by removing each rule in turn.
+ */
+const reused = new WeakMap<object, Map<string, { readonly deps: readonly unknown[]; readonly value: unknown }>>();
+const reusedByName = new Map<string, { readonly deps: readonly unknown[]; readonly value: unknown }>();
+
+export function acrossSnapshots<T>(owner: object, key: string, deps: readonly unknown[], compute: () => T): T {
+  let memo = reused.get(owner);
+  if (!memo) reused.set(owner, (memo = new Map()));
+  return reuseIn(memo, key, deps, compute);
+}
+
+/** acrossSnapshots for pieces owned by a name (a calling service) rather than an object. */
+export function acrossSnapshotsByName<T>(name: string, deps: readonly unknown[], compute: () => T): T {
+  return reuseIn(reusedByName, name, deps, compute);
+}
+
+function reuseIn<T>(
+  memo: Map<string, { readonly deps: readonly unknown[]; readonly value: unknown }>,
+  key: string,
+  deps: readonly unknown[],
+  compute: () => T,
+): T {
+  const entry = memo.get(key);
+  if (entry && sameDeps(entry.deps, deps)) return entry.value as T;
+  const value = compute();
+  memo.set(key, { deps, value });
+  return value;
+}
+
+/** A dependency compared by identity (a large value that is shared when unchanged) rather than structurally. */
+export function byIdentity(value: unknown): unknown {
+  return new Identity(value);
+}
+
+class Identity {
+  constructor(readonly value: unknown) {}
+}
+
+/** Deps compare structurally (cheap: they are small, and usually the same objects), or by identity when wrapped. */
+function sameDeps(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x instanceof Identity || y instanceof Identity) {
+      if (!(x instanceof Identity && y instanceof Identity && x.value === y.value)) return false;
+    } else if (shareStructure(x, y) !== x) return false;
+  }
+  return true;
+}

@@ -1,0 +1,93 @@
+import type { Service } from "../model/registry.ts";
+import type { HttpRoute, ServiceDependency } from "../model/rules.ts";
+import type { MeshSnapshot } from "../model/snapshot.ts";
+
+/**
+ * Scoping: which upstream services a proxy of a given service receives.
+ *
+ *  - A service with declared dependencies (mesh.service_dependencies) gets those
+ *    services, plus every service that a route it uses can send traffic to
+ *    (a split or a subset of another service), followed transitively, so that
+ *    every cluster a route names is in the proxy's CDS.
+ *  - A service with none declared gets every service in the mesh. That is the
+ *    safe default, but each proxy then holds the whole mesh: declare
+ *    dependencies on large meshes (see docs/benchmarks.md).
+ *
+ * Results are memoized per snapshot and calling service, so thousands of
+ * proxies of one service cost one computation per snapshot.
+ */
+
+/** Groups declared dependencies by service; values sorted and deduplicated. */
+export function dependencyMap(dependencies: readonly ServiceDependency[]): ReadonlyMap<string, readonly string[]> {
+  const map = new Map<string, Set<string>>();
+  for (const { service, dependsOn } of dependencies) {
+    let set = map.get(service);
+    if (!set) map.set(service, (set = new Set()));
+    set.add(dependsOn);
+  }
+  const out = new Map<string, readonly string[]>();
+  for (const [service, set] of map) out.set(service, [...set].sort(compareNames));
+  return out;
+}
+
+/**
+ * Every service a route can send traffic to. Extend this when a route gains
+ * another way to name a service (a mirror, a fallback), so scoped proxies get
+ * that service's clusters too.
+ */
+export function routeTargets(route: HttpRoute): string[] {
+  const targets = route.destinations.map((destination) => destination.service);
+  for (const mirror of route.extensions?.mirrors ?? []) targets.push(mirror.service);
+  return targets;
+}
+
+const allMemo = new WeakMap<MeshSnapshot, readonly Service[]>();
+const scopedMemo = new WeakMap<MeshSnapshot, Map<string, readonly Service[]>>();
+
+/** Every service of the snapshot, sorted by name. */
+export function allServices(snapshot: MeshSnapshot): readonly Service[] {
+  let all = allMemo.get(snapshot);
+  if (!all) {
+    all = [...snapshot.registry.services.values()].sort((a, b) => compareNames(a.name, b.name));
+    allMemo.set(snapshot, all);
+  }
+  return all;
+}
+
+/** The services a proxy of `caller` may call, sorted by name (see the file comment). */
+export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly Service[] {
+  const declared = snapshot.dependencies?.get(caller);
+  if (!declared || declared.length === 0) return allServices(snapshot);
+  let perCaller = scopedMemo.get(snapshot);
+  if (!perCaller) scopedMemo.set(snapshot, (perCaller = new Map()));
+  let scoped = perCaller.get(caller);
+  if (!scoped) {
+    scoped = closure(snapshot, caller, declared);
+    perCaller.set(caller, scoped);
+  }
+  return scoped;
+}
+
+function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Service[] {
+  const services = snapshot.registry.services;
+  const reached = new Set<string>();
+  const queue: string[] = [];
+  const visit = (name: string): void => {
+    if (reached.has(name) || !services.has(name)) return;
+    reached.add(name);
+    queue.push(name);
+  };
+  for (const name of declared) visit(name);
+  while (queue.length > 0) {
+    const destination = queue.pop() as string;
+    for (const route of snapshot.routesByDestination.get(destination) ?? []) {
+      if (route.source !== null && route.source !== caller) continue;
+      for (const target of routeTargets(route)) visit(target);
+    }
+  }
+  return [...reached].sort(compareNames).map((name) => services.get(name) as Service);
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,416 @@
+import type { Logger } from "pino";
+import type { Proxy } from "../model/proxy.ts";
+import { kindOfTypeUrl, RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
+import { namesKey, type ProxyView, type ResourceCache } from "./cache.ts";
+import { classifyDeltaRequest } from "./delta-ack.ts";
+import { encodeDeltaBody, encodeDeltaResponse, withNonce, type EncodedResource } from "./encoding.ts";
+import type { XdsMetrics } from "./metrics.ts";
+import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
+import type { DeltaRequest } from "./request-decode.ts";
+import { UnsupportedTypeError, type ResponseSink } from "./sotw-stream.ts";
+
+/**
+ * One incremental (delta) xDS stream: ADS or a single-type service. Per type it
+ * tracks what the client subscribed to and which version of each resource it
+ * has, and sends only what differs:
+ *
+ *  - subscriptions: explicit names, and wildcard ("*", or legacy: a first CDS or
+ *    LDS request that names nothing). A name in resource_names_subscribe is
+ *    always answered, even if the client seems to have it (the spec: it may have
+ *    forgotten it); a subscribed name that does not exist is answered in
+ *    removed_resources. Unsubscribed names are forgotten without a response,
+ *    except under a wildcard, where the client is told whether the wildcard
+ *    still covers the name.
+ *  - reconnect: initial_resource_versions seed what the client has, so resources
+ *    it already holds at the current version are not sent again, and ones that
+ *    are gone are reported removed.
+ *  - per-resource versions are the content hashes the cache computed, and the
+ *    `Resource` bytes are encoded once per version and shared by every stream.
+ *  - the same rules as state of the world: push in make-before-break order
+ *    (clusters, endpoints, listeners, routes); remove clusters only once the
+ *    listeners and routes are ACKed; when a cluster is updated, resend its
+ *    endpoints (Envoy re-creates the cluster and waits for them); on NACK
+ *    record the error, keep the proxy on what it accepted and never resend the
+ *    rejected versions (they count as what the client has, so only new
+ *    content is sent).
+ */
+
+interface VersionDelta {
+  /** The map the delta leads to. */
+  readonly to: ReadonlyMap<string, EncodedResource>;
+  readonly changed: readonly EncodedResource[];
+  readonly systemVersion: string;
+  /** The response without its nonce. */
+  readonly body: Uint8Array;
+}
+
+/** The last delta computed from each map: streams of one view all move from the same map to the same map. */
+const deltas = new WeakMap<ReadonlyMap<string, EncodedResource>, VersionDelta | null>();
+
+/** Resources whose version changed from `from` to `to`, when both hold the same names; else null. */
+function versionDelta(
+  from: ReadonlyMap<string, EncodedResource>,
+  to: ReadonlyMap<string, EncodedResource>,
+  typeUrl: string,
+  systemVersion: () => string,
+): VersionDelta | null {
+  const known = deltas.get(from);
+  if (known !== undefined && (known === null || known.to === to)) return known?.to === to ? known : null;
+  let delta: VersionDelta | null = null;
+  if (from.size === to.size) {
+    const changed: EncodedResource[] = [];
+    let sameNames = true;
+    for (const [name, resource] of to) {
+      const before = from.get(name);
+      if (!before) {
+        sameNames = false;
+        break;
+      }
+      if (before.version !== resource.version) changed.push(resource);
+    }
+    if (sameNames) {
+      const version = systemVersion();
+      delta = { to, changed, systemVersion: version, body: encodeDeltaBody(typeUrl, version, changed, []) };
+    }
+  }
+  deltas.set(from, delta);
+  return delta;
+}
+
+/** Newest responses whose ACK/NACK we still match; older nonces count as stale. */
+const MAX_OUTSTANDING = 32;
+
+interface DeltaTypeState {
+  readonly kind: ResourceKind;
+  started: boolean;
+  wildcard: boolean;
+  readonly subscribed: Set<string>;
+  /** namesKey of `subscribed`, or null to recompute. */
+  subscribedKey: string | null;
+  /** Name -> version the client holds (what we last sent it, or told us on reconnect). */
+  readonly known: Map<string, string>;
+  /** Names to answer on the next push even if unchanged (new subscriptions, re-sent parents). */
+  readonly mustAnswer: Set<string>;
+  /** The view's map of this kind at the last push: an identical map means nothing to do. */
+  lastMap: ReadonlyMap<string, EncodedResource> | null;
+  /**
+   * Set when the client holds exactly this map (every resource in it, at its
+   * version, nothing else): the next change is then the difference between two
+   * view maps, the same for every such stream of the view, computed once.
+   */
+  synced: ReadonlyMap<string, EncodedResource> | null;
+  lastNonce: string | null;
+  /** Outstanding nonce -> the system version it carried. */
+  readonly outstanding: Map<string, string>;
+  readonly status: TypeStatus;
+}
+
+export class DeltaStream {
+  private readonly types = new Map<ResourceKind, DeltaTypeState>();
+  private nonceCounter = 0;
+  private paused = false;
+  private dirty = false;
+  private closed = false;
+  readonly viewKey: string;
+
+  constructor(
+    readonly status: ProxyStatus,
+    private readonly cache: ResourceCache,
+    private readonly sink: ResponseSink,
+    private readonly metrics: XdsMetrics,
+    private readonly logger: Logger,
+    private readonly allowedKinds: readonly ResourceKind[] = RESOURCE_KINDS,
+  ) {
+    this.viewKey = cache.retain(status.proxy);
+  }
+
+  get proxy(): Proxy {
+    return this.status.proxy;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cache.release(this.viewKey);
+  }
+
+  handleRequest(request: DeltaRequest): void {
+    const kind = kindOfTypeUrl(request.typeUrl);
+    if (!kind || !this.allowedKinds.includes(kind)) throw new UnsupportedTypeError(request.typeUrl);
+    const state = this.typeState(kind);
+    const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
+    const wildcardCapable = kind === "cluster" || kind === "listener";
+    const verdict = classifyDeltaRequest(
+      {
+        responseNonce: request.responseNonce,
+        errorMessage,
+        subscribe: request.resourceNamesSubscribe,
+        unsubscribe: request.resourceNamesUnsubscribe,
+      },
+      { started: state.started, lastNonce: state.lastNonce, outstanding: state.outstanding },
+      wildcardCapable,
+    );
+
+    if (verdict.kind === "initial") {
+      state.started = true;
+      if (verdict.legacyWildcard) state.wildcard = true;
+      for (const [name, version] of Object.entries(request.initialResourceVersions)) state.known.set(name, version);
+    }
+    if (verdict.kind === "stale") this.metrics.staleRequests.inc({ type: kind });
+    if (verdict.kind === "ack" || verdict.kind === "nack") {
+      const version = state.outstanding.get(request.responseNonce) ?? "";
+      state.outstanding.delete(request.responseNonce);
+      if (verdict.kind === "nack") {
+        state.status.state = "nacked";
+        state.status.lastError = { version, message: errorMessage ?? "", at: new Date().toISOString() };
+        this.metrics.nacks.inc({ type: kind });
+        this.logger.warn({ proxy: this.proxy.id, type: kind, version, error: errorMessage }, "proxy rejected config (delta NACK)");
+      } else if (verdict.latest) {
+        state.status.ackedVersion = version;
+        state.status.state = "acked";
+      }
+      if (verdict.latest) this.onAnswered(kind);
+    }
+    const changed = this.updateSubscription(state, request.resourceNamesSubscribe, request.resourceNamesUnsubscribe, verdict.kind === "initial");
+    if (verdict.kind === "initial" || changed) this.push(state, true);
+  }
+
+  /** The cache has a new generation (or the stream drained): bring every type up to date. */
+  refresh(): void {
+    if (this.closed) return;
+    if (this.paused) {
+      this.dirty = true;
+      return;
+    }
+    for (const kind of RESOURCE_KINDS) {
+      const state = this.types.get(kind);
+      if (state?.started) this.push(state, false);
+    }
+  }
+
+  private typeState(kind: ResourceKind): DeltaTypeState {
+    let state = this.types.get(kind);
+    if (!state) {
+      const status: TypeStatus = { sentVersion: null, ackedVersion: null, state: "idle", resourceCount: 0, lastError: null };
+      state = {
+        kind,
+        started: false,
+        wildcard: false,
+        subscribed: new Set(),
+        subscribedKey: "",
+        known: new Map(),
+        mustAnswer: new Set(),
+        lastMap: null,
+        synced: null,
+        lastNonce: null,
+        outstanding: new Map(),
+        status,
+      };
+      this.types.set(kind, state);
+      this.status.types[kind] = status;
+    }
+    return state;
+  }
+
+  /** Applies subscribe/unsubscribe; true when the client needs an answer. */
+  private updateSubscription(state: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[], initial: boolean): boolean {
+    let answer = false;
+    for (const name of subscribe) {
+      if (name === "*") {
+        if (!state.wildcard) answer = true;
+        state.wildcard = true;
+        continue;
+      }
+      if (!state.subscribed.has(name)) state.subscribedKey = null;
+      state.subscribed.add(name);
+      // Answer even a resource the client seems to have, unless it just told us
+      // (on reconnect) that it holds it.
+      if (!(initial && state.known.has(name))) {
+        state.mustAnswer.add(name);
+        answer = true;
+      }
+    }
+    for (const name of unsubscribe) {
+      if (name === "*") {
+        state.wildcard = false;
+        // Whatever only the wildcard covered is forgotten by the client.
+        for (const known of [...state.known.keys()]) if (!state.subscribed.has(known)) state.known.delete(known);
+        continue;
+      }
+      if (state.subscribed.delete(name)) state.subscribedKey = null;
+      if (state.wildcard) {
+        // The client cannot tell whether the wildcard still covers the name: tell it.
+        state.known.set(name, "");
+        state.mustAnswer.add(name);
+        answer = true;
+      } else {
+        state.known.delete(name);
+        state.mustAnswer.delete(name);
+      }
+    }
+    return answer;
+  }
+
+  private push(state: DeltaTypeState, force: boolean): void {
+    if (this.closed || !state.started) return;
+    const view = this.cache.viewFor(this.proxy, this.viewKey);
+    if (!view) return;
+    if (this.paused) {
+      this.dirty = true;
+      return;
+    }
+    const available = view.resources[state.kind];
+    if (!force && available === state.lastMap && state.mustAnswer.size === 0) return;
+    if (!force && state.synced !== null && state.synced === state.lastMap && state.mustAnswer.size === 0 && this.pushSynced(state, view, available)) return;
+
+    const send: EncodedResource[] = [];
+    const sentNames = new Set<string>();
+    let removed: string[] = [];
+    const consider = (name: string, resource: EncodedResource | undefined): void => {
+      if (sentNames.has(name)) return;
+      const must = state.mustAnswer.has(name);
+      if (resource) {
+        if (must || state.known.get(name) !== resource.version) {
+          send.push(resource);
+          sentNames.add(name);
+        }
+      } else if (must || state.known.has(name)) {
+        removed.push(name);
+        sentNames.add(name);
+      }
+    };
+    if (state.wildcard) for (const [name, resource] of available) consider(name, resource);
+    for (const name of state.subscribed) consider(name, available.get(name));
+    for (const name of state.mustAnswer) consider(name, this.covers(state, name) ? available.get(name) : undefined);
+    // Resources the client holds that are no longer in its view.
+    for (const name of state.known.keys()) {
+      if (!sentNames.has(name) && !(this.covers(state, name) && available.has(name))) {
+        removed.push(name);
+        sentNames.add(name);
+      }
+    }
+    // Make before break: clusters leave only after listeners and routes settled.
+    let held = false;
+    if (state.kind === "cluster" && removed.length > 0 && !this.dependentsSettled(view)) {
+      // Clusters the client holds wait; answers about names it does not hold go now.
+      const kept = removed.filter((name) => !state.known.get(name));
+      held = kept.length !== removed.length;
+      removed = kept;
+    }
+    state.lastMap = held ? null : available;
+    state.synced = !held && state.known.size === available.size ? available : null;
+    state.mustAnswer.clear();
+    if (send.length === 0 && removed.length === 0) return;
+
+    // What the client holds after this response.
+    const updatedClusters: string[] = [];
+    for (const resource of send) {
+      if (state.kind === "cluster" && state.known.has(resource.name) && state.known.get(resource.name) !== "") updatedClusters.push(resource.name);
+      state.known.set(resource.name, resource.version);
+    }
+    for (const name of removed) state.known.delete(name);
+    if (state.synced !== null && !this.holdsExactly(state, available)) state.synced = null;
+
+    const systemVersion = this.systemVersion(state, view);
+    const nonce = String(++this.nonceCounter);
+    const bytes = encodeDeltaResponse(TYPE_URLS[state.kind], systemVersion, nonce, send, removed);
+    state.lastNonce = nonce;
+    state.outstanding.set(nonce, systemVersion);
+    if (state.outstanding.size > MAX_OUTSTANDING) state.outstanding.delete(state.outstanding.keys().next().value as string);
+    state.status.sentVersion = systemVersion;
+    state.status.state = "pending";
+    state.status.resourceCount = state.known.size;
+    this.metrics.recordResponse(state.kind, bytes.length);
+    if (!this.sink.write(bytes)) this.pause();
+
+    // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
+    if (updatedClusters.length > 0) {
+      const endpoints = this.types.get("endpoint");
+      if (endpoints?.started) {
+        for (const name of updatedClusters) if (this.covers(endpoints, name)) endpoints.mustAnswer.add(name);
+      }
+    }
+  }
+
+  /** The client holds exactly `map` (names and versions), and its subscription covers all of it. */
+  private holdsExactly(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>): boolean {
+    if (state.known.size !== map.size) return false;
+    for (const [name, resource] of map) {
+      if (state.known.get(name) !== resource.version || !this.covers(state, name)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The fast path for a stream that held exactly the previous view map: when the
+   * new map has the same names, the response is the shared difference between
+   * the two maps. Returns false to fall back to the full comparison.
+   */
+  private pushSynced(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
+    const from = state.synced as ReadonlyMap<string, EncodedResource>;
+    const delta = versionDelta(from, available, TYPE_URLS[state.kind], () => this.systemVersion(state, view));
+    if (!delta) return false;
+    state.lastMap = available;
+    state.synced = available;
+    if (delta.changed.length === 0) return true;
+    for (const resource of delta.changed) state.known.set(resource.name, resource.version);
+    const nonce = String(++this.nonceCounter);
+    const bytes = withNonce(delta.body, nonce);
+    state.lastNonce = nonce;
+    state.outstanding.set(nonce, delta.systemVersion);
+    if (state.outstanding.size > MAX_OUTSTANDING) state.outstanding.delete(state.outstanding.keys().next().value as string);
+    state.status.sentVersion = delta.systemVersion;
+    state.status.state = "pending";
+    this.metrics.recordResponse(state.kind, bytes.length);
+    if (!this.sink.write(bytes)) this.pause();
+    if (state.kind === "cluster") {
+      const endpoints = this.types.get("endpoint");
+      if (endpoints?.started) for (const resource of delta.changed) if (this.covers(endpoints, resource.name)) endpoints.mustAnswer.add(resource.name);
+    }
+    return true;
+  }
+
+  /** Whether the type's subscription covers `name`. */
+  private covers(state: DeltaTypeState, name: string): boolean {
+    return state.wildcard || state.subscribed.has(name);
+  }
+
+  /** A version for the whole subscription (for status and debugging; clients use per-resource versions). */
+  private systemVersion(state: DeltaTypeState, view: ProxyView): string {
+    if (state.wildcard) return view.all(state.kind).version;
+    state.subscribedKey ??= namesKey([...state.subscribed]);
+    return view.named(state.kind, [...state.subscribed], state.subscribedKey).version;
+  }
+
+  private pause(): void {
+    this.paused = true;
+    this.sink.onDrain(() => {
+      this.paused = false;
+      if (this.dirty) {
+        this.dirty = false;
+        this.refresh();
+      }
+    });
+  }
+
+  /** Listeners and routes hold the current view (or are not used) and nothing is awaiting an answer. */
+  private dependentsSettled(view: ProxyView): boolean {
+    for (const kind of ["listener", "route"] as const) {
+      const state = this.types.get(kind);
+      if (!state?.started) continue;
+      if (state.outstanding.size > 0) return false;
+      if (state.lastMap !== view.resources[kind] || state.mustAnswer.size > 0) return false;
+    }
+    return true;
+  }
+
+  /** A listener or route response was answered: clusters held back for it may go now. */
+  private onAnswered(kind: ResourceKind): void {
+    if (kind !== "listener" && kind !== "route") return;
+    const clusters = this.types.get("cluster");
+    if (clusters?.started) {
+      clusters.lastMap = null;
+      this.push(clusters, false);
+    }
+  }
+}

@@ -1,0 +1,290 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  DeltaDiscoveryRequestSchema,
+  DeltaDiscoveryResponseSchema,
+  type DeltaDiscoveryResponse,
+} from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { Proxy } from "../../src/model/proxy.ts";
+import type { RegistryState, Service } from "../../src/model/registry.ts";
+import { emptyRules } from "../../src/model/rules.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { ResourceCache } from "../../src/xds/cache.ts";
+import { DeltaStream } from "../../src/xds/delta-stream.ts";
+import { XdsMetrics } from "../../src/xds/metrics.ts";
+import type { ProxyStatus } from "../../src/xds/proxy-status.ts";
+
+/**
+ * Delta (incremental) xDS conformance, driven by a scripted client against one
+ * DeltaStream: subscribe, unsubscribe, removal, wildcard, reconnect with
+ * initial_resource_versions, NACK, and the make-before-break ordering.
+ */
+const logger = pino({ level: "silent" });
+
+const sidecar: Proxy = { id: "web-1", service: "web", kind: "envoy", inboundPort: null, appPort: null, outboundPort: 15001, userAgent: "envoy" };
+
+function svc(name: string, addresses: string[]): Service {
+  return {
+    name,
+    protocol: "http",
+    port: 80,
+    instances: addresses.map((address, i) => ({
+      id: `${name}-${i}`,
+      service: name,
+      address,
+      port: 8080,
+      meshPort: null,
+      labels: {},
+      region: "",
+      zone: "",
+      weight: 1,
+      health: "healthy" as const,
+    })),
+  };
+}
+
+function registry(...services: Service[]): RegistryState {
+  return { services: new Map(services.map((s) => [s.name, s])) };
+}
+
+interface RequestOptions {
+  subscribe?: string[];
+  unsubscribe?: string[];
+  nonce?: string;
+  error?: string;
+  initial?: Record<string, string>;
+}
+
+class Client {
+  readonly sent: DeltaDiscoveryResponse[] = [];
+  readonly status: ProxyStatus = { streamId: 1, proxy: sidecar, protocol: "delta", connectedAt: "", types: {} };
+  readonly stream: DeltaStream;
+
+  constructor(readonly cache: ResourceCache) {
+    this.stream = new DeltaStream(
+      this.status,
+      cache,
+      { write: (bytes) => (this.sent.push(fromBinary(DeltaDiscoveryResponseSchema, bytes)), true), onDrain: () => {} },
+      new XdsMetrics(),
+      logger,
+    );
+  }
+
+  request(kind: ResourceKind, options: RequestOptions = {}): void {
+    this.stream.handleRequest(
+      create(DeltaDiscoveryRequestSchema, {
+        typeUrl: TYPE_URLS[kind],
+        resourceNamesSubscribe: options.subscribe ?? [],
+        resourceNamesUnsubscribe: options.unsubscribe ?? [],
+        responseNonce: options.nonce ?? "",
+        initialResourceVersions: options.initial ?? {},
+        errorDetail: options.error ? { code: 3, message: options.error } : undefined,
+      }),
+    );
+  }
+
+  last(kind?: ResourceKind): DeltaDiscoveryResponse {
+    const response = kind ? [...this.sent].reverse().find((r) => r.typeUrl === TYPE_URLS[kind]) : this.sent.at(-1);
+    if (!response) throw new Error(`nothing sent${kind ? ` for ${kind}` : ""}`);
+    return response;
+  }
+
+  ack(kind: ResourceKind): void {
+    this.request(kind, { nonce: this.last(kind).nonce });
+  }
+
+  /** Everything this client holds per kind: name -> version, applying every response. */
+  holdings(kind: ResourceKind): Map<string, string> {
+    const held = new Map<string, string>();
+    for (const response of this.sent.filter((r) => r.typeUrl === TYPE_URLS[kind])) {
+      for (const resource of response.resources) held.set(resource.name, resource.version);
+      for (const name of response.removedResources) held.delete(name);
+    }
+    return held;
+  }
+
+  kinds(from = 0): string[] {
+    return this.sent.slice(from).map((r) => r.typeUrl.split(".").at(-1) ?? "");
+  }
+}
+
+const names = (response: DeltaDiscoveryResponse) => response.resources.map((r) => r.name);
+
+describe("DeltaStream", () => {
+  let cache: ResourceCache;
+  let c: Client;
+  const set = (state: RegistryState) => {
+    cache.setSnapshot(buildSnapshot(state, emptyRules));
+    c.stream.refresh();
+  };
+
+  beforeEach(() => {
+    cache = new ResourceCache(translate, () => [], logger);
+    c = new Client(cache);
+    cache.setSnapshot(buildSnapshot(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])), emptyRules));
+  });
+
+  it("treats a first CDS request naming nothing as a (legacy) wildcard and sends every cluster with its version", () => {
+    c.request("cluster");
+    const response = c.last();
+    expect(response.typeUrl).toBe(TYPE_URLS.cluster);
+    expect(names(response)).toEqual(["outbound|api", "outbound|db"]);
+    expect(response.resources.every((r) => r.version.length > 10 && r.resource?.typeUrl === TYPE_URLS.cluster)).toBe(true);
+    expect(response.removedResources).toEqual([]);
+    c.ack("cluster");
+    expect(c.sent).toHaveLength(1);
+    expect(c.status.types.cluster?.state).toBe("acked");
+  });
+
+  it('accepts an explicit "*" wildcard', () => {
+    c.request("listener", { subscribe: ["*"] });
+    expect(names(c.last())).toEqual(["outbound|http"]);
+  });
+
+  it("sends only subscribed endpoints, then only what changed", () => {
+    c.request("endpoint", { subscribe: ["outbound|api"] });
+    expect(names(c.last())).toEqual(["outbound|api"]);
+    c.ack("endpoint");
+    c.request("endpoint", { subscribe: ["outbound|db"] });
+    expect(names(c.last())).toEqual(["outbound|db"]);
+    c.ack("endpoint");
+    const count = c.sent.length;
+    set(registry(svc("api", ["10.0.0.9"]), svc("db", ["10.0.0.2"])));
+    expect(c.sent).toHaveLength(count + 1);
+    expect(names(c.last())).toEqual(["outbound|api"]);
+  });
+
+  it("answers a subscription to a resource that does not exist in removed_resources", () => {
+    c.request("endpoint", { subscribe: ["outbound|nope"] });
+    expect(c.last().resources).toEqual([]);
+    expect(c.last().removedResources).toEqual(["outbound|nope"]);
+  });
+
+  it("answers a re-subscription to a resource the client already has (it may have forgotten it)", () => {
+    c.request("endpoint", { subscribe: ["outbound|api"] });
+    c.ack("endpoint");
+    c.request("endpoint", { subscribe: ["outbound|api"] });
+    expect(names(c.last())).toEqual(["outbound|api"]);
+  });
+
+  it("stops sending an unsubscribed resource, without a response", () => {
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    c.ack("endpoint");
+    const count = c.sent.length;
+    c.request("endpoint", { unsubscribe: ["outbound|api"] });
+    expect(c.sent).toHaveLength(count);
+    set(registry(svc("api", ["10.0.0.9"]), svc("db", ["10.0.0.2"])));
+    expect(c.sent).toHaveLength(count);
+  });
+
+  it("under a wildcard, answers an unsubscribed name with the resource when the wildcard still covers it", () => {
+    c.request("cluster", { subscribe: ["*", "outbound|api"] });
+    c.ack("cluster");
+    c.request("cluster", { unsubscribe: ["outbound|api"] });
+    expect(names(c.last())).toEqual(["outbound|api"]);
+  });
+
+  it("reports removed resources, and removes clusters only after listeners and routes are ACKed", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    c.ack("endpoint");
+    c.request("listener");
+    c.ack("listener");
+    c.request("route", { subscribe: ["outbound|http"] });
+    c.ack("route");
+    const before = c.sent.length;
+    set(registry(svc("api", ["10.0.0.1"])));
+    // db's endpoints and virtual host go now; its cluster waits for the route ACK.
+    expect(c.kinds(before)).toEqual(["ClusterLoadAssignment", "RouteConfiguration"]);
+    expect(c.last("endpoint").removedResources).toEqual(["outbound|db"]);
+    expect(c.holdings("cluster").has("outbound|db")).toBe(true);
+    c.ack("route");
+    expect(c.last().typeUrl).toBe(TYPE_URLS.cluster);
+    expect(c.last().removedResources).toEqual(["outbound|db"]);
+    expect([...c.holdings("cluster").keys()]).toEqual(["outbound|api"]);
+  });
+
+  it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    c.ack("endpoint");
+    c.request("listener");
+    c.ack("listener");
+    c.request("route", { subscribe: ["outbound|http"] });
+    c.ack("route");
+    const before = c.sent.length;
+    set(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("cache", ["10.0.0.3"])));
+    expect(c.kinds(before)).toEqual(["Cluster", "RouteConfiguration"]);
+    expect(names(c.last("cluster"))).toEqual(["outbound|cache"]);
+  });
+
+  it("resends a changed cluster's endpoints (Envoy waits for them) even when they did not change", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    c.ack("endpoint");
+    const before = c.sent.length;
+    set(registry({ ...svc("api", ["10.0.0.1"]), protocol: "grpc" }, svc("db", ["10.0.0.2"])));
+    expect(c.kinds(before)).toEqual(["Cluster", "ClusterLoadAssignment"]);
+    expect(names(c.last("cluster"))).toEqual(["outbound|api"]);
+    expect(names(c.last("endpoint"))).toEqual(["outbound|api"]);
+  });
+
+  it("on reconnect does not resend what the client already has, and reports what is gone", () => {
+    c.request("cluster");
+    const held = Object.fromEntries(c.holdings("cluster"));
+    const again = new Client(cache);
+    again.request("cluster", { initial: held });
+    expect(again.sent).toHaveLength(0);
+
+    const stale = new Client(cache);
+    stale.request("cluster", { initial: { ...held, "outbound|gone": "v0", "outbound|api": "old" } });
+    expect(names(stale.last())).toEqual(["outbound|api"]);
+    expect(stale.last().removedResources).toEqual(["outbound|gone"]);
+  });
+
+  it("on reconnect with named resources answers only those that differ", () => {
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    const held = Object.fromEntries(c.holdings("endpoint"));
+    const again = new Client(cache);
+    again.request("endpoint", { subscribe: ["outbound|api", "outbound|db"], initial: { ...held, "outbound|db": "old" } });
+    expect(names(again.last())).toEqual(["outbound|db"]);
+  });
+
+  it("on NACK records the error, keeps the proxy on what it accepted, and never resends the rejected versions", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    set(registry(svc("api", ["10.0.0.1"]), { ...svc("db", ["10.0.0.2"]), protocol: "grpc" }));
+    const rejected = c.last("cluster");
+    expect(names(rejected)).toEqual(["outbound|db"]);
+    c.request("cluster", { nonce: rejected.nonce, error: "cluster outbound|db: invalid" });
+    expect(c.status.types.cluster).toMatchObject({ state: "nacked", lastError: { message: "cluster outbound|db: invalid" } });
+    const count = c.sent.length;
+    // Same content again (a new snapshot that changes nothing for db): not resent.
+    set(registry(svc("api", ["10.0.0.1"]), { ...svc("db", ["10.0.0.2"]), protocol: "grpc" }));
+    expect(c.sent).toHaveLength(count);
+    // New content is sent.
+    set(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    expect(c.sent.length).toBeGreaterThan(count);
+    expect(names(c.last("cluster"))).toEqual(["outbound|db"]);
+  });
+
+  it("honours a subscription change whatever the nonce, and ignores an ACK for an unknown nonce", () => {
+    c.request("endpoint", { subscribe: ["outbound|api"] });
+    c.request("endpoint", { nonce: "999" });
+    expect(c.status.types.endpoint?.state).toBe("pending");
+    c.request("endpoint", { nonce: "999", subscribe: ["outbound|db"] });
+    expect(names(c.last())).toEqual(["outbound|db"]);
+  });
+
+  it("refuses a type it does not serve", () => {
+    expect(() => c.stream.handleRequest(create(DeltaDiscoveryRequestSchema, { typeUrl: "type.googleapis.com/envoy.Nope" }))).toThrow(
+      /unsupported resource type/,
+    );
+  });
+});
