@@ -35,7 +35,7 @@ program
   .addOption(new Option("--consul-datacenter <dc>", "Consul datacenter to read").env("CONSUL_DATACENTER"))
   .addOption(new Option("--consul-wait <duration>", "longest a Consul blocking query waits (e.g. 30s)"))
   .addOption(
-    new Option("--consul-max-watches <n>", "Consul health queries in flight at once (connections <= n + 1)").argParser(
+    new Option("--consul-max-watches <n>", "Consul health queries in flight at once (connections <= n + 2)").argParser(
       (value: string) => {
         const parsed = Number(value);
         if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError("must be a positive integer");

@@ -6,34 +6,36 @@
  *   a watch starts for each new name and stops for each name that disappears;
  * - each service has a blocking query on GET /v1/health/service/:name, which gives
  *   instances, node, and checks in one answer;
- * - service watches run through a FIFO pool of `maxConcurrentWatches` slots, and
+ * - service watches run through a pool of `maxConcurrentWatches` slots, and
  *   every request goes through one HTTP agent whose `maxSockets` is the pool size
- *   plus one (for the catalog watch). The source therefore never opens more than
- *   `maxConcurrentWatches + 1` connections to Consul, however many services there
- *   are; Consul refuses clients above `limits.http_max_conns_per_client` (200).
- *   An eighth of the slots is kept for plain reads (a service's first read, a
- *   restart after an index reset), so new services are read promptly even when
- *   blocking queries fill the rest;
+ *   plus two (the catalog watch, the critical-checks watch). The source therefore
+ *   never opens more than `maxConcurrentWatches + 2` connections to Consul,
+ *   however many services there are; Consul refuses clients above
+ *   `limits.http_max_conns_per_client` (200). An eighth of the slots is kept for
+ *   plain reads (a service's first read, a restart after an index reset or a
+ *   failure, a read a change hint asks for), and plain reads go first;
  * - while the services fit in the blocking slots, every service holds its own
  *   blocking query and changes arrive as soon as Consul commits them. With more
  *   services than slots, services take turns: each query blocks for
  *   wait * slots / services (never below `minRotationWaitMs`), so every service is
  *   asked again about once per `wait`. This rotation is the complete,
  *   authoritative path: everything emitted comes from these health answers;
- * - change hints make the urgent changes fast at any catalog size, with one more
- *   connection (see hints.ts): a blocking query on GET /v1/health/state/critical
- *   names the services whose critical checks (failures, maintenance) changed; the
- *   catalog watch names services whose tags changed, and services that appear
- *   or disappear. Those are read at once with a plain read that goes ahead of
- *   the rotation. When the catalog index moves and the answer does not say
- *   where (an instance registered, deregistered or changed somewhere), a
- *   priority sweep reads every service that is not holding a blocking query,
- *   at most once per `sweepIntervalMs`, through the same slots. Connections:
- *   `maxConcurrentWatches + 2`.
+ * - change hints make the urgent changes fast at any catalog size (see hints.ts
+ *   and docs/consul.md, "How changes propagate"); they only decide what is read
+ *   next, as a plain read ahead of the rotation, through the same slots:
+ *   - a blocking query on GET /v1/health/state/critical names the services whose
+ *     critical checks (failures, maintenance, node failures) changed;
+ *   - the catalog watch names services whose tags changed (services that appear
+ *     are read at once anyway, those that disappear are removed);
+ *   - when the catalog index moves, one read of GET /v1/health/state/any locates
+ *     the services whose checks appeared, disappeared or changed state, and a
+ *     priority sweep (at most once per `sweepIntervalMs`) reads every service not
+ *     holding a blocking query, for what checks do not show.
  *
  * Failure: a watch that fails keeps its last good answer, backs off, and retries
  * on its own; the source reports itself degraded (with the error) until every
- * watch has succeeded again. It never removes or empties a service because a
+ * watch has succeeded again (a failing hint only slows changes down: it is
+ * logged and counted, not reported as degraded). It never removes or empties a service because a
  * request failed: only a good answer can do that.
  */
 import type { Logger } from "pino";
@@ -66,7 +68,7 @@ export interface ConsulSourceStats {
   readonly queued: number;
   /** The bound on connections to Consul (pool + catalog watch). */
   readonly maxConnections: number;
-  /** Watches whose last attempt failed (catalog included). */
+  /** Watches whose last attempt failed (catalog and change-hint watch included). */
   readonly degradedWatches: number;
   readonly catalogIndex: number;
   readonly indexResets: number;
@@ -85,10 +87,11 @@ export interface ConsulSourceStats {
   readonly criticalChecks: number;
 }
 
-/** The key of the critical-checks watch in `failing` (service names are never empty). */
-const criticalWatchKey = "\u0000health/state/critical";
 /** A hint that a read did not settle is not repeated for the same answer within this time. */
 const rehintAfterMs = 5000;
+
+/** How long a sweep waits for the locator's answer, so that its reads queue first. */
+const locatorHeadStartMs = 500;
 
 interface HintMemo {
   readonly sig: string;
@@ -112,7 +115,7 @@ export class ConsulRegistrySource implements RegistrySource {
   private readonly hinted = { critical: new Map<string, HintMemo>(), checks: new Map<string, HintMemo>() };
   /** Aborts the locator read on stop. */
   private readonly locatorAbort = new AbortController();
-  private locating = false;
+  private locating: Promise<void> | null = null;
   private locateAgain = false;
   private locatorReads = 0;
   /** The previous catalog answer and its index (for tag hints and sweeps). */
@@ -142,6 +145,12 @@ export class ConsulRegistrySource implements RegistrySource {
   private aclWarned = false;
   /** Watches whose last attempt failed ("" is the catalog watch), with their error. */
   private readonly failing = new Map<string, string>();
+  /**
+   * The last error of the critical-checks watch while it fails. A hint is not
+   * the state: while only hints fail, the source is not degraded (the rotation
+   * still delivers everything), but changes are slower, which is logged.
+   */
+  private hintError: string | null = null;
   private lastErrorFrom = "";
 
   private indexResets = 0;
@@ -270,7 +279,7 @@ export class ConsulRegistrySource implements RegistrySource {
       maxInFlight: this.pool.maxActive,
       queued: this.pool.queued,
       maxConnections: this.maxConnections,
-      degradedWatches: this.failing.size,
+      degradedWatches: this.failing.size + (this.hintError === null ? 0 : 1),
       catalogIndex: this.catalogIndex,
       indexResets: this.indexResets,
       onChangeCalls: this.onChangeCalls,
@@ -325,11 +334,23 @@ export class ConsulRegistrySource implements RegistrySource {
         waitMs: () => this.opts.waitMs,
         onData: (checks) => {
           this.requests.ok += 1;
-          this.failing.delete(criticalWatchKey);
+          if (this.hintError !== null) {
+            this.hintError = null;
+            this.logger?.info("consul: change hints back");
+          }
           this.onCritical(checks);
-          this.noteHealth();
         },
-        onError: (err, failures) => this.onWatchError(criticalWatchKey, err, failures),
+        onError: (err, failures) => {
+          if (!this.running) return;
+          this.requests[err.kind] += 1;
+          if (failures === 1) {
+            this.logger?.warn(
+              { kind: err.kind, err: err.message },
+              "consul: change hints unavailable; changes arrive through the rotation until they are back",
+            );
+          }
+          this.hintError = err.message;
+        },
         onIndexReset: (previous, returned) => this.onIndexReset("critical checks", previous, returned),
       },
       this.timing,
@@ -391,28 +412,51 @@ export class ConsulRegistrySource implements RegistrySource {
     if (!this.running || !this.opts.changeHints || this.opts.sweepIntervalMs === 0) return;
     if (this.sweepTimer !== null) return;
     const delay = Math.max(0, this.lastSweepAt + this.opts.sweepIntervalMs - performance.now());
-    this.sweepTimer = setTimeout(() => {
-      this.sweepTimer = null;
-      if (!this.running) return;
-      this.lastSweepAt = performance.now();
-      this.sweeps += 1;
-      let asked = 0;
-      for (const watch of this.serviceWatches.values()) if (watch.refresh("sweep")) asked += 1;
-      this.sweepReads += asked;
-      this.logger?.debug({ reads: asked }, "consul: catalog index moved; sweeping");
-    }, delay);
+    this.sweepTimer = setTimeout(() => void this.sweep(), delay);
   }
 
-  /** Reads GET /v1/health/state/any and refreshes the services it shows changed; one read at a time. */
-  private async locate(): Promise<void> {
-    if (!this.running || !this.opts.changeHints || this.client === null) return;
-    if (this.locating) {
-      // A read in flight may predate the move: read once more after it.
+  private async sweep(): Promise<void> {
+    if (!this.running) return;
+    // Let the locator's reads queue first (briefly: it is only a hint).
+    if (this.locating !== null) {
+      let timer: NodeJS.Timeout | undefined;
+      const cap = new Promise<void>((resolve) => (timer = setTimeout(resolve, locatorHeadStartMs)));
+      await Promise.race([this.locating, cap]);
+      clearTimeout(timer);
+    }
+    this.sweepTimer = null;
+    if (!this.running) return;
+    this.lastSweepAt = performance.now();
+    this.sweeps += 1;
+    let asked = 0;
+    for (const watch of this.serviceWatches.values()) if (watch.refresh("sweep")) asked += 1;
+    this.sweepReads += asked;
+    this.logger?.debug({ reads: asked }, "consul: catalog index moved; sweeping");
+  }
+
+  /**
+   * Reads GET /v1/health/state/any and refreshes the services it shows changed.
+   * One read at a time; a move seen while a read is in flight gets one more read
+   * after it (the one in flight may predate the move).
+   */
+  private locate(): void {
+    if (!this.running || !this.opts.changeHints) return;
+    if (this.locating !== null) {
       this.locateAgain = true;
       return;
     }
-    this.locating = true;
-    this.locateAgain = false;
+    this.locating = (async () => {
+      do {
+        this.locateAgain = false;
+        await this.locateOnce();
+      } while (this.locateAgain && this.running);
+    })().finally(() => {
+      this.locating = null;
+    });
+  }
+
+  private async locateOnce(): Promise<void> {
+    if (this.client === null) return;
     const signal = this.locatorAbort.signal;
     const release = await this.pool.acquire(signal, "read");
     try {
@@ -437,8 +481,6 @@ export class ConsulRegistrySource implements RegistrySource {
       this.logger?.debug({ err: e.message }, "consul: could not locate catalog changes; sweeping only");
     } finally {
       release?.();
-      this.locating = false;
-      if (this.locateAgain) void this.locate();
     }
   }
 
@@ -486,7 +528,7 @@ export class ConsulRegistrySource implements RegistrySource {
     // is that table's), but the answer may not say what: an instance registered,
     // deregistered or changed its port in a service that still exists.
     if (indexMoved && this.opts.changeHints) {
-      void this.locate();
+      this.locate();
       this.scheduleSweep();
     }
     this.catalogSynced = true;
@@ -540,7 +582,7 @@ export class ConsulRegistrySource implements RegistrySource {
     this.failing.set(what, err.message);
     this.lastErrorFrom = what;
     if (failures === 1) {
-      const watch = what === "" ? "catalog" : what === criticalWatchKey ? "critical checks" : what;
+      const watch = what === "" ? "catalog" : what;
       this.logger?.debug(
         { watch, kind: err.kind, err: err.message },
         "consul: query failed; keeping last state",
