@@ -21,7 +21,6 @@ import {
   nowMs,
   parseDeltaResponse,
   parseSotwResponse,
-  resourceName,
   sotwRequest,
 } from "./wire.ts";
 
@@ -53,7 +52,7 @@ export type FromWorker =
   | { type: "connected"; times: number[]; missing: number; startedAt: number }
   | { type: "expecting"; id: number }
   | { type: "converged"; id: number; times: number[]; missing: number }
-  | { type: "counters"; id: number; expected: number; affected: number; responses: number; bytes: number; expectedResponses: number; expectedBytes: number; maxResponses: number }
+  | { type: "counters"; id: number; expected: number; affected: number; responses: number; bytes: number; expectedResponses: number; expectedBytes: number; maxResponses: number; cpuMs: number }
   | { type: "error"; message: string };
 
 interface Expectation {
@@ -252,6 +251,12 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 // --- the process ------------------------------------------------------------------
 
 let proxies: SimProxy[] = [];
+let cpuAtExpect = 0;
+
+function cpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
 let clients: grpc.Client[] = [];
 
 function finishConnect(): void {
@@ -304,6 +309,7 @@ process.on("message", (message: ToWorker) => {
       break;
     }
     case "expect": {
+      cpuAtExpect = cpuMs();
       const services = new Set(message.services);
       for (const proxy of proxies) {
         proxy.responses = 0;
@@ -340,7 +346,7 @@ process.on("message", (message: ToWorker) => {
           maxResponses = Math.max(maxResponses, proxy.responses);
         }
       }
-      send({ type: "counters", id: message.id, expected: expected.size, affected, responses, bytes, expectedResponses, expectedBytes, maxResponses });
+      send({ type: "counters", id: message.id, expected: expected.size, affected, responses, bytes, expectedResponses, expectedBytes, maxResponses, cpuMs: cpuMs() - cpuAtExpect });
       break;
     }
     case "stop":

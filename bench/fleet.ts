@@ -82,8 +82,8 @@ class Child {
   private waiters: Array<{ type: string; resolve: (m: AnyMessage) => void }> = [];
   readonly errors: string[] = [];
 
-  constructor(readonly label: string, file: string, execArgv: string[] = []) {
-    this.proc = fork(join(here, file), [], {
+  constructor(readonly label: string, file: string, execArgv: string[] = [], args: string[] = []) {
+    this.proc = fork(join(here, file), args, {
       execArgv: ["--import", "tsx", ...execArgv],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "advanced",
@@ -170,6 +170,8 @@ interface ChangeResult {
   readonly bytesPerProxy: number;
   readonly affected: number;
   readonly totalResponses: number;
+  /** CPU the simulated fleet spent from the announcement to the counters (all worker processes). */
+  readonly fleetCpuMs: number;
 }
 
 interface RunResult {
@@ -342,10 +344,11 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
       bytesPerProxy: expected > 0 ? sum((c) => c.expectedBytes) / expected : 0,
       affected: sum((c) => c.affected),
       totalResponses: sum((c) => c.responses),
+      fleetCpuMs: sum((c) => c.cpuMs),
     };
     changes.push(result);
     console.error(
-      `    ${change.kind}${scoped ? " (scoped)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms, ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
+      `    ${change.kind}${scoped ? " (scoped)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
     );
     await sleep(300);
   }
@@ -453,12 +456,12 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
 }
 
 async function translateBench(): Promise<TranslateResult> {
-  const child = new Child("translate", "translate-bench.ts", ["--expose-gc"]);
+  const child = new Child("translate", "translate-bench.ts", ["--expose-gc"], ["--json"]);
   const result = await new Promise<TranslateResult>((resolve, reject) => {
     child.proc.on("message", (m: AnyMessage) => {
       if (m.type === "result") resolve(m.result as TranslateResult);
     });
-    child.proc.on("exit", (code) => code !== 0 && reject(new Error(`translate bench exited with ${code}`)));
+    child.proc.on("exit", (code) => reject(new Error(`translate bench exited (${code}) without a result`)));
   });
   child.kill();
   return result;

@@ -132,8 +132,8 @@ function structuredReplace(registry: RegistryState, service: string, sequence: n
 if (import.meta.url === `file://${process.argv[1]}`) {
   const result = runTranslateBench(arg("services", 5000), arg("instances", 20));
   if (process.argv.includes("--json")) {
-    process.send?.({ type: "result", result });
-    console.log(JSON.stringify(result));
+    if (process.send) process.send({ type: "result", result }, () => process.exit(0));
+    else console.log(JSON.stringify(result));
   } else {
     console.log(result);
   }

@@ -84,19 +84,23 @@ export class MeshPipeline {
     // Never serve a half-known mesh: an empty registry would remove every cluster.
     if (!this.receivedRules || this.receivedRegistry.some((received) => !received)) return;
     const registry = this.options.mergeRegistries(this.registryStates);
-    const snapshot = this.builder.build(registry, this.rules);
+    // The rules this snapshot is built from. this.rules may change while the
+    // status write below is awaited; recording that newer set as published
+    // would skip writing its verdicts in the next rebuild.
+    const rules = this.rules;
+    const snapshot = this.builder.build(registry, rules);
     this.snapshot = snapshot;
     this.options.metrics.snapshotBuilds.inc();
     this.options.cache.setSnapshot(snapshot);
     // Rule verdicts only change when rules or the registry they refer to change;
     // write them back only when they differ from what was last written.
     const fingerprint = JSON.stringify(snapshot.rejected);
-    if (fingerprint === this.lastPublishedRejections && this.rules === this.lastPublishedRules) return;
+    if (fingerprint === this.lastPublishedRejections && rules === this.lastPublishedRules) return;
     for (const rejection of snapshot.rejected) this.options.logger.warn({ rule: rejection }, "rule refused");
     try {
-      await this.options.rules.publishRuleStatus(this.rules, snapshot.rejected);
+      await this.options.rules.publishRuleStatus(rules, snapshot.rejected);
       this.lastPublishedRejections = fingerprint;
-      this.lastPublishedRules = this.rules;
+      this.lastPublishedRules = rules;
     } catch (error) {
       this.options.logger.error({ err: error }, "could not write rule status back to the database");
     }

@@ -223,7 +223,7 @@ function abortStatus(service: Service, httpStatus: number | null, grpcStatus: nu
   return { case: "httpStatus", value: httpStatus ?? 503 };
 }
 
-/** The fault filter's per-route config; `headers` are left to the route match for gRPC clients (see ruleRoutes). */
+/** The fault filter's per-route config; `headers` are left to the route match for gRPC clients (see routesFor). */
 function faultConfig(ctx: VirtualHostContext, fault: FaultPolicy, withHeaders: boolean): Any {
   const config = create(HTTPFaultSchema, {
     delay: fault.delay

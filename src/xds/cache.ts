@@ -159,6 +159,7 @@ export class ResourceCache {
   /** Encoded resources by message object: a message shared by many views is encoded once. */
   private byMessage = new WeakMap<Message, Interned>();
   private internedAtRebuild = 0;
+  private replacedSinceCompaction = 0;
   private readonly invalid = new Map<string, InvalidResource>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, resourcesEncoded: 0 };
@@ -356,9 +357,13 @@ export class ResourceCache {
     return changed;
   }
 
-  /** The intern table keeps every version seen; re-derive it from the live views when it has doubled. */
+  /**
+   * The intern table keeps every version seen; once about as many versions have
+   * been replaced as the table held after the last compaction, re-derive it from
+   * the live views (views being added do not count: their entries stay live).
+   */
   private compactIfGrown(): void {
-    if (this.interned.size > 2 * Math.max(this.internedAtRebuild, 1000)) this.compactInterned();
+    if (this.replacedSinceCompaction > Math.max(this.internedAtRebuild, 1000)) this.compactInterned();
   }
 
   private compactInterned(): void {
@@ -374,6 +379,7 @@ export class ResourceCache {
     }
     this.interned = live;
     this.internedAtRebuild = live.size;
+    this.replacedSinceCompaction = 0;
   }
 
   // --- encoding ----------------------------------------------------------------
@@ -402,6 +408,7 @@ export class ResourceCache {
     const entry = { encoded: fresh, violations };
     this.interned.set(key, entry);
     this.byMessage.set(message, entry);
+    if (this.views.size > 0) this.replacedSinceCompaction++;
     return entry;
   }
 }

@@ -45,7 +45,7 @@ interface VersionDelta {
 }
 
 /** The last delta computed from each map: streams of one view all move from the same map to the same map. */
-const deltas = new WeakMap<ReadonlyMap<string, EncodedResource>, VersionDelta | null>();
+const deltas = new WeakMap<ReadonlyMap<string, EncodedResource>, { readonly to: ReadonlyMap<string, EncodedResource>; readonly delta: VersionDelta | null }>();
 
 /** Resources whose version changed from `from` to `to`, when both hold the same names; else null. */
 function versionDelta(
@@ -55,7 +55,7 @@ function versionDelta(
   systemVersion: () => string,
 ): VersionDelta | null {
   const known = deltas.get(from);
-  if (known !== undefined && (known === null || known.to === to)) return known?.to === to ? known : null;
+  if (known?.to === to) return known.delta;
   let delta: VersionDelta | null = null;
   if (from.size === to.size) {
     const changed: EncodedResource[] = [];
@@ -73,7 +73,7 @@ function versionDelta(
       delta = { to, changed, systemVersion: version, body: encodeDeltaBody(typeUrl, version, changed, []) };
     }
   }
-  deltas.set(from, delta);
+  deltas.set(from, { to, delta });
   return delta;
 }
 
@@ -215,6 +215,8 @@ export class DeltaStream {
   /** Applies subscribe/unsubscribe; true when the client needs an answer. */
   private updateSubscription(state: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[], initial: boolean): boolean {
     let answer = false;
+    // What the client holds no longer follows from the last map alone.
+    if (subscribe.length > 0 || unsubscribe.length > 0) state.synced = null;
     for (const name of subscribe) {
       if (name === "*") {
         if (!state.wildcard) answer = true;
@@ -298,9 +300,11 @@ export class DeltaStream {
       removed = kept;
     }
     state.lastMap = held ? null : available;
-    state.synced = !held && state.known.size === available.size ? available : null;
     state.mustAnswer.clear();
-    if (send.length === 0 && removed.length === 0) return;
+    if (send.length === 0 && removed.length === 0) {
+      state.synced = !held && this.holdsExactly(state, available) ? available : null;
+      return;
+    }
 
     // What the client holds after this response.
     const updatedClusters: string[] = [];
@@ -309,7 +313,7 @@ export class DeltaStream {
       state.known.set(resource.name, resource.version);
     }
     for (const name of removed) state.known.delete(name);
-    if (state.synced !== null && !this.holdsExactly(state, available)) state.synced = null;
+    state.synced = !held && this.holdsExactly(state, available) ? available : null;
 
     const systemVersion = this.systemVersion(state, view);
     const nonce = String(++this.nonceCounter);

@@ -54,7 +54,9 @@ async function expectAccepted(): Promise<void> {
     );
     if (rows.every((r) => r.state === "accepted")) return;
     if (rows.some((r) => r.state === "rejected") || performance.now() > deadline) {
-      throw new Error(`policies not accepted: ${JSON.stringify(rows)}`);
+      const revision = (await mesh.sql.query<{ v: string }>("SELECT value::text AS v FROM mesh.revision")).rows[0]?.v;
+      const sources = mesh.signalbox.pipeline.sourceStatuses();
+      throw new Error(`policies not accepted: ${JSON.stringify(rows)}; database revision ${revision}, sources ${JSON.stringify(sources)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

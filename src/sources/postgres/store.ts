@@ -43,6 +43,9 @@ import { desiredRuleStatus, writeRuleStatus, type RuleStatusRow } from "./rule-s
 /** The channel the change trigger notifies (see the 0001 migration). */
 export const CHANGE_CHANNEL = "mesh_changes";
 
+/** Tables of the registry facet; a notification from any other table concerns the rules. */
+const REGISTRY_TABLES = new Set(["services", "instances"]);
+
 export interface PostgresStoreMetrics {
   /** Reloads started (each reads all subscribed tables once). */
   readonly reloads: number;
@@ -84,6 +87,8 @@ export class PostgresStore {
   #registrySub: Subscription<RegistryState> | null = null;
   #rulesSub: Subscription<RuleSet> | null = null;
   #revision = "";
+  /** Facets whose tables changed since they were last read. */
+  #stale = { registry: true, rules: true };
   readonly #health: Health;
   #pollTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #reloads = new CoalescingRunner(() => this.#reload());
@@ -135,6 +140,7 @@ export class PostgresStore {
     else this.#rulesSub = sub as Subscription<RuleSet>;
     try {
       await this.#open();
+      this.#stale[facet] = true;
       await this.#reloads.run();
     } catch (err) {
       await this.#unsubscribe(facet);
@@ -206,7 +212,7 @@ export class PostgresStore {
     // Idle clients that die (server restart, pg_terminate_backend) are dropped by
     // the pool; without a handler the 'error' event would crash the process.
     pool.on("error", (err) => this.#log.warn({ err: errorMessage(err) }, "idle PostgreSQL connection lost"));
-    const notifications = new Debouncer(() => this.#requestReload(), settings.settleMs, settings.maxSettleMs);
+    const notifications = new Debouncer(() => this.#requestReload(false), settings.settleMs, settings.maxSettleMs);
     let listener: ChangeListener | null = null;
     if (settings.listen) {
       let connectedOnce = false;
@@ -214,9 +220,10 @@ export class PostgresStore {
         client: config,
         channel: CHANGE_CHANNEL,
         backoff: new Backoff({ minMs: settings.reconnectMinMs, maxMs: settings.reconnectMaxMs }),
-        onNotification: () => {
+        onNotification: (payload) => {
           if (generation !== this.#generation) return;
           this.#metrics.notifications++;
+          this.#markStale(payload);
           notifications.poke();
         },
         onConnected: () => {
@@ -266,9 +273,24 @@ export class PostgresStore {
 
   // --- change detection ------------------------------------------------------
 
-  /** Fire and forget: failures are recorded by #reload itself. */
-  #requestReload(): void {
+  /**
+   * Fire and forget: failures are recorded by #reload itself. `all` (poll,
+   * reconnect) reads every facet; a notification reads only what it named.
+   */
+  #requestReload(all = true): void {
+    if (all) this.#stale = { registry: true, rules: true };
     void this.#reloads.run().catch(() => {});
+  }
+
+  /**
+   * A notification names the table that changed (the trigger's payload): a
+   * registry table makes the registry stale, any other table the rules, so an
+   * endpoint change does not re-read every rule (and the other way round).
+   */
+  #markStale(table: string): void {
+    if (table === "") this.#stale = { registry: true, rules: true };
+    else if (REGISTRY_TABLES.has(table)) this.#stale.registry = true;
+    else this.#stale.rules = true;
   }
 
   #schedulePoll(conn: Connection): void {
@@ -299,18 +321,24 @@ export class PostgresStore {
     const rules = this.#rulesSub;
     if (!conn || (!registry && !rules)) return;
     this.#metrics.reloads++;
+    const stale = this.#stale;
+    this.#stale = { registry: false, rules: false };
+    const want = { registry: registry !== null && stale.registry, rules: rules !== null && stale.rules };
     let loaded;
     try {
-      loaded = await loadRows(conn.pool, { registry: registry !== null, rules: rules !== null });
+      loaded = await loadRows(conn.pool, want);
     } catch (err) {
       this.#metrics.reloadFailures++;
+      this.#stale = { registry: true, rules: true };
       if (generation === this.#generation) this.#health.fail("reload", err);
       throw err;
     }
     if (generation !== this.#generation) return;
     this.#health.ok("reload");
     this.#health.ok("poll"); // the pool evidently works again
-    this.#revision = loaded.revision;
+    // The revision describes every table: record it only when every subscribed
+    // facet was read, so the poll still catches a change whose notification was lost.
+    if (want.registry === (registry !== null) && want.rules === (rules !== null)) this.#revision = loaded.revision;
     if (loaded.registry) {
       const parsed = parseRegistry(loaded.registry);
       if (parsed.problems.length > 0) {

@@ -1,0 +1,142 @@
+/// <reference types="vite/client" />
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import type { Proxy } from "../../src/model/proxy.ts";
+import type { RegistryState, Service } from "../../src/model/registry.ts";
+import type { RuleSet } from "../../src/model/rules.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
+import { RESOURCE_KINDS } from "../../src/translate/resource-types.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { ResourceCache } from "../../src/xds/cache.ts";
+
+/**
+ * The cache's shortcuts (endpoint fast path, views kept across snapshots,
+ * translation pieces reused across snapshots by their inputs) must give exactly
+ * what a fresh translation gives. For every translation scenario (every
+ * test/translate/scenarios*.ts, so new kinds of rules are covered as they are
+ * added) and every proxy in it, the mesh is perturbed one step at a time (drop
+ * each rule of every kind in turn, move or fail an instance, drop an instance)
+ * and back, and after every step each proxy's resources are compared with a
+ * cache that has never seen anything else.
+ */
+const logger = pino({ level: "silent" });
+
+interface Scenario {
+  readonly name: string;
+  readonly registry: RegistryState;
+  readonly rules: RuleSet;
+  readonly proxies: Record<string, Proxy>;
+}
+
+function isScenario(value: unknown): value is Scenario {
+  const v = value as Partial<Scenario> | null;
+  return !!v && typeof v === "object" && typeof v.name === "string" && v.registry?.services instanceof Map && !!v.rules && !!v.proxies;
+}
+
+const modules = import.meta.glob("../translate/scenarios*.ts", { eager: true });
+const found = Object.values(modules).flatMap((module) =>
+  Object.values(module as Record<string, unknown>).flatMap((value) => (Array.isArray(value) ? value.filter(isScenario) : isScenario(value) ? [value] : [])),
+);
+const scenarios: Scenario[] = [...new Map(found.map((scenario) => [scenario.name, scenario])).values()];
+
+/** Resource name -> version, per kind, for one proxy. */
+function fingerprint(cache: ResourceCache, proxy: Proxy): Record<string, Record<string, string>> {
+  const view = cache.viewFor(proxy);
+  if (!view) throw new Error("no view");
+  const out: Record<string, Record<string, string>> = {};
+  for (const kind of RESOURCE_KINDS) out[kind] = Object.fromEntries([...view.resources[kind]].map(([name, r]) => [name, r.version]));
+  return out;
+}
+
+/** A translation from scratch: fresh objects everywhere, so no memo built for the originals applies. */
+function reference(registry: RegistryState, rules: RuleSet, proxy: Proxy): Record<string, Record<string, string>> {
+  const cache = new ResourceCache(translate, () => [], logger);
+  cache.setSnapshot(buildSnapshot(structuredClone(registry), structuredClone(rules)));
+  return fingerprint(cache, proxy);
+}
+
+interface Step {
+  readonly label: string;
+  readonly registry: RegistryState;
+  readonly rules: RuleSet;
+}
+
+function withService(registry: RegistryState, name: string, change: (service: Service) => Service): RegistryState {
+  const services = new Map(registry.services);
+  const service = services.get(name);
+  if (service) services.set(name, change(service));
+  return { services };
+}
+
+function perturbations(scenario: Scenario): Step[] {
+  const steps: Step[] = [];
+  // Every rule of every kind, wherever it sits: arrays in the rule set, or arrays in an object of it.
+  const dropEach = (value: unknown, path: string, rebuild: (next: unknown) => RuleSet): void => {
+    if (Array.isArray(value)) {
+      value.forEach((_, index) => {
+        steps.push({ label: `without ${path}[${index}]`, registry: scenario.registry, rules: rebuild(value.filter((__, i) => i !== index)) });
+      });
+    } else if (value && typeof value === "object" && !(value instanceof Map)) {
+      for (const [key, inner] of Object.entries(value)) {
+        dropEach(inner, `${path}.${key}`, (next) => rebuild({ ...(value as object), [key]: next }));
+      }
+    }
+  };
+  for (const [field, value] of Object.entries(scenario.rules)) {
+    if (field === "rejected") continue;
+    dropEach(value, field, (next) => ({ ...scenario.rules, [field]: next }) as RuleSet);
+  }
+  for (const [name, service] of scenario.registry.services) {
+    const first = service.instances[0];
+    if (!first) continue;
+    steps.push({
+      label: `${name}: an instance moves`,
+      registry: withService(scenario.registry, name, (s) => ({ ...s, instances: [{ ...first, address: "10.99.99.99" }, ...s.instances.slice(1)] })),
+      rules: scenario.rules,
+    });
+    steps.push({
+      label: `${name}: an instance fails`,
+      registry: withService(scenario.registry, name, (s) => ({ ...s, instances: [{ ...first, health: "unhealthy" }, ...s.instances.slice(1)] })),
+      rules: scenario.rules,
+    });
+    steps.push({
+      label: `${name}: an instance leaves`,
+      registry: withService(scenario.registry, name, (s) => ({ ...s, instances: s.instances.slice(1) })),
+      rules: scenario.rules,
+    });
+  }
+  return steps;
+}
+
+describe("incremental translation equals a fresh translation", () => {
+  it("finds the translation scenarios", () => {
+    expect(scenarios.length).toBeGreaterThan(0);
+  });
+
+  describe.each(scenarios)("scenario $name", (scenario) => {
+    it("after every perturbation and its undo, for every proxy", () => {
+      const builder = new SnapshotBuilder();
+      const cache = new ResourceCache(translate, () => [], logger);
+      const proxies = Object.values(scenario.proxies);
+      for (const proxy of proxies) cache.retain(proxy);
+      const check = (step: Step) => {
+        cache.setSnapshot(builder.build(step.registry, step.rules));
+        for (const proxy of proxies) {
+          expect({ step: step.label, proxy: proxy.id, resources: fingerprint(cache, proxy) }).toEqual({
+            step: step.label,
+            proxy: proxy.id,
+            resources: reference(step.registry, step.rules, proxy),
+          });
+        }
+      };
+      const base: Step = { label: "base", registry: scenario.registry, rules: scenario.rules };
+      check(base);
+      for (const step of perturbations(scenario)) {
+        check(step);
+        check({ ...base, label: `back from ${step.label}` });
+      }
+      expect(cache.stats().endpointPatches).toBeGreaterThan(0);
+    });
+  });
+});
