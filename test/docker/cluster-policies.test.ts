@@ -23,50 +23,14 @@
  * Needs a Docker engine. Without one the whole suite is skipped, loudly, with
  * the reason: the CI machines of this project have none (docs/testing.md).
  */
-import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenericContainer, StartedNetwork, StartedTestContainer } from "testcontainers";
 import { envoyBootstrap } from "../../src/cli/bootstrap.ts";
 import { startMesh, type E2eMesh } from "../e2e/harness.ts";
+import { dockerAvailability, type Testcontainers } from "./support.ts";
 
 const ENVOY_IMAGE = process.env.SIGNALBOX_ENVOY_IMAGE ?? "envoyproxy/envoy:v1.31-latest";
 const NODE_IMAGE = "node:20-alpine";
-
-type Testcontainers = typeof import("testcontainers");
-
-/** GET /_ping on the Docker engine's socket (DOCKER_HOST unix:// or the default one). */
-function pingDocker(): Promise<string | null> {
-  const host = process.env.DOCKER_HOST;
-  if (host && !host.startsWith("unix://")) return Promise.resolve(null); // a TCP engine: let testcontainers decide
-  const socketPath = host ? host.slice("unix://".length) : "/var/run/docker.sock";
-  return new Promise((resolve) => {
-    const req = httpRequest({ socketPath, path: "/_ping", timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200 ? null : `${socketPath} answered /_ping with ${res.statusCode}`);
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", (error) => resolve(`cannot reach the Docker engine at ${socketPath} (${error.message})`));
-    req.end();
-  });
-}
-
-/** Whether this suite can run: a Docker engine answers, and testcontainers loads and finds it. */
-async function dockerAvailability(): Promise<{ ok: true; tc: Testcontainers } | { ok: false; reason: string }> {
-  const problem = await pingDocker();
-  if (problem) return { ok: false, reason: problem };
-  let tc: Testcontainers;
-  try {
-    tc = await import("testcontainers");
-  } catch (error) {
-    return { ok: false, reason: `testcontainers does not load on Node ${process.version}: ${(error as Error).message}` };
-  }
-  try {
-    await tc.getContainerRuntimeClient();
-    return { ok: true, tc };
-  } catch (error) {
-    return { ok: false, reason: (error as Error).message.split("\n")[0] ?? String(error) };
-  }
-}
 
 const docker = await dockerAvailability();
 if (!docker.ok) {
