@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["src/gen/**", "node_modules/**", "dist/**", "coverage/**", ".data/**"] },
+  { ignores: ["src/gen/**", "node_modules/**", "dist/**", "coverage/**", ".data/**", ".tmp-bench/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
