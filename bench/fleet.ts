@@ -71,6 +71,8 @@ const OUT = option("out", join(here, "results"));
 const PROXIES_PER_WORKER = Number(option("proxies-per-worker", "2500"));
 const STREAMS_PER_CHANNEL = Number(option("streams-per-channel", "250"));
 const PROFILE = flag("profile");
+const PUSH_BATCH = Number(option("push-batch", "0"));
+const PUSH_SLICE_MS = Number(option("push-slice-ms", "0"));
 
 // --- child processes -----------------------------------------------------------
 
@@ -159,6 +161,8 @@ function percentiles(values: readonly number[]): Percentiles {
 interface ChangeResult {
   readonly kind: "endpoint" | "rule";
   readonly scoped: boolean;
+  /** Measured under the profiler: left out of the table. */
+  readonly profiled: boolean;
   readonly expected: number;
   readonly converged: number;
   readonly fromCommit: Percentiles;
@@ -194,14 +198,25 @@ function specFor(n: number): MeshSpec {
   return { services: Math.ceil(n / 10) + 1, instances: 10, dependencies: 5, routesPerService: 1 };
 }
 
-function plannedChanges(spec: MeshSpec): Array<{ change: Change; scoped: boolean }> {
+interface PlannedChange {
+  readonly change: Change;
+  readonly scoped: boolean;
+  /** Run under the CPU profiler, after the measured changes, and left out of the table. */
+  readonly profile: boolean;
+}
+
+function plannedChanges(spec: MeshSpec, profile: boolean): PlannedChange[] {
   const rows = meshRows(spec);
   const shared = serviceName(0);
-  const out: Array<{ change: Change; scoped: boolean }> = [];
+  const out: PlannedChange[] = [];
   let sequence = 1;
-  for (let i = 0; i < ENDPOINT_CHANGES; i++) out.push({ change: endpointChange(shared, sequence++), scoped: false });
-  out.push({ change: endpointChange(leastCalledService(rows), sequence++), scoped: true });
-  for (let i = 0; i < RULE_CHANGES; i++) out.push({ change: ruleChange(shared, sequence++), scoped: false });
+  for (let i = 0; i < ENDPOINT_CHANGES; i++) out.push({ change: endpointChange(shared, sequence++), scoped: false, profile: false });
+  out.push({ change: endpointChange(leastCalledService(rows), sequence++), scoped: true, profile: false });
+  for (let i = 0; i < RULE_CHANGES; i++) out.push({ change: ruleChange(shared, sequence++), scoped: false, profile: false });
+  if (profile) {
+    out.push({ change: endpointChange(shared, sequence++), scoped: false, profile: true });
+    out.push({ change: ruleChange(shared, sequence), scoped: false, profile: true });
+  }
   return out;
 }
 
@@ -226,7 +241,7 @@ async function dropDatabase(serverUrl: string, name: string): Promise<void> {
 async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kind: "floor" | "signalbox", profile: boolean): Promise<RunResult> {
   const spec = specFor(n);
   const rows = meshRows(spec);
-  const plan = plannedChanges(spec);
+  const plan = plannedChanges(spec, profile);
   const proxies: WorkerProxy[] = rows.instances.filter((i) => i.service !== serviceName(0)).map((i) => ({ id: i.id, service: i.service }));
   const label = `${kind}/${protocol}/${n}`;
   console.error(`--- ${label}: ${spec.services} services, ${proxies.length} proxies`);
@@ -243,7 +258,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     await migrate(client);
     client.release();
     await seed(sql, rows);
-    server.send({ type: "start", databaseUrl: url, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS });
+    server.send({ type: "start", databaseUrl: url, debounceMs: DEBOUNCE_MS, maxDelayMs: MAX_DELAY_MS, pushBatchSize: PUSH_BATCH, pushSliceMs: PUSH_SLICE_MS });
   } else {
     server.send({ type: "start", spec, changes: plan.map((p) => p.change), protocol });
   }
@@ -286,12 +301,13 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
   await sleep(2_000);
   await server.request({ type: "gc" }, "gc-done");
   const after = await stats(server);
-  if (profile) await server.request({ type: "profile", action: "start" }, "profile-done");
   const idleStart = await stats(server);
   await sleep(2_000);
   const idleEnd = await stats(server);
   const profiles: Record<string, string> = {};
   if (profile) {
+    await server.request({ type: "profile", action: "start" }, "profile-done");
+    await sleep(2_000);
     const file = join(OUT, `${kind}-${protocol}-${n}-idle.cpuprofile`);
     await server.request({ type: "profile", action: "stop", file }, "profile-done");
     profiles.idle = file;
@@ -299,9 +315,8 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
   const idleRate = (idleEnd.cpuMs - idleStart.cpuMs) / (idleEnd.at - idleStart.at);
 
   const changes: ChangeResult[] = [];
-  const profiledKinds = new Set<string>();
   for (let i = 0; i < plan.length; i++) {
-    const { change, scoped } = plan[i]!;
+    const { change, scoped, profile: profileThis } = plan[i]!;
     const expectedServices = [...dependentsOf(rows, change.service)];
     const timeoutMs = 30_000;
     await Promise.all(
@@ -309,7 +324,6 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
         w.request({ type: "expect", id: i, kind: change.kind, marker: change.marker, services: expectedServices, timeoutMs } satisfies ToWorker, "expecting"),
       ),
     );
-    const profileThis = profile && !scoped && !profiledKinds.has(change.kind);
     if (profileThis) await server.request({ type: "profile", action: "start" }, "profile-done");
     const s0 = await stats(server);
     const start = nowMs();
@@ -319,7 +333,6 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     const converged = await Promise.all(convergedWaits);
     const s1 = await stats(server);
     if (profileThis) {
-      profiledKinds.add(change.kind);
       const file = join(OUT, `${kind}-${protocol}-${n}-${change.kind}.cpuprofile`);
       await server.request({ type: "profile", action: "stop", file }, "profile-done");
       profiles[change.kind] = file;
@@ -333,6 +346,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     const result: ChangeResult = {
       kind: change.kind,
       scoped,
+      profiled: profileThis,
       expected,
       converged: times.length,
       fromCommit: percentiles(times.map((t) => t - start)),
@@ -348,7 +362,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     };
     changes.push(result);
     console.error(
-      `    ${change.kind}${scoped ? " (scoped)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
+      `    ${change.kind}${scoped ? " (scoped)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
     );
     await sleep(300);
   }
@@ -382,7 +396,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
 // --- report ------------------------------------------------------------------------
 
 function pooled(run: RunResult, kind: "endpoint" | "rule") {
-  const list = run.changes.filter((c) => c.kind === kind && !c.scoped);
+  const list = run.changes.filter((c) => c.kind === kind && !c.scoped && !c.profiled);
   const all = <T>(f: (c: ChangeResult) => T[]) => list.flatMap(f);
   const mean = (f: (c: ChangeResult) => number) => list.reduce((s, c) => s + f(c), 0) / Math.max(1, list.length);
   // Pool the per-proxy latencies of every change of this kind.

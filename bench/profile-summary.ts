@@ -55,7 +55,10 @@ export function summarize(profile: Profile, top = 15): { totalMs: number; frames
     if (us === 0) continue;
     const where = place(node.callFrame.url);
     const name = node.callFrame.functionName || "(anonymous)";
-    if (name === "(idle)" || name === "(program)") continue;
+    // "(idle)"/"(program)": not running JS. "dispatch" (native, no URL): the frame an
+    // in-process inspector session's samples land in while the thread waits;
+    // the idle profiles show it even with no work (see docs/benchmarks.md).
+    if (name === "(idle)" || name === "(program)" || (name === "dispatch" && node.callFrame.url === "")) continue;
     total += us;
     const key = `${name}\u0000${where}:${node.callFrame.lineNumber}`;
     const entry = byFrame.get(key) ?? { name, where: `${where}:${node.callFrame.lineNumber + 1}`, us: 0 };

@@ -11,7 +11,7 @@ import { resourceGate } from "../src/xds/validation-gate.ts";
 import { collectStats, handleCommon, type ToServer } from "./proc-common.ts";
 import { nowMs } from "./wire.ts";
 
-type Message = ToServer | { type: "start"; databaseUrl: string; debounceMs: number; maxDelayMs: number; pushBatchSize?: number };
+type Message = ToServer | { type: "start"; databaseUrl: string; debounceMs: number; maxDelayMs: number; pushBatchSize?: number; pushSliceMs?: number };
 
 let signalbox: RunningSignalbox | null = null;
 let lastChangeAt = 0;
@@ -31,6 +31,8 @@ process.on("message", (message: Message) => {
         adminPort: 0,
         debounceMs: message.debounceMs,
         maxDelayMs: message.maxDelayMs,
+        ...(message.pushBatchSize ? { pushBatchSize: message.pushBatchSize } : {}),
+        ...(message.pushSliceMs ? { pushSliceMs: message.pushSliceMs } : {}),
       });
       // Instrumentation only: when a new snapshot reaches the cache (the push starts).
       const cache = signalbox.cache;

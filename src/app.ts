@@ -35,6 +35,9 @@ export interface SignalboxOptions {
   readonly adminPort: number;
   readonly debounceMs?: number;
   readonly maxDelayMs?: number;
+  /** Push slicing: streams refreshed per event-loop turn, and for how long (see PushScheduler). */
+  readonly pushBatchSize?: number;
+  readonly pushSliceMs?: number;
 }
 
 export interface RunningSignalbox {
@@ -52,7 +55,13 @@ export async function startSignalbox(options: SignalboxOptions): Promise<Running
   const metrics = new XdsMetrics();
   collectDefaultMetrics({ register: metrics.registry, prefix: "signalbox_" });
   const cache = new ResourceCache(translate, options.gate, logger.child({ component: "cache" }));
-  const xds = new XdsServer({ cache, metrics, logger: logger.child({ component: "xds" }) });
+  const xds = new XdsServer({
+    cache,
+    metrics,
+    logger: logger.child({ component: "xds" }),
+    ...(options.pushBatchSize !== undefined ? { pushBatchSize: options.pushBatchSize } : {}),
+    ...(options.pushSliceMs !== undefined ? { pushSliceMs: options.pushSliceMs } : {}),
+  });
   let pipeline: MeshPipeline | null = null;
 
   const admin = new AdminServer({

@@ -17,8 +17,23 @@ import type { MeshSnapshot } from "../model/snapshot.ts";
  * proxies of one service cost one computation per snapshot.
  */
 
-/** Groups declared dependencies by service; values sorted and deduplicated. */
+const dependencyMaps = new WeakMap<readonly ServiceDependency[], ReadonlyMap<string, readonly string[]>>();
+
+/**
+ * Groups declared dependencies by service; values sorted and deduplicated.
+ * Memoized on the list, which the rule source hands over unchanged (the same
+ * array) when only the registry changed.
+ */
 export function dependencyMap(dependencies: readonly ServiceDependency[]): ReadonlyMap<string, readonly string[]> {
+  let grouped = dependencyMaps.get(dependencies);
+  if (!grouped) {
+    grouped = groupDependencies(dependencies);
+    dependencyMaps.set(dependencies, grouped);
+  }
+  return grouped;
+}
+
+function groupDependencies(dependencies: readonly ServiceDependency[]): ReadonlyMap<string, readonly string[]> {
   const map = new Map<string, Set<string>>();
   for (const { service, dependsOn } of dependencies) {
     let set = map.get(service);

@@ -268,6 +268,8 @@ export class ResourceCache {
   private rebuildAll(snapshot: MeshSnapshot): ReadonlySet<string> {
     this.counters.fullRebuilds++;
     const old = this.views;
+    const hadViews = old.size > 0;
+    const internedBefore = this.interned.size;
     this.views = new Map();
     const changed = new Set<string>();
     for (const [key, { proxy }] of this.retained) {
@@ -284,6 +286,9 @@ export class ResourceCache {
     }
     // Views no stream retains any more.
     for (const view of old.values()) this.unindex(view);
+    // New versions replace old ones (a first build only adds).
+    if (hadViews) this.replacedSinceCompaction += this.interned.size - internedBefore;
+    else this.internedAtRebuild = Math.max(this.internedAtRebuild, this.interned.size);
     this.compactIfGrown();
     return changed;
   }
@@ -328,6 +333,7 @@ export class ResourceCache {
     }
     const affected = new Set<string>();
     for (const name of replacements.keys()) for (const key of this.endpointIndex.get(name) ?? []) affected.add(key);
+    this.replacedSinceCompaction += replacements.size;
     const changed = new Set<string>();
     for (const key of affected) {
       const view = this.views.get(key);
@@ -367,20 +373,17 @@ export class ResourceCache {
   }
 
   private compactInterned(): void {
-    const live = new Map<string, Interned>();
+    const live = new Set<EncodedResource>();
     for (const view of this.views.values()) {
-      for (const kind of RESOURCE_KINDS) {
-        for (const resource of view.resources[kind].values()) {
-          const key = internKey(kind, resource.name, resource.version);
-          const entry = this.interned.get(key);
-          if (entry) live.set(key, entry);
-        }
-      }
+      for (const kind of RESOURCE_KINDS) for (const resource of view.resources[kind].values()) live.add(resource);
     }
-    this.interned = live;
-    this.internedAtRebuild = live.size;
+    const kept = new Map<string, Interned>();
+    for (const [key, entry] of this.interned) if (live.has(entry.encoded)) kept.set(key, entry);
+    this.interned = kept;
+    this.internedAtRebuild = kept.size;
     this.replacedSinceCompaction = 0;
   }
+
 
   // --- encoding ----------------------------------------------------------------
 
@@ -408,7 +411,6 @@ export class ResourceCache {
     const entry = { encoded: fresh, violations };
     this.interned.set(key, entry);
     this.byMessage.set(message, entry);
-    if (this.views.size > 0) this.replacedSinceCompaction++;
     return entry;
   }
 }

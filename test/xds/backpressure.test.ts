@@ -55,8 +55,6 @@ function stream(cache: ResourceCache, id: string, writable: () => boolean) {
   return { s, sent, drain: () => drain?.() };
 }
 
-const address = (r: DiscoveryResponse | undefined) => JSON.stringify(r?.resources.map((a) => a.value)).length > 0 && r;
-
 describe("backpressure", () => {
   it("skips a stream whose buffer is full, keeps serving the others, and sends the stuck one only the newest state on drain", async () => {
     const cache = new ResourceCache(translate, () => [], logger);
@@ -74,7 +72,6 @@ describe("backpressure", () => {
     expect(stuck.sent).toHaveLength(1); // nothing written while full
     stuck.drain();
     expect(stuck.sent).toHaveLength(2); // one response: the newest state
-    expect(address(stuck.sent[1])).toBeTruthy();
     expect(stuck.sent[1]?.versionInfo).toBe(healthy.sent[4]?.versionInfo);
   });
 
