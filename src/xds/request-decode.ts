@@ -1,4 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { NodeSchema, type Node } from "../gen/envoy/config/core/v3/base_pb.ts";
 
 /**
@@ -7,8 +8,9 @@ import { NodeSchema, type Node } from "../gen/envoy/config/core/v3/base_pb.ts";
  * one (with its list of resource names, and a Node that Envoy repeats in every
  * request unless told otherwise) costs more than everything else the server
  * does for it. This reads just the fields the streams use, decodes the Node
- * only when asked (once per stream), and skips everything else. Malformed input
- * (truncated, bad wire type, bad lengths) throws, like fromBinary.
+ * only when asked (once per stream), and skips everything else, using
+ * protobuf-es's own wire reader. Malformed input (truncated, bad wire type, bad
+ * lengths) throws, like fromBinary.
  */
 
 export interface ErrorDetail {
@@ -41,117 +43,36 @@ export interface Decoded<Request> {
   node(): Node | undefined;
 }
 
-class Reader {
-  pos: number;
-
-  constructor(
-    readonly buf: Buffer,
-    start: number,
-    readonly end: number,
-  ) {
-    this.pos = start;
-  }
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  varint(): number {
-    let value = 0;
-    let shift = 0;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new Error("premature end of input");
-      const byte = this.buf[this.pos++] as number;
-      if (shift < 53) value += (byte & 0x7f) * 2 ** shift;
-      if (byte < 0x80) return value;
-      shift += 7;
-    }
-    throw new Error("invalid varint");
-  }
-
-  /** Returns [start, end) of a length-delimited payload. */
-  bytes(): [number, number] {
-    const length = this.varint();
-    const start = this.pos;
-    if (length > this.end - start) throw new Error("premature end of input");
-    this.pos = start + length;
-    return [start, this.pos];
-  }
-
-  string(): string {
-    const [start, end] = this.bytes();
-    return this.buf.toString("utf8", start, end);
-  }
-
-  skip(wireType: number): void {
-    switch (wireType) {
-      case 0:
-        this.varint();
-        return;
-      case 1:
-        this.advance(8);
-        return;
-      case 2:
-        this.bytes();
-        return;
-      case 5:
-        this.advance(4);
-        return;
-      default:
-        throw new Error(`cannot skip wire type ${wireType}`);
-    }
-  }
-
-  private advance(count: number): void {
-    if (count > this.end - this.pos) throw new Error("premature end of input");
-    this.pos += count;
-  }
-
-  /** Next tag as [field, wireType]; validates the wire type. */
-  tag(): [number, number] {
-    const tag = this.varint();
-    const field = Math.floor(tag / 8);
-    const wireType = tag % 8;
-    if (field < 1 || wireType === 3 || wireType === 4 || wireType > 5) throw new Error(`invalid tag (field ${field}, wire type ${wireType})`);
-    return [field, wireType];
-  }
+function expectLength(field: number, wireType: WireType): void {
+  if (wireType !== WireType.LengthDelimited) throw new Error(`field ${field}: expected length-delimited, got wire type ${wireType}`);
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function expectLength(field: number, wireType: number): void {
-  if (wireType !== 2) throw new Error(`field ${field}: expected length-delimited, got wire type ${wireType}`);
-}
-
-function errorDetail(buf: Buffer, start: number, end: number): ErrorDetail {
-  const reader = new Reader(buf, start, end);
+function errorDetail(bytes: Uint8Array): ErrorDetail {
+  const reader = new BinaryReader(bytes);
   let code = 0;
   let message = "";
-  while (!reader.done) {
+  while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
-    if (field === 1 && wireType === 0) code = reader.varint() | 0;
-    else if (field === 2 && wireType === 2) message = reader.string();
-    else reader.skip(wireType);
+    if (field === 1 && wireType === WireType.Varint) code = reader.int32();
+    else if (field === 2 && wireType === WireType.LengthDelimited) message = reader.string();
+    else reader.skip(wireType, field);
   }
   return { code, message };
 }
 
-function lazyNode(buf: Buffer, span: [number, number] | null): () => Node | undefined {
-  return () => (span ? fromBinary(NodeSchema, buf.subarray(span[0], span[1])) : undefined);
+function lazyNode(bytes: Uint8Array | null): () => Node | undefined {
+  return () => (bytes ? fromBinary(NodeSchema, bytes) : undefined);
 }
 
 export function decodeDiscoveryRequest(bytes: Uint8Array): Decoded<SotwRequest> {
-  const buf = asBuffer(bytes);
-  const reader = new Reader(buf, 0, buf.length);
+  const reader = new BinaryReader(bytes);
   let versionInfo = "";
   let typeUrl = "";
   let responseNonce = "";
   const resourceNames: string[] = [];
   let detail: ErrorDetail | undefined;
-  let node: [number, number] | null = null;
-  while (!reader.done) {
+  let node: Uint8Array | null = null;
+  while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
     switch (field) {
       case 1:
@@ -176,28 +97,26 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): Decoded<SotwRequest> 
         break;
       case 6: {
         expectLength(field, wireType);
-        const [start, end] = reader.bytes();
-        detail = errorDetail(buf, start, end);
+        detail = errorDetail(reader.bytes());
         break;
       }
       default:
-        reader.skip(wireType);
+        reader.skip(wireType, field);
     }
   }
-  return { request: { versionInfo, resourceNames, typeUrl, responseNonce, errorDetail: detail }, node: lazyNode(buf, node) };
+  return { request: { versionInfo, resourceNames, typeUrl, responseNonce, errorDetail: detail }, node: lazyNode(node) };
 }
 
 export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): Decoded<DeltaRequest> {
-  const buf = asBuffer(bytes);
-  const reader = new Reader(buf, 0, buf.length);
+  const reader = new BinaryReader(bytes);
   let typeUrl = "";
   let responseNonce = "";
   const subscribe: string[] = [];
   const unsubscribe: string[] = [];
   const initial: Record<string, string> = Object.create(null) as Record<string, string>;
   let detail: ErrorDetail | undefined;
-  let node: [number, number] | null = null;
-  while (!reader.done) {
+  let node: Uint8Array | null = null;
+  while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
     switch (field) {
       case 1:
@@ -218,15 +137,14 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): Decoded<DeltaReq
         break;
       case 5: {
         expectLength(field, wireType);
-        const [start, end] = reader.bytes();
-        const entry = new Reader(buf, start, end);
+        const entry = new BinaryReader(reader.bytes());
         let key = "";
         let value = "";
-        while (!entry.done) {
+        while (entry.pos < entry.len) {
           const [f, w] = entry.tag();
-          if (f === 1 && w === 2) key = entry.string();
-          else if (f === 2 && w === 2) value = entry.string();
-          else entry.skip(w);
+          if (f === 1 && w === WireType.LengthDelimited) key = entry.string();
+          else if (f === 2 && w === WireType.LengthDelimited) value = entry.string();
+          else entry.skip(w, f);
         }
         initial[key] = value;
         break;
@@ -237,16 +155,15 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): Decoded<DeltaReq
         break;
       case 7: {
         expectLength(field, wireType);
-        const [start, end] = reader.bytes();
-        detail = errorDetail(buf, start, end);
+        detail = errorDetail(reader.bytes());
         break;
       }
       default:
-        reader.skip(wireType);
+        reader.skip(wireType, field);
     }
   }
   return {
     request: { typeUrl, resourceNamesSubscribe: subscribe, resourceNamesUnsubscribe: unsubscribe, initialResourceVersions: initial, responseNonce, errorDetail: detail },
-    node: lazyNode(buf, node),
+    node: lazyNode(node),
   };
 }
