@@ -421,9 +421,9 @@ const EMPTY_SET: ReadonlySet<string> = new Set();
  * names last (order carries no meaning: versions sort names). A view that
  * holds every service's endpoints (a proxy that declared no dependencies) thus
  * costs one small map per endpoint change rather than a copy of thousands of
- * entries. Patches accumulate in a small map and are folded into a fresh base
- * once they outgrow about the square root of its size, so lookups stay two map
- * reads and the copying amortizes to O(sqrt(n)) per change.
+ * entries. Patches accumulate in a small map (copied per change) and are folded
+ * into a fresh base once they outgrow an eighth of it, so lookups stay two map
+ * reads and the copying stays a few dozen entries per changed resource.
  */
 export class PatchedMap<V> implements ReadonlyMap<string, V> {
   readonly size: number;
@@ -451,9 +451,14 @@ export class PatchedMap<V> implements ReadonlyMap<string, V> {
       else if (value !== null && patches.get(name) === null && base.get(name) === value) patches.delete(name);
       else patches.set(name, value);
     }
-    const patched = new PatchedMap(base, patches);
-    if (patches.size * patches.size <= Math.max(base.size, 1024)) return patched;
-    return new Map(patched);
+    if (patches.size <= Math.max(128, base.size >> 3)) return new PatchedMap(base, patches);
+    // Fold: a native copy of the base, then the patches.
+    const folded = new Map(base);
+    for (const [name, value] of patches) {
+      if (value === null) folded.delete(name);
+      else folded.set(name, value);
+    }
+    return folded;
   }
 
   get(name: string): V | undefined {
