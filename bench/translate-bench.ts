@@ -8,7 +8,7 @@
  *  - one rule change: a route is added; full rebuild of the affected views.
  *
  * CPU is process.cpuUsage() of this process around each step. Run alone:
- *   npx tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--json]
+ *   npx tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
  */
 import { pino } from "pino";
 import type { RegistryState } from "../src/model/registry.ts";
@@ -29,7 +29,7 @@ export interface TranslateResult {
   readonly buildSnapshotMs: number;
   readonly fullTranslateMs: number;
   readonly fullTranslateCpuMs: number;
-  readonly endpointChangeCpuMs: { readonly median: number; readonly max: number };
+  readonly endpointChangeCpuMs: { readonly median: number; readonly p99: number; readonly max: number };
   readonly endpointChangeViewsPatched: number;
   readonly sourceShareCpuMs: number;
   readonly ruleChangeCpuMs: number;
@@ -45,7 +45,7 @@ function arg(name: string, fallback: number): number {
   return index >= 0 ? Number(process.argv[index + 1]) : fallback;
 }
 
-export function runTranslateBench(services = 5000, instances = 20): TranslateResult {
+export function runTranslateBench(services = 5000, instances = 20, endpointChanges = 20): TranslateResult {
   const spec: MeshSpec = { services, instances, dependencies: 10, routesPerService: 1 };
   let rows = meshRows(spec);
   const model = meshModel(rows);
@@ -73,7 +73,7 @@ export function runTranslateBench(services = 5000, instances = 20): TranslateRes
   const samples: number[] = [];
   let patched = 0;
   let registry: RegistryState = model.registry;
-  for (let k = 1; k <= 21; k++) {
+  for (let k = 1; k <= endpointChanges + 1; k++) {
     const service = serviceName(1 + ((k * 7919) % (services - 1)));
     const next = structuredReplace(registry, service, k);
     const before = cache.stats().endpointPatches;
@@ -111,7 +111,11 @@ export function runTranslateBench(services = 5000, instances = 20): TranslateRes
     buildSnapshotMs,
     fullTranslateMs,
     fullTranslateCpuMs,
-    endpointChangeCpuMs: { median: samples[Math.floor(samples.length / 2)] ?? 0, max: samples.at(-1) ?? 0 },
+    endpointChangeCpuMs: {
+      median: samples[Math.floor(samples.length / 2)] ?? 0,
+      p99: samples[Math.min(samples.length - 1, Math.ceil(samples.length * 0.99) - 1)] ?? 0,
+      max: samples.at(-1) ?? 0,
+    },
     endpointChangeViewsPatched: patched,
     sourceShareCpuMs,
     ruleChangeCpuMs,
@@ -130,7 +134,7 @@ function structuredReplace(registry: RegistryState, service: string, sequence: n
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = runTranslateBench(arg("services", 5000), arg("instances", 20));
+  const result = runTranslateBench(arg("services", 5000), arg("instances", 20), arg("endpoint-changes", 20));
   if (process.argv.includes("--json")) {
     if (process.send) process.send({ type: "result", result }, () => process.exit(0));
     else console.log(JSON.stringify(result));

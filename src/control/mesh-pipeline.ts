@@ -35,6 +35,8 @@ export class MeshPipeline {
   private readonly builder = new SnapshotBuilder();
   private snapshot: MeshSnapshot | null = null;
   private lastPublishedRejections = "";
+  /** The rejection list last written (snapshots that keep their verdicts share it: no need to fingerprint it again). */
+  private lastPublishedRejected: MeshSnapshot["rejected"] | null = null;
   private lastPublishedRules: RuleSet | null = null;
 
   constructor(private readonly options: PipelineOptions) {
@@ -93,13 +95,20 @@ export class MeshPipeline {
     this.options.metrics.snapshotBuilds.inc();
     this.options.cache.setSnapshot(snapshot);
     // Rule verdicts only change when rules or the registry they refer to change;
-    // write them back only when they differ from what was last written.
+    // write them back only when they differ from what was last written. An
+    // instance-only change keeps the very same list (SnapshotBuilder), so the
+    // identity test spares serializing every rejection on each endpoint change.
+    if (rules === this.lastPublishedRules && snapshot.rejected === this.lastPublishedRejected) return;
     const fingerprint = JSON.stringify(snapshot.rejected);
-    if (fingerprint === this.lastPublishedRejections && rules === this.lastPublishedRules) return;
+    if (fingerprint === this.lastPublishedRejections && rules === this.lastPublishedRules) {
+      this.lastPublishedRejected = snapshot.rejected;
+      return;
+    }
     for (const rejection of snapshot.rejected) this.options.logger.warn({ rule: rejection }, "rule refused");
     try {
       await this.options.rules.publishRuleStatus(rules, snapshot.rejected);
       this.lastPublishedRejections = fingerprint;
+      this.lastPublishedRejected = snapshot.rejected;
       this.lastPublishedRules = rules;
     } catch (error) {
       this.options.logger.error({ err: error }, "could not write rule status back to the database");

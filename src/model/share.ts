@@ -39,47 +39,52 @@ function isPlain(value: object): boolean {
 
 function shareArray(a: readonly unknown[], b: readonly unknown[]): readonly unknown[] {
   let out: unknown[] | null = a.length === b.length ? null : [];
+  // Whether every element is `b`'s own: then `b` is the answer, no copy needed.
+  let allOfB = true;
   for (let i = 0; i < b.length; i++) {
     const before = i < a.length ? a[i] : undefined;
     const value = i < a.length ? share(before, b[i]) : b[i];
+    allOfB &&= value === b[i];
     if (out !== null) out.push(value);
     else if (value !== before) {
       out = a.slice(0, i);
       out.push(value);
     }
   }
-  return out ?? a;
+  return out === null ? a : allOfB ? b : out;
 }
 
 function shareMap(a: ReadonlyMap<unknown, unknown>, b: ReadonlyMap<unknown, unknown>): ReadonlyMap<unknown, unknown> {
-  let out: Map<unknown, unknown> | null = a.size === b.size ? null : new Map();
-  let index = 0;
+  // Whether every value is `b`'s own: then `b` is the answer, and no map is built
+  // (a source that already shares unchanged parts costs one walk, no copy).
+  let allOfB = true;
+  let changed = a.size !== b.size;
+  const values: unknown[] = [];
   for (const [key, value] of b) {
     const had = a.has(key);
     const before = had ? a.get(key) : undefined;
     const shared = had ? share(before, value) : value;
-    if (out !== null) out.set(key, shared);
-    else if (!had || shared !== before) {
-      out = new Map();
-      let copied = 0;
-      for (const [earlier] of b) {
-        if (copied++ === index) break;
-        out.set(earlier, a.get(earlier));
-      }
-      out.set(key, shared);
-    }
-    index++;
+    values.push(shared);
+    if (!had || shared !== before) changed = true;
+    if (shared !== value) allOfB = false;
   }
-  return out ?? a;
+  if (!changed) return a;
+  if (allOfB) return b;
+  const out = new Map<unknown, unknown>();
+  let index = 0;
+  for (const key of b.keys()) out.set(key, values[index++]);
+  return out;
 }
 
 function shareObject(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const keys = Object.keys(b);
   let out: Record<string, unknown> | null = Object.keys(a).length === keys.length ? null : {};
+  let allOfB = true;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
     const had = Object.hasOwn(a, key);
     const value = had ? share(a[key], b[key]) : b[key];
+    allOfB &&= value === b[key];
     if (out !== null) out[key] = value;
     else if (!had || value !== a[key]) {
       out = {};
@@ -87,5 +92,5 @@ function shareObject(a: Record<string, unknown>, b: Record<string, unknown>): Re
       out[key] = value;
     }
   }
-  return out ?? a;
+  return out === null ? a : allOfB ? b : out;
 }

@@ -333,22 +333,6 @@ function serviceColorsOf(registry: RegistryState, active: ActiveClusterPolicies)
   return colors;
 }
 
-/**
- * Whether the colors of the services in `changed` (instances changed, nothing
- * else) are still those recorded in `active`. SnapshotBuilder calls this before
- * reusing a snapshot's rule-derived fields for a registry-only change.
- */
-export function colorsUnchanged(active: ActiveClusterPolicies | undefined, changed: readonly Service[]): boolean {
-  if (!active) return true;
-  for (const service of changed) {
-    const routing = colorRoutingFor(active, service);
-    const now = routing ? colorsOf(service, routing) : [];
-    const before = active.colors.get(service.name)?.colors ?? [];
-    if (now.length !== before.length || now.some((color, i) => color !== before[i])) return false;
-  }
-  return true;
-}
-
 function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

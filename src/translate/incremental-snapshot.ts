@@ -1,8 +1,12 @@
 import type { RegistryState, Service } from "../model/registry.ts";
-import type { RuleSet } from "../model/rules.ts";
+import type { RateLimitPolicy } from "../model/route-policies.ts";
+import type { RuleSet, Subset } from "../model/rules.ts";
 import { shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { buildSnapshot } from "./build-snapshot.ts";
+import { colorRoutingFor, colorsOf } from "./cluster-policy-check.ts";
+import { checkRateLimit } from "./route-policy-check.ts";
+import { checkSubset } from "./rule-check.ts";
 
 /**
  * Builds snapshots so that what did not change keeps its identity, which is
@@ -11,16 +15,23 @@ import { buildSnapshot } from "./build-snapshot.ts";
  *
  *  - The registry is structurally shared with the previous one: an unchanged
  *    service is the same object as before, whatever the source delivered.
- *  - The snapshot is built in full (buildSnapshot: every mesh-level check, some
- *    of which read instances, such as "a subset must select an instance"), then
- *    each rule-derived field is structurally shared with the previous
- *    snapshot's. When every one of them is unchanged, the result is the previous
- *    snapshot with the new registry: the cache sees that only instances changed
- *    and patches endpoints instead of re-translating.
+ *  - Same rules, and only the instances of some services changed (the usual
+ *    registry change): only the mesh-level checks that read instances are
+ *    re-run, for those services alone (instanceVerdictsUnchanged). When each
+ *    gives the same answer against the new instances as against the old ones,
+ *    every verdict and every rule-derived field of the previous snapshot
+ *    stands, and the result is the previous snapshot with the new registry,
+ *    at a cost proportional to the changed services. The cache then sees that
+ *    only instances changed and patches endpoints instead of re-translating.
+ *  - Otherwise (rules changed, services added or removed, or a verdict flips,
+ *    such as a subset that now selects no instance) the snapshot is built in
+ *    full (buildSnapshot), then each rule-derived field is structurally shared
+ *    with the previous snapshot's. A flipped verdict changes clusters or
+ *    routes, so the cache re-translates views anyway; the full check costs
+ *    little next to that.
  *  - Nothing changed at all: the previous snapshot itself.
  *
- * Building in full keeps this correct whatever a new kind of rule derives from
- * the registry; it costs one buildSnapshot per change (see docs/benchmarks.md).
+ * test/xds/incremental.test.ts compares both paths with buildSnapshot.
  */
 export class SnapshotBuilder {
   private last: { readonly registry: RegistryState; readonly rules: RuleSet; readonly snapshot: MeshSnapshot } | null = null;
@@ -29,11 +40,98 @@ export class SnapshotBuilder {
     const last = this.last;
     const shared = last ? shareStructure(last.registry, registry) : registry;
     if (last && shared === last.registry && rules === last.rules) return last.snapshot;
+    if (last && rules === last.rules) {
+      const changed = instanceOnlyChanges(last.registry, shared);
+      if (changed !== null && instanceVerdictsUnchanged(last.registry, shared, rules, last.snapshot, changed)) {
+        const snapshot: MeshSnapshot = { ...last.snapshot, registry: shared };
+        this.last = { registry: shared, rules, snapshot };
+        return snapshot;
+      }
+    }
     const fresh = buildSnapshot(shared, rules);
     const snapshot = last ? shareSnapshot(last.snapshot, fresh) : fresh;
     this.last = { registry: shared, rules, snapshot };
     return snapshot;
   }
+}
+
+/**
+ * The RuleSet fields whose mesh-level checks are known to this module: which of
+ * their checks read instances is listed in instanceVerdictsUnchanged. A rule
+ * set with any other field (a new kind of rule) is always checked in full.
+ */
+const KNOWN_RULE_FIELDS: ReadonlySet<string> = new Set(["subsets", "httpRoutes", "rejected", "dependencies", "routePolicies", "clusterPolicies"]);
+
+/** Per rule set: the rules whose checks read a service's instances, by that service. */
+interface InstanceDependents {
+  readonly known: boolean;
+  readonly subsets: ReadonlyMap<string, readonly Subset[]>;
+  readonly rateLimits: ReadonlyMap<string, readonly RateLimitPolicy[]>;
+}
+
+const dependentsByRules = new WeakMap<RuleSet, InstanceDependents>();
+
+function instanceDependents(rules: RuleSet): InstanceDependents {
+  let dependents = dependentsByRules.get(rules);
+  if (dependents) return dependents;
+  const subsets = new Map<string, Subset[]>();
+  for (const subset of rules.subsets) listIn(subsets, subset.service).push(subset);
+  const rateLimits = new Map<string, RateLimitPolicy[]>();
+  for (const limit of rules.routePolicies?.rateLimits ?? []) listIn(rateLimits, limit.destination).push(limit);
+  dependents = { known: Object.keys(rules).every((key) => KNOWN_RULE_FIELDS.has(key)), subsets, rateLimits };
+  dependentsByRules.set(rules, dependents);
+  return dependents;
+}
+
+function listIn<T>(map: Map<string, T[]>, key: string): T[] {
+  let list = map.get(key);
+  if (!list) map.set(key, (list = []));
+  return list;
+}
+
+/**
+ * Whether every mesh-level verdict of `rules` is the same against the new
+ * instances of `changed` (services whose instances, and nothing else, changed
+ * since `before`) as against their old ones, so that `snapshot` (built from
+ * `before` and `rules`) holds for the new registry too, registry aside.
+ *
+ * The checks that read instances (the others read service names and protocols,
+ * which an instance-only change leaves alone):
+ *  - a subset must select an instance of its service (rule-check.ts); every
+ *    verdict downstream of a subset's (routes, mirrors, TCP routes naming it)
+ *    follows from it;
+ *  - a destination-wide rate limit needs an instance with a sidecar
+ *    (route-policy-check.ts);
+ *  - the colors of a service with color routing in force are derived from its
+ *    instances (cluster-policy-check.ts, ActiveClusterPolicies.colors).
+ * Each is re-run for the changed services only, against old and new instances.
+ */
+export function instanceVerdictsUnchanged(
+  before: RegistryState,
+  after: RegistryState,
+  rules: RuleSet,
+  snapshot: MeshSnapshot,
+  changed: readonly Service[],
+): boolean {
+  const dependents = instanceDependents(rules);
+  if (!dependents.known || !snapshot.clusterPolicies) return false;
+  for (const service of changed) {
+    const old = before.services.get(service.name);
+    if (!old) return false;
+    for (const subset of dependents.subsets.get(service.name) ?? []) {
+      if (checkSubset(subset, before) !== checkSubset(subset, after)) return false;
+    }
+    for (const limit of dependents.rateLimits.get(service.name) ?? []) {
+      if (checkRateLimit(limit, old) !== checkRateLimit(limit, service)) return false;
+    }
+    const routing = colorRoutingFor(snapshot.clusterPolicies, service);
+    if (routing && !sameStrings(colorsOf(old, routing), colorsOf(service, routing))) return false;
+  }
+  return true;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
 }
 
 /**
@@ -65,8 +163,19 @@ function shareSnapshot(previous: MeshSnapshot, fresh: MeshSnapshot): MeshSnapsho
  * registries, by identity; null when services were added or removed or
  * something other than instances changed. Expects structurally shared inputs.
  */
-export function instanceOnlyChanges(before: RegistryState, after: RegistryState): Service[] | null {
+export function instanceOnlyChanges(before: RegistryState, after: RegistryState): readonly Service[] | null {
   if (before === after) return [];
+  // SnapshotBuilder and then the cache ask about the same pair: walk the services once.
+  const known = changesByRegistry.get(after);
+  if (known?.before === before) return known.changed;
+  const changed = findInstanceOnlyChanges(before, after);
+  changesByRegistry.set(after, { before, changed });
+  return changed;
+}
+
+const changesByRegistry = new WeakMap<RegistryState, { readonly before: RegistryState; readonly changed: readonly Service[] | null }>();
+
+function findInstanceOnlyChanges(before: RegistryState, after: RegistryState): Service[] | null {
   if (before.services.size !== after.services.size) return null;
   const changed: Service[] = [];
   for (const [name, service] of after.services) {

@@ -224,7 +224,8 @@ function checkFault(policy: FaultPolicy, service: Service, route: HttpRoute | nu
   return checkHeaders(policy.headers) ?? forwards(route);
 }
 
-function checkRateLimit(policy: RateLimitPolicy, service: Service): string | null {
+/** Exported for SnapshotBuilder's instance-only path: the one route-side check that reads instances. */
+export function checkRateLimit(policy: RateLimitPolicy, service: Service): string | null {
   if (!(policy.statusCode in StatusCode)) {
     return `status_code ${policy.statusCode} is not an HTTP status Envoy can send (envoy.type.v3.StatusCode); use 429 or 503`;
   }
@@ -279,26 +280,4 @@ function checkRouteExtensions(
     }
   }
   return null;
-}
-
-/**
- * For SnapshotBuilder's instance-only fast path (incremental-snapshot.ts):
- * whether the route-policy verdicts stay the same when only the instances of
- * `changed` services changed. The one check here that reads instances is the
- * sidecar check of destination-wide rate limits.
- */
-export function routePoliciesUnchanged(
-  previous: ActiveRoutePolicies | undefined,
-  policies: RoutePolicies | undefined,
-  changed: readonly Service[],
-): boolean {
-  for (const service of changed) {
-    for (const limit of policies?.rateLimits ?? []) {
-      if (limit.destination !== service.name || limit.source !== null || limit.routeId !== null) continue;
-      const wasAccepted = previous?.byDestination.get(service.name)?.rateLimits.destination?.id === limit.id;
-      const sidecarless = service.instances.length > 0 && service.instances.every((instance) => instance.meshPort === null);
-      if (wasAccepted === sidecarless) return false;
-    }
-  }
-  return true;
 }

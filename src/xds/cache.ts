@@ -339,15 +339,13 @@ export class ResourceCache {
       const view = this.views.get(key);
       if (!view) continue;
       const current = view.resources.endpoint;
-      let patched: Map<string, EncodedResource> | null = null;
+      let patched: Map<string, EncodedResource | null> | null = null;
       let withheld: Set<string> | null = null;
       for (const [name, replacement] of replacements) {
         const before = current.get(name);
         if (before === undefined && !view.withheld.has(name)) continue; // not in this view
         if (replacement === before) continue;
-        patched ??= new Map(current);
-        if (replacement) patched.set(name, replacement);
-        else patched.delete(name);
+        (patched ??= new Map()).set(name, replacement);
         if (view.withheld.has(name) !== (replacement === null)) {
           withheld ??= new Set(view.withheld);
           if (replacement === null) withheld.add(name);
@@ -355,7 +353,7 @@ export class ResourceCache {
         }
       }
       if (!patched) continue;
-      this.views.set(key, view.with(this.generation, { endpoint: patched }, withheld ?? view.withheld));
+      this.views.set(key, view.with(this.generation, { endpoint: PatchedMap.of(current, patched) }, withheld ?? view.withheld));
       changed.add(key);
     }
     // Keep the intern table bounded under endpoint churn: re-derive it from the views now and then.
@@ -416,6 +414,89 @@ export class ResourceCache {
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
+
+/**
+ * A map patched by the endpoint fast path without copying it: `base` with some
+ * entries replaced, removed (null) or added; iterates in base order, added
+ * names last (order carries no meaning: versions sort names). A view that
+ * holds every service's endpoints (a proxy that declared no dependencies) thus
+ * costs one small map per endpoint change rather than a copy of thousands of
+ * entries. Patches accumulate in a small map (copied per change) and are folded
+ * into a fresh base once they outgrow an eighth of it, so lookups stay two map
+ * reads and the copying stays a few dozen entries per changed resource.
+ */
+export class PatchedMap<V> implements ReadonlyMap<string, V> {
+  readonly size: number;
+
+  private constructor(
+    private readonly base: ReadonlyMap<string, V>,
+    private readonly patches: ReadonlyMap<string, V | null>,
+  ) {
+    let size = base.size;
+    for (const [name, value] of patches) {
+      const had = base.has(name);
+      if (had && value === null) size--;
+      else if (!had && value !== null) size++;
+    }
+    this.size = size;
+  }
+
+  /** `current` with `changes` applied (a value replaces or adds, null removes). */
+  static of<V>(current: ReadonlyMap<string, V>, changes: ReadonlyMap<string, V | null>): ReadonlyMap<string, V> {
+    const [base, earlier] = current instanceof PatchedMap ? [current.base as ReadonlyMap<string, V>, current.patches as ReadonlyMap<string, V | null>] : [current, null];
+    const patches = new Map(earlier ?? []);
+    for (const [name, value] of changes) {
+      // A name added by a patch and removed again leaves no trace; so does re-adding one removed from the base.
+      if (value === null && !base.has(name)) patches.delete(name);
+      else if (value !== null && patches.get(name) === null && base.get(name) === value) patches.delete(name);
+      else patches.set(name, value);
+    }
+    if (patches.size <= Math.max(128, base.size >> 3)) return new PatchedMap(base, patches);
+    // Fold: a native copy of the base, then the patches.
+    const folded = new Map(base);
+    for (const [name, value] of patches) {
+      if (value === null) folded.delete(name);
+      else folded.set(name, value);
+    }
+    return folded;
+  }
+
+  get(name: string): V | undefined {
+    const patch = this.patches.get(name);
+    if (patch !== undefined) return patch ?? undefined;
+    return this.base.get(name);
+  }
+
+  has(name: string): boolean {
+    const patch = this.patches.get(name);
+    return patch !== undefined ? patch !== null : this.base.has(name);
+  }
+
+  *entries(): MapIterator<[string, V]> {
+    for (const [name, value] of this.base) {
+      const patch = this.patches.get(name);
+      if (patch === undefined) yield [name, value];
+      else if (patch !== null) yield [name, patch];
+    }
+    for (const [name, patch] of this.patches) if (patch !== null && !this.base.has(name)) yield [name, patch];
+  }
+
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+
+  *values(): MapIterator<V> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
+    for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this);
+  }
+}
 
 function* endpointNames(view: ProxyView): Iterable<string> {
   yield* view.resources.endpoint.keys();
