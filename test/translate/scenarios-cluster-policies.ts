@@ -8,8 +8,11 @@ import type {
   OutlierDetection,
 } from "../../src/model/cluster-policies.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
-import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
-import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
+import type { Instance, RegistryState } from "../../src/model/registry.ts";
+import type { RuleSet } from "../../src/model/rules.ts";
+import { instance as plainInstance, route, service } from "./builders.ts";
+
+const instance = (partial: Parameters<typeof plainInstance>[0]): Instance => plainInstance({ region: "eu", zone: "a", ...partial });
 
 /**
  * Golden scenario "cluster-policies": every cluster-side rule kind of
@@ -40,28 +43,8 @@ import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
  * frontends as grpc-js-xds and as C-core 1.51 (which gets no RING_HASH).
  */
 
-function instance(partial: Partial<Instance> & Pick<Instance, "id" | "service" | "address" | "port">): Instance {
-  return { meshPort: null, labels: {}, region: "eu", zone: "a", weight: 1, health: "healthy", ...partial };
-}
 
-function service(name: string, protocol: Service["protocol"], port: number, instances: Instance[]): Service {
-  return { name, protocol, port, instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : 1)) };
-}
 
-function route(partial: Partial<HttpRoute> & Pick<HttpRoute, "id" | "destination">): HttpRoute {
-  return {
-    source: null,
-    priority: 0,
-    path: null,
-    method: null,
-    headers: [],
-    queryParams: [],
-    destinations: [{ service: partial.destination, subset: null, weight: 100 }],
-    timeoutMs: null,
-    retry: null,
-    ...partial,
-  };
-}
 
 function lb(partial: Partial<LoadBalancing> & Pick<LoadBalancing, "id" | "destination" | "algorithm">): LoadBalancing {
   return {

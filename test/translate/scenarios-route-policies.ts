@@ -1,7 +1,8 @@
 import type { Proxy } from "../../src/model/proxy.ts";
-import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
+import type { RegistryState } from "../../src/model/registry.ts";
 import type { PolicyScope, RouteExtensions, RoutePolicies } from "../../src/model/route-policies.ts";
 import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
+import { instance, route, service } from "./builders.ts";
 
 /**
  * Golden scenario "route-policies": every route-side rule kind of
@@ -18,28 +19,8 @@ import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
  * timeout propagation).
  */
 
-function instance(partial: Partial<Instance> & Pick<Instance, "id" | "service" | "address" | "port">): Instance {
-  return { meshPort: null, labels: {}, region: "", zone: "", weight: 1, health: "healthy", ...partial };
-}
 
-function service(name: string, protocol: Service["protocol"], port: number, instances: Instance[]): Service {
-  return { name, protocol, port, instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : 1)) };
-}
 
-function route(partial: Partial<HttpRoute> & Pick<HttpRoute, "id" | "destination">): HttpRoute {
-  return {
-    source: null,
-    priority: 0,
-    path: null,
-    method: null,
-    headers: [],
-    queryParams: [],
-    destinations: [{ service: partial.destination, subset: null, weight: 100 }],
-    timeoutMs: null,
-    retry: null,
-    ...partial,
-  };
-}
 
 function extensions(partial: Partial<RouteExtensions> & Pick<RouteExtensions, "routeId">): RouteExtensions {
   return {

@@ -1,32 +1,14 @@
 import type { Proxy } from "../../src/model/proxy.ts";
-import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
-import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
+import type { RegistryState } from "../../src/model/registry.ts";
+import type { RuleSet } from "../../src/model/rules.ts";
 import { routePoliciesScenario } from "./scenarios-route-policies.ts";
 import { clusterPoliciesScenario } from "./scenarios-cluster-policies.ts";
+import { instance, route, service } from "./builders.ts";
 
 /** Scenarios for golden-file tests: a registry and rules in, Envoy resources out. */
 
-function instance(partial: Partial<Instance> & Pick<Instance, "id" | "service" | "address" | "port">): Instance {
-  return { meshPort: null, labels: {}, region: "", zone: "", weight: 1, health: "healthy", ...partial };
-}
 
-function service(name: string, protocol: Service["protocol"], port: number, instances: Instance[]): Service {
-  return { name, protocol, port, instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : 1)) };
-}
 
-function route(partial: Partial<HttpRoute> & Pick<HttpRoute, "id" | "destination" | "destinations">): HttpRoute {
-  return {
-    source: null,
-    priority: 0,
-    path: null,
-    method: null,
-    headers: [],
-    queryParams: [],
-    timeoutMs: null,
-    retry: null,
-    ...partial,
-  };
-}
 
 export interface Scenario {
   readonly name: string;

@@ -1,0 +1,28 @@
+import type { Instance, Service } from "../../src/model/registry.ts";
+import type { HttpRoute } from "../../src/model/rules.ts";
+
+/** Builders for golden scenarios: only what a scenario cares about is spelled out. */
+
+export function instance(partial: Partial<Instance> & Pick<Instance, "id" | "service" | "address" | "port">): Instance {
+  return { meshPort: null, labels: {}, region: "", zone: "", weight: 1, health: "healthy", ...partial };
+}
+
+export function service(name: string, protocol: Service["protocol"], port: number, instances: Instance[]): Service {
+  return { name, protocol, port, instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : 1)) };
+}
+
+/** A route; without destinations it sends everything to its destination service. */
+export function route(partial: Partial<HttpRoute> & Pick<HttpRoute, "id" | "destination">): HttpRoute {
+  return {
+    source: null,
+    priority: 0,
+    path: null,
+    method: null,
+    headers: [],
+    queryParams: [],
+    destinations: [{ service: partial.destination, subset: null, weight: 100 }],
+    timeoutMs: null,
+    retry: null,
+    ...partial,
+  };
+}
