@@ -11,6 +11,7 @@ import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
 import { RESOURCE_KINDS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { scenarios, type Scenario } from "../translate/scenarios.ts";
 
 /**
  * SnapshotBuilder re-runs only the instance-reading checks of the services whose
@@ -25,23 +26,6 @@ import { ResourceCache } from "../../src/xds/cache.ts";
  */
 const logger = pino({ level: "silent" });
 
-interface Scenario {
-  readonly name: string;
-  readonly registry: RegistryState;
-  readonly rules: RuleSet;
-  readonly proxies: Record<string, Proxy>;
-}
-
-function isScenario(value: unknown): value is Scenario {
-  const v = value as Partial<Scenario> | null;
-  return !!v && typeof v === "object" && typeof v.name === "string" && v.registry?.services instanceof Map && !!v.rules && !!v.proxies;
-}
-
-const modules = import.meta.glob("../translate/scenarios*.ts", { eager: true });
-const found = Object.values(modules).flatMap((module) =>
-  Object.values(module as Record<string, unknown>).flatMap((value) => (Array.isArray(value) ? value.filter(isScenario) : isScenario(value) ? [value] : [])),
-);
-const scenarios: Scenario[] = [...new Map(found.map((scenario) => [scenario.name, scenario])).values()];
 
 /** mulberry32: a small seeded generator, so a failure replays. */
 function generator(seed: number): () => number {
