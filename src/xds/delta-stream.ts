@@ -1,13 +1,10 @@
-import type { Logger } from "pino";
-import type { Proxy } from "../model/proxy.ts";
-import { kindOfTypeUrl, RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
-import { namesKey, type ProxyView, type ResourceCache } from "./cache.ts";
+import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
+import { namesKey, type ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { encodeDeltaBody, encodeDeltaResponse, withNonce, type EncodedResource } from "./encoding.ts";
-import type { XdsMetrics } from "./metrics.ts";
-import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
+import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
-import { UnsupportedTypeError, type ResponseSink } from "./sotw-stream.ts";
+import { XdsStream } from "./xds-stream.ts";
 
 /**
  * One incremental (delta) xDS stream: ADS or a single-type service. Per type it
@@ -105,38 +102,11 @@ interface DeltaTypeState {
   readonly status: TypeStatus;
 }
 
-export class DeltaStream {
+export class DeltaStream extends XdsStream {
   private readonly types = new Map<ResourceKind, DeltaTypeState>();
-  private nonceCounter = 0;
-  private paused = false;
-  private dirty = false;
-  private closed = false;
-  readonly viewKey: string;
-
-  constructor(
-    readonly status: ProxyStatus,
-    private readonly cache: ResourceCache,
-    private readonly sink: ResponseSink,
-    private readonly metrics: XdsMetrics,
-    private readonly logger: Logger,
-    private readonly allowedKinds: readonly ResourceKind[] = RESOURCE_KINDS,
-  ) {
-    this.viewKey = cache.retain(status.proxy);
-  }
-
-  get proxy(): Proxy {
-    return this.status.proxy;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.cache.release(this.viewKey);
-  }
 
   handleRequest(request: DeltaRequest): void {
-    const kind = kindOfTypeUrl(request.typeUrl);
-    if (!kind || !this.allowedKinds.includes(kind)) throw new UnsupportedTypeError(request.typeUrl);
+    const kind = this.kindOf(request.typeUrl);
     const state = this.typeState(kind);
     const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
     const wildcardCapable = kind === "cluster" || kind === "listener";
@@ -176,7 +146,7 @@ export class DeltaStream {
   }
 
   /** The cache has a new generation (or the stream drained): bring every type up to date. */
-  refresh(): void {
+  override refresh(): void {
     if (this.closed) return;
     if (this.paused) {
       this.dirty = true;
@@ -316,7 +286,7 @@ export class DeltaStream {
     state.synced = !held && this.holdsExactly(state, available) ? available : null;
 
     const systemVersion = this.systemVersion(state, view);
-    const nonce = String(++this.nonceCounter);
+    const nonce = this.nextNonce();
     const bytes = encodeDeltaResponse(TYPE_URLS[state.kind], systemVersion, nonce, send, removed);
     state.lastNonce = nonce;
     state.outstanding.set(nonce, systemVersion);
@@ -358,7 +328,7 @@ export class DeltaStream {
     state.synced = available;
     if (delta.changed.length === 0) return true;
     for (const resource of delta.changed) state.known.set(resource.name, resource.version);
-    const nonce = String(++this.nonceCounter);
+    const nonce = this.nextNonce();
     const bytes = withNonce(delta.body, nonce);
     state.lastNonce = nonce;
     state.outstanding.set(nonce, delta.systemVersion);
@@ -384,17 +354,6 @@ export class DeltaStream {
     if (state.wildcard) return view.all(state.kind).version;
     state.subscribedKey ??= namesKey([...state.subscribed]);
     return view.named(state.kind, [...state.subscribed], state.subscribedKey).version;
-  }
-
-  private pause(): void {
-    this.paused = true;
-    this.sink.onDrain(() => {
-      this.paused = false;
-      if (this.dirty) {
-        this.dirty = false;
-        this.refresh();
-      }
-    });
   }
 
   /** Listeners and routes hold the current view (or are not used) and nothing is awaiting an answer. */

@@ -1,12 +1,12 @@
-import type { Logger } from "pino";
-import type { Proxy } from "../model/proxy.ts";
-import { kindOfTypeUrl, RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
+import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
-import { namesKey, Target, type ProxyView, type ResourceCache } from "./cache.ts";
+import { namesKey, Target, type ProxyView } from "./cache.ts";
 import { setVersion, withNonce, type EncodedResource } from "./encoding.ts";
-import type { XdsMetrics } from "./metrics.ts";
-import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
+import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
+import { XdsStream } from "./xds-stream.ts";
+
+export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
 
 /**
  * One state-of-the-world stream (ADS, or a single-type service). It keeps, per
@@ -24,13 +24,6 @@ import type { SotwRequest } from "./request-decode.ts";
  * view and shared by every stream with the same view and subscription.
  */
 
-/** The writable side of a stream, so tests can drive a stream without gRPC. */
-export interface ResponseSink {
-  /** Returns false when the transport buffer is full; `onDrain` then fires once. */
-  write(bytes: Uint8Array): boolean;
-  onDrain(callback: () => void): void;
-}
-
 interface TypeState {
   readonly kind: ResourceKind;
   subscribed: readonly string[] | null;
@@ -47,46 +40,14 @@ interface TypeState {
   readonly status: TypeStatus;
 }
 
-export class SotwStream {
+export class SotwStream extends XdsStream {
   private readonly types = new Map<ResourceKind, TypeState>();
-  private nonceCounter = 0;
-  private paused = false;
-  private dirty = false;
-  private closed = false;
   /** Clusters kept in CDS only until new listeners and routes are ACKed. */
   private retainedClusters = new Map<string, EncodedResource>();
-  /** The view key this stream retains in the cache. */
-  readonly viewKey: string;
-
-  constructor(
-    readonly status: ProxyStatus,
-    private readonly cache: ResourceCache,
-    private readonly sink: ResponseSink,
-    private readonly metrics: XdsMetrics,
-    private readonly logger: Logger,
-    /** Single-type services accept only their own type. */
-    private readonly allowedKinds: readonly ResourceKind[] = RESOURCE_KINDS,
-  ) {
-    this.viewKey = cache.retain(status.proxy);
-  }
-
-  get proxy(): Proxy {
-    return this.status.proxy;
-  }
-
-  /** The stream ended: stop retaining its view. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.cache.release(this.viewKey);
-  }
 
   /** Handle one request; throws a user-facing error for a request this stream cannot serve. */
   handleRequest(request: SotwRequest): void {
-    const kind = kindOfTypeUrl(request.typeUrl);
-    if (!kind || !this.allowedKinds.includes(kind)) {
-      throw new UnsupportedTypeError(request.typeUrl);
-    }
+    const kind = this.kindOf(request.typeUrl);
     const state = this.typeState(kind);
     const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
     const verdict = classifyRequest(
@@ -132,7 +93,7 @@ export class SotwStream {
   }
 
   /** The cache has a new generation (or the stream drained): bring every type up to date. */
-  refresh(): void {
+  override refresh(): void {
     if (this.closed) return;
     if (this.paused) {
       this.dirty = true;
@@ -210,7 +171,7 @@ export class SotwStream {
     if (!force && version === state.status.sentVersion) return;
     if (version === state.rejectedVersion) return;
 
-    const nonce = String(++this.nonceCounter);
+    const nonce = this.nextNonce();
     const typeUrl = TYPE_URLS[state.kind];
     const bytes = withNonce(target.sotwBody(typeUrl), nonce);
     const previous = state.sent;
@@ -227,18 +188,6 @@ export class SotwStream {
       const childState = this.types.get(child);
       if (childState) childState.resendOnRequest = true;
     }
-  }
-
-  /** The transport buffer is full: write nothing more until it drains, then send the newest state. */
-  private pause(): void {
-    this.paused = true;
-    this.sink.onDrain(() => {
-      this.paused = false;
-      if (this.dirty) {
-        this.dirty = false;
-        this.refresh();
-      }
-    });
   }
 
   /**
@@ -283,10 +232,4 @@ function changedAny(previous: ReadonlyMap<string, EncodedResource>, next: Readon
     if (previous.get(name)?.version !== resource.version) return true;
   }
   return false;
-}
-
-export class UnsupportedTypeError extends Error {
-  constructor(readonly typeUrl: string) {
-    super(`unsupported resource type ${JSON.stringify(typeUrl)}; this server serves ${RESOURCE_KINDS.map((k) => TYPE_URLS[k]).join(", ")}`);
-  }
 }

@@ -1,0 +1,83 @@
+import type { Logger } from "pino";
+import type { Proxy } from "../model/proxy.ts";
+import { kindOfTypeUrl, RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
+import type { ResourceCache } from "./cache.ts";
+import type { XdsMetrics } from "./metrics.ts";
+import type { ProxyStatus } from "./proxy-status.ts";
+
+/**
+ * What every xDS stream shares, whatever its protocol (SotW or delta): it
+ * retains its proxy's view in the cache while open, accepts only its service's
+ * resource types, numbers its nonces, and pauses while the transport is full.
+ */
+
+/** The writable side of a stream, so tests can drive a stream without gRPC. */
+export interface ResponseSink {
+  /** Returns false when the transport buffer is full; `onDrain` then fires once. */
+  write(bytes: Uint8Array): boolean;
+  onDrain(callback: () => void): void;
+}
+
+export class UnsupportedTypeError extends Error {
+  constructor(readonly typeUrl: string) {
+    super(`unsupported resource type ${JSON.stringify(typeUrl)}; this server serves ${RESOURCE_KINDS.map((k) => TYPE_URLS[k]).join(", ")}`);
+  }
+}
+
+export abstract class XdsStream {
+  private nonceCounter = 0;
+  protected paused = false;
+  protected dirty = false;
+  protected closed = false;
+  /** The view key this stream retains in the cache. */
+  readonly viewKey: string;
+
+  constructor(
+    readonly status: ProxyStatus,
+    protected readonly cache: ResourceCache,
+    protected readonly sink: ResponseSink,
+    protected readonly metrics: XdsMetrics,
+    protected readonly logger: Logger,
+    /** Single-type services accept only their own type. */
+    private readonly allowedKinds: readonly ResourceKind[] = RESOURCE_KINDS,
+  ) {
+    this.viewKey = cache.retain(status.proxy);
+  }
+
+  get proxy(): Proxy {
+    return this.status.proxy;
+  }
+
+  /** The stream ended: stop retaining its view. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cache.release(this.viewKey);
+  }
+
+  /** The cache has new content (or the stream drained): bring every type up to date. */
+  abstract refresh(): void;
+
+  /** The resource kind a request is for; throws a user-facing error for one this stream does not serve. */
+  protected kindOf(typeUrl: string): ResourceKind {
+    const kind = kindOfTypeUrl(typeUrl);
+    if (!kind || !this.allowedKinds.includes(kind)) throw new UnsupportedTypeError(typeUrl);
+    return kind;
+  }
+
+  protected nextNonce(): string {
+    return String(++this.nonceCounter);
+  }
+
+  /** The transport buffer is full: write nothing more until it drains, then send the newest state. */
+  protected pause(): void {
+    this.paused = true;
+    this.sink.onDrain(() => {
+      this.paused = false;
+      if (this.dirty) {
+        this.dirty = false;
+        this.refresh();
+      }
+    });
+  }
+}
