@@ -16,10 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { anyPack, anyUnpack, durationFromMs } from "@bufbuild/protobuf/wkt";
 import {
-  CLIENT_KINDS,
   TYPE,
   apiListener,
   clientAvailability,
+  clientKindsByAvailability,
   closeAllClientSessions,
   edsCluster,
   endpointOf,
@@ -50,8 +50,7 @@ import { HTTPFaultSchema } from "../../src/gen/envoy/extensions/filters/http/fau
 import { HttpProtocolOptionsSchema } from "../../src/gen/envoy/config/core/v3/protocol_pb.ts";
 import { ClusterSchema, Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster } from "../../src/gen/envoy/config/cluster/v3/cluster_pb.ts";
 
-const kinds = CLIENT_KINDS.filter((k) => clientAvailability(k).ok);
-const missing = CLIENT_KINDS.filter((k) => !clientAvailability(k).ok);
+const { available: kinds, missing } = clientKindsByAvailability();
 
 type Verdict = "ack" | RegExp;
 interface Case {

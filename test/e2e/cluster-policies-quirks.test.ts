@@ -8,9 +8,9 @@ import { create } from "@bufbuild/protobuf";
 import { anyPack, anyUnpack, durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  CLIENT_KINDS,
   TYPE,
   clientAvailability,
+  clientKindsByAvailability,
   closeAllClientSessions,
   edsCluster,
   endpointOf,
@@ -35,8 +35,7 @@ import { ClusterLoadAssignmentSchema } from "../../src/gen/envoy/config/endpoint
 import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
 import { HttpProtocolOptionsSchema } from "../../src/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.ts";
 
-const kinds = CLIENT_KINDS.filter((k) => clientAvailability(k).ok);
-const missing = CLIENT_KINDS.filter((k) => !clientAvailability(k).ok);
+const { available: kinds, missing } = clientKindsByAvailability();
 
 type Verdict = "ack" | RegExp;
 interface Case {

@@ -1,8 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  CLIENT_KINDS,
   clientAvailability,
+  clientKindsByAvailability,
   closeAllClientSessions,
   errorCount,
   pollCalls,
@@ -26,8 +26,7 @@ import { startMesh, type E2eMesh } from "./harness.ts";
  * breaker limits, TCP proxying, WebSocket, slow start) are covered by the
  * golden files, Envoy's field validation and test/docker/cluster-policies.test.ts.
  */
-const kinds = CLIENT_KINDS.filter((kind) => clientAvailability(kind).ok);
-const missing = CLIENT_KINDS.filter((kind) => !clientAvailability(kind).ok);
+const { available: kinds, missing } = clientKindsByAvailability();
 
 let mesh: E2eMesh;
 let backends: Map<string, Backend>;

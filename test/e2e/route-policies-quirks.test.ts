@@ -23,10 +23,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import {
-  CLIENT_KINDS,
   TYPE,
   apiListener,
   clientAvailability,
+  clientKindsByAvailability,
   closeAllClientSessions,
   endpointOf,
   makeBootstrap,
@@ -55,8 +55,7 @@ import {
 } from "../../src/gen/envoy/config/route/v3/route_components_pb.ts";
 import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
 
-const kinds = CLIENT_KINDS.filter((k) => clientAvailability(k).ok);
-const missing = CLIENT_KINDS.filter((k) => !clientAvailability(k).ok);
+const { available: kinds, missing } = clientKindsByAvailability();
 const FAULT = "envoy.filters.http.fault";
 
 /** Fault filter (empty) then router, as Signalbox's proxyless HCM has them. */

@@ -74,6 +74,14 @@ export function clientAvailability(kind: ClientKind): { ok: boolean; reason: str
   return a;
 }
 
+/** The client kinds that can run here, and those that cannot (for loud skips naming the reason). */
+export function clientKindsByAvailability(): { available: ClientKind[]; missing: ClientKind[] } {
+  return {
+    available: CLIENT_KINDS.filter((kind) => clientAvailability(kind).ok),
+    missing: CLIENT_KINDS.filter((kind) => !clientAvailability(kind).ok),
+  };
+}
+
 export interface CallResult {
   /** Successful RPCs per backend name (from the backend's reply). */
   byBackend: Record<string, number>;
