@@ -5,7 +5,9 @@ import {
   type ClusterLoadAssignment,
 } from "../gen/envoy/config/endpoint/v3/endpoint_pb.ts";
 import {
+  LbEndpointSchema,
   LocalityLbEndpointsSchema,
+  type LbEndpoint,
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import type { Instance, InstanceHealth } from "../model/registry.ts";
@@ -53,18 +55,35 @@ function localities(instances: readonly Instance[], priority: number): LocalityL
         locality: { region: first.region, zone: first.zone },
         loadBalancingWeight: group.reduce((sum, instance) => sum + instance.weight, 0),
         priority,
-        lbEndpoints: group.map((instance) => ({
-          hostIdentifier: {
-            case: "endpoint" as const,
-            value: { address: socketAddress(instance.address, instance.meshPort ?? instance.port) },
-          },
-          healthStatus: HEALTH[instance.health],
-          loadBalancingWeight: instance.weight,
-        })),
+        lbEndpoints: group.map(lbEndpoint),
       }),
     );
   }
   return endpoints;
+}
+
+const endpointOf = new WeakMap<Instance, LbEndpoint>();
+
+/**
+ * An instance's endpoint, one message per instance object: it sits in the
+ * whole-service and subset assignments alike, and the registry keeps an
+ * unchanged instance as the same object across snapshots, so each endpoint is
+ * built, validated and encoded once (see xds/compose-binary.ts).
+ */
+function lbEndpoint(instance: Instance): LbEndpoint {
+  let endpoint = endpointOf.get(instance);
+  if (!endpoint) {
+    endpoint = create(LbEndpointSchema, {
+      hostIdentifier: {
+        case: "endpoint",
+        value: { address: socketAddress(instance.address, instance.meshPort ?? instance.port) },
+      },
+      healthStatus: HEALTH[instance.health],
+      loadBalancingWeight: instance.weight,
+    });
+    endpointOf.set(instance, endpoint);
+  }
+  return endpoint;
 }
 
 export function loadAssignment(clusterName: string, instances: readonly Instance[]): ClusterLoadAssignment {

@@ -107,7 +107,7 @@ export function validateMessage<Desc extends DescMessage>(
   registry?: Registry,
 ): Violation[] {
   const ctx = newCtx(registry);
-  runPlan(planFor(schema), message as unknown as Rec, ctx);
+  runCached(planFor(schema), message as unknown as Rec, ctx);
   return ctx.out;
 }
 
@@ -141,10 +141,31 @@ interface Ctx {
   registry: Registry | undefined;
   /** Current time in ns since the epoch; read lazily, once per validation. */
   nowNs: bigint | undefined;
+  /** Message objects already found valid under this registry (see cleanSetFor). */
+  clean: WeakSet<object>;
 }
 
 function newCtx(registry: Registry | undefined): Ctx {
-  return { out: [], path: [], registry, nowNs: undefined };
+  return { out: [], path: [], registry, nowNs: undefined, clean: cleanSetFor(registry) };
+}
+
+/**
+ * Messages found valid, per registry (Any payloads are checked only with one).
+ * Translation shares sub-messages between resources (a virtual host in many
+ * route configurations, an endpoint in several assignments) and across
+ * snapshots, and never mutates them, so a shared sub-message is walked once.
+ * A message's own validity does not depend on where it sits (rules on the
+ * field that holds it are checked by its parent), so "clean" carries over.
+ * Only clean results are kept: violation paths depend on the position.
+ */
+const cleanSets = new WeakMap<object, WeakSet<object>>();
+const NO_REGISTRY = {};
+
+function cleanSetFor(registry: Registry | undefined): WeakSet<object> {
+  const key = registry ?? NO_REGISTRY;
+  let set = cleanSets.get(key);
+  if (!set) cleanSets.set(key, (set = new WeakSet()));
+  return set;
 }
 
 function formatPath(path: readonly Seg[]): string {
@@ -215,8 +236,17 @@ function recurseInto(desc: DescMessage): ValueCheck {
   let plan: Plan | undefined;
   return (v, ctx) => {
     plan ??= planFor(desc);
-    runPlan(plan, v as Rec, ctx);
+    runCached(plan, v as Rec, ctx);
   };
+}
+
+/** runPlan, skipping a message already found clean; a clean walk that did not read the clock is remembered. */
+function runCached(plan: Plan, m: Rec, ctx: Ctx): void {
+  if (ctx.clean.has(m)) return;
+  const before = ctx.out.length;
+  const clockBefore = ctx.nowNs;
+  runPlan(plan, m, ctx);
+  if (ctx.out.length === before && ctx.nowNs === clockBefore && clockBefore === undefined) ctx.clean.add(m);
 }
 
 /** `(validate.disabled)` or `(validate.ignored)` (1072, newer validate.proto) on the message. */

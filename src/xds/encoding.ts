@@ -1,7 +1,12 @@
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 import { toBinary, type Message } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import type { ClusterLoadAssignment } from "../gen/envoy/config/endpoint/v3/endpoint_pb.ts";
+import { RouteConfigurationSchema, type RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
+import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
+import { binaryOnce, toBinaryComposed } from "./compose-binary.ts";
+import { clusterLoadAssignmentBinary } from "./endpoint-binary.ts";
 
 /**
  * A resource encoded once: its bytes as a google.protobuf.Any, and a version that
@@ -19,20 +24,46 @@ export interface EncodedResource {
 }
 
 export function contentHash(parts: Iterable<string | Uint8Array>): string {
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(part);
-  return hash.digest("base64url").slice(0, 22);
+  const digest = createHash("sha256");
+  for (const part of parts) digest.update(part);
+  return digest.digest("base64url").slice(0, 22);
+}
+
+/** google.protobuf.Any's type_url field (1) per kind; the value field (2) follows it. */
+const ANY_PREFIX = Object.fromEntries(
+  Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).finish()]),
+) as Record<ResourceKind, Uint8Array>;
+const anyHeader = new BinaryWriter();
+
+/** contentHash of one byte string, without a streaming hash object. */
+function bytesHash(bytes: Uint8Array): string {
+  return hash("sha256", bytes, "base64url").slice(0, 22);
+}
+
+/**
+ * The binary form of a resource. Route configurations and endpoint assignments
+ * are assembled from the once-encoded bytes of their shared parts (virtual
+ * hosts, endpoints; see compose-binary.ts); equal to toBinary either way.
+ */
+function resourceBinary(kind: ResourceKind, message: Message): Uint8Array {
+  switch (kind) {
+    case "route":
+      return toBinaryComposed(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", (host: VirtualHost) =>
+        binaryOnce(VirtualHostSchema, host),
+      );
+    case "endpoint":
+      return clusterLoadAssignmentBinary(message as ClusterLoadAssignment);
+    default:
+      return toBinary(SCHEMAS[kind], message);
+  }
 }
 
 export function encodeResource(kind: ResourceKind, name: string, message: Message): EncodedResource {
-  const value = toBinary(SCHEMAS[kind], message);
-  const any = new BinaryWriter()
-    .tag(1, WireType.LengthDelimited)
-    .string(TYPE_URLS[kind])
-    .tag(2, WireType.LengthDelimited)
-    .bytes(value)
-    .finish();
-  return { kind, name, version: contentHash([value]), any, size: value.length };
+  const value = resourceBinary(kind, message);
+  const prefix = ANY_PREFIX[kind];
+  const lengthPrefix = anyHeader.tag(2, WireType.LengthDelimited).uint32(value.length).finish();
+  const any = Buffer.concat([prefix, lengthPrefix, value], prefix.length + lengthPrefix.length + value.length);
+  return { kind, name, version: bytesHash(value), any, size: value.length };
 }
 
 /** The version of a set of resources as sent together (SotW version_info). */

@@ -481,3 +481,25 @@ describe("validateAny", () => {
     expect(check(VirtualHostSchema, { name: "v", domains: ["*"], retryPolicy: { numRetries: 0 } })).toEqual([]);
   });
 });
+
+describe("shared sub-messages", () => {
+  // The validator remembers messages it found clean (translation shares them
+  // between resources); a broken shared message must still be reported at every
+  // place it appears, and a clean one must not hide a broken sibling.
+  it("a broken virtual host shared by two route configurations is reported in both, at its position", () => {
+    const broken = create(VirtualHostSchema, { name: "", domains: ["a"] });
+    const good = create(VirtualHostSchema, { name: "ok", domains: ["b"] });
+    const first = create(RouteConfigurationSchema, { name: "one", virtualHosts: [good, broken] });
+    const second = create(RouteConfigurationSchema, { name: "two", virtualHosts: [broken] });
+    expect(validateMessage(RouteConfigurationSchema, first).map((v) => v.path)).toEqual(["virtual_hosts[1].name"]);
+    expect(validateMessage(RouteConfigurationSchema, second).map((v) => v.path)).toEqual(["virtual_hosts[0].name"]);
+    expect(validateMessage(RouteConfigurationSchema, first).map((v) => v.path)).toEqual(["virtual_hosts[1].name"]);
+  });
+
+  it("a clean shared virtual host does not excuse the configuration holding it", () => {
+    const good = create(VirtualHostSchema, { name: "ok", domains: ["b"] });
+    expect(validateMessage(RouteConfigurationSchema, create(RouteConfigurationSchema, { name: "one", virtualHosts: [good] }))).toEqual([]);
+    const withBadField = create(RouteConfigurationSchema, { name: "two", virtualHosts: [good], internalOnlyHeaders: ["bad\nheader"] });
+    expect(validateMessage(RouteConfigurationSchema, withBadField).map((v) => v.path)).toEqual(["internal_only_headers[0]"]);
+  });
+});

@@ -1,0 +1,92 @@
+import { toBinary, type DescField, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
+import { scalarZeroValue } from "@bufbuild/protobuf/reflect";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+
+/**
+ * Binary encoding that reuses the bytes of shared sub-messages.
+ *
+ * Translation hands many resources the same sub-message objects: one virtual
+ * host sits in the route configuration of every caller, one endpoint in the
+ * whole-service and the subset assignments, across snapshots too. protobuf-es
+ * would encode such a sub-message again inside every parent; here its bytes
+ * are encoded once per object (messages are never mutated once built) and
+ * copied into each parent. The output is byte-identical to toBinary: protobuf-es
+ * writes fields in field-number order, and so does this (test/xds/compose-binary.test.ts).
+ */
+
+const encodedOnce = new WeakMap<object, Uint8Array>();
+
+/** toBinary, once per message object. */
+export function binaryOnce<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
+  let bytes = encodedOnce.get(message);
+  if (!bytes) {
+    bytes = toBinary(schema, message);
+    encodedOnce.set(message, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * toBinary of `message`, with the elements of its repeated message field
+ * `listField` written from `element(item)` (usually binaryOnce of a shared
+ * sub-message) rather than encoded again.
+ */
+export function toBinaryComposed<Desc extends DescMessage, Item extends Message>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+  listField: string,
+  element: (item: Item) => Uint8Array,
+): Uint8Array {
+  const field = schema.field[listField];
+  if (field?.fieldKind !== "list" || field.listKind !== "message") {
+    throw new Error(`${schema.typeName}.${listField} is not a repeated message field`);
+  }
+  const items = (message as unknown as Record<string, unknown>)[field.localName] as Item[];
+  const number = field.number;
+  const before = toBinary(schema, onlyFields(schema, message, (f) => f.number < number));
+  const after = toBinary(schema, onlyFields(schema, message, (f) => f.number > number));
+  const parts: Uint8Array[] = [before];
+  for (const item of items) {
+    const bytes = element(item);
+    parts.push(header.tag(number, WireType.LengthDelimited).uint32(bytes.length).finish(), bytes);
+  }
+  parts.push(after);
+  return Buffer.concat(parts);
+}
+
+/** Tag and length prefixes (finish() keeps the writer's buffer for the next one). */
+const header = new BinaryWriter();
+
+/** A shallow copy of `message` with every field that `keep` rejects reset to its zero value. */
+function onlyFields<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, keep: (field: DescField) => boolean): MessageShape<Desc> {
+  const source = message as unknown as Record<string, unknown>;
+  const copy: Record<string, unknown> = { ...source };
+  for (const member of schema.members) {
+    if (member.kind === "oneof") {
+      const selected = (source[member.localName] as { case: string | undefined }).case;
+      const field = member.fields.find((f) => f.localName === selected);
+      if (field && !keep(field)) copy[member.localName] = { case: undefined };
+    } else if (!keep(member)) {
+      copy[member.localName] = zeroValue(member);
+    }
+  }
+  return copy as unknown as MessageShape<Desc>;
+}
+
+function zeroValue(field: DescField): unknown {
+  switch (field.fieldKind) {
+    case "list":
+      return [];
+    case "map":
+      return {};
+    case "message":
+      return undefined;
+    case "enum":
+      return field.presence === IMPLICIT ? (field.enum.values[0]?.number ?? 0) : undefined;
+    case "scalar":
+      return field.presence === IMPLICIT ? scalarZeroValue(field.scalar, field.longAsString) : undefined;
+  }
+}
+
+/** google.protobuf.FeatureSet.FieldPresence.IMPLICIT (proto3 fields without `optional`). */
+const IMPLICIT = 2;

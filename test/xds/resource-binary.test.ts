@@ -1,0 +1,160 @@
+import { create, fromBinary, toBinary, type DescMessage, type Message, type MessageInitShape } from "@bufbuild/protobuf";
+import { MetadataSchema } from "../../src/gen/envoy/config/core/v3/base_pb.ts";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { describe, expect, it } from "vitest";
+import { HealthStatus } from "../../src/gen/envoy/config/core/v3/health_check_pb.ts";
+import { ClusterLoadAssignmentSchema } from "../../src/gen/envoy/config/endpoint/v3/endpoint_pb.ts";
+import {
+  EndpointSchema,
+  LbEndpointSchema,
+  LocalityLbEndpointsSchema,
+} from "../../src/gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
+import { AddressSchema, SocketAddressSchema } from "../../src/gen/envoy/config/core/v3/address_pb.ts";
+import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
+import { VirtualHostSchema } from "../../src/gen/envoy/config/route/v3/route_components_pb.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { RESOURCE_KINDS, SCHEMAS } from "../../src/translate/resource-types.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { toBinaryComposed, binaryOnce } from "../../src/xds/compose-binary.ts";
+import { clusterLoadAssignmentBinary, HANDLED_FIELDS } from "../../src/xds/endpoint-binary.ts";
+import { encodeResource } from "../../src/xds/encoding.ts";
+import { scenarios } from "../translate/scenarios.ts";
+
+/**
+ * Route configurations and endpoint assignments are not encoded by toBinary
+ * but assembled from shared parts (compose-binary.ts, endpoint-binary.ts).
+ * Versions are hashes of these bytes and replicas must agree on them, so the
+ * bytes must be exactly toBinary's, for everything translation produces and
+ * for hand-made messages that exercise every branch.
+ */
+
+function unpackValue(any: Uint8Array): string {
+  return hex(fromBinary(AnySchema, any).value);
+}
+
+/** Bytes as hex: Buffer and Uint8Array compare equal, and a mismatch shows where. */
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("hex");
+}
+
+describe("resource encoding equals toBinary", () => {
+  it("for every resource of every translation scenario", () => {
+    let checked = 0;
+    for (const scenario of scenarios) {
+      const snapshot = buildSnapshot(scenario.registry, scenario.rules);
+      for (const proxy of Object.values(scenario.proxies)) {
+        const set = translate(snapshot, proxy);
+        for (const kind of RESOURCE_KINDS) {
+          for (const [name, message] of set[kind]) {
+            const encoded = encodeResource(kind, name, message);
+            expect(unpackValue(encoded.any), `${scenario.name} ${kind} ${name}`).toBe(hex(toBinary(SCHEMAS[kind], message)));
+            checked++;
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+  });
+
+  const endpoint = (address: string, port: number, extra: { healthStatus?: HealthStatus; loadBalancingWeight?: number; metadata?: MessageInitShape<typeof MetadataSchema> } = {}) =>
+    create(LbEndpointSchema, {
+      ...extra,
+      hostIdentifier: { case: "endpoint", value: { address: { address: { case: "socketAddress", value: { address, portSpecifier: { case: "portValue", value: port } } } } } },
+    });
+
+  const cases: [string, Message][] = [
+    ["empty assignment", create(ClusterLoadAssignmentSchema, {})],
+    [
+      "weights 0, 1, 127, 128, 300000 and 2^32-1, priorities, health, protocol",
+      create(ClusterLoadAssignmentSchema, {
+        clusterName: "outbound|9090||checkout",
+        endpoints: [0, 1, 127, 128, 300_000, 4_294_967_295].map((weight, i) =>
+          create(LocalityLbEndpointsSchema, {
+            locality: { region: `r${i}`, zone: i % 2 ? "z" : "", subZone: i === 3 ? "s" : "" },
+            loadBalancingWeight: weight,
+            priority: i,
+            lbEndpoints: [
+              endpoint("10.0.0.1", 0, { loadBalancingWeight: weight, healthStatus: HealthStatus.DRAINING }),
+              endpoint("::1", 65535, { healthStatus: HealthStatus.UNHEALTHY }),
+              create(LbEndpointSchema, {
+                hostIdentifier: {
+                  case: "endpoint",
+                  value: create(EndpointSchema, {
+                    address: create(AddressSchema, { address: { case: "socketAddress", value: create(SocketAddressSchema, { protocol: 1, address: "10.0.0.2", portSpecifier: { case: "portValue", value: 8080 } }) } }),
+                  }),
+                },
+              }),
+              create(LbEndpointSchema, { hostIdentifier: { case: "endpoint", value: {} } }),
+            ],
+          }),
+        ),
+        policy: { overprovisioningFactor: 1_000_000 },
+      }),
+    ],
+    [
+      "fields the fast path does not write (falls back to toBinary)",
+      create(ClusterLoadAssignmentSchema, {
+        clusterName: "c",
+        endpoints: [
+          create(LocalityLbEndpointsSchema, {
+            proximity: 3,
+            lbEndpoints: [
+              endpoint("10.0.0.1", 80, { metadata: { filterMetadata: { a: { fields: {} } } } }),
+              create(LbEndpointSchema, { hostIdentifier: { case: "endpointName", value: "named" } }),
+              create(LbEndpointSchema, {
+                hostIdentifier: { case: "endpoint", value: { hostname: "h", address: { address: { case: "socketAddress", value: { address: "a", portSpecifier: { case: "namedPort", value: "http" }, ipv4Compat: true } } } } },
+              }),
+            ],
+          }),
+        ],
+        namedEndpoints: { x: { hostname: "x" } },
+      }),
+    ],
+  ];
+
+  for (const [name, message] of cases) {
+    it(`for an assignment with ${name}`, () => {
+      expect(hex(clusterLoadAssignmentBinary(message as never))).toBe(hex(toBinary(ClusterLoadAssignmentSchema, message as never)));
+    });
+  }
+
+  it("for an endpoint that needs the fallback inside an assignment the fast path writes", () => {
+    const message = create(ClusterLoadAssignmentSchema, {
+      clusterName: "c",
+      endpoints: [create(LocalityLbEndpointsSchema, { lbEndpoints: [endpoint("10.0.0.1", 80, { metadata: { filterMetadata: {} } }), endpoint("h", 1)] })],
+    });
+    message.endpoints[0]!.lbEndpoints[1]!.hostIdentifier = { case: "endpointName", value: "n" };
+    expect(hex(clusterLoadAssignmentBinary(message))).toBe(hex(toBinary(ClusterLoadAssignmentSchema, message)));
+  });
+
+  it("for a route configuration composed from shared virtual hosts, with fields on both sides of them", () => {
+    const host = create(VirtualHostSchema, { name: "checkout", domains: ["checkout", "checkout:9090"] });
+    const message = create(RouteConfigurationSchema, {
+      name: "outbound|http",
+      virtualHosts: [host, host],
+      validateClusters: false,
+      requestHeadersToRemove: ["x-internal"],
+      ignorePortInHostMatching: true,
+    });
+    const composed = toBinaryComposed(RouteConfigurationSchema, message, "virtualHosts", (h: typeof host) => binaryOnce(VirtualHostSchema, h));
+    expect(hex(composed)).toBe(hex(toBinary(RouteConfigurationSchema, message)));
+    expect(fromBinary(RouteConfigurationSchema, composed).virtualHosts).toHaveLength(2);
+  });
+});
+
+describe("the endpoint fast path knows every field of the messages it writes", () => {
+  const schemas: Record<keyof typeof HANDLED_FIELDS, DescMessage> = {
+    ClusterLoadAssignment: ClusterLoadAssignmentSchema,
+    LocalityLbEndpoints: LocalityLbEndpointsSchema,
+    LbEndpoint: LbEndpointSchema,
+    Endpoint: EndpointSchema,
+    Address: AddressSchema,
+    SocketAddress: SocketAddressSchema,
+  };
+  for (const [message, schema] of Object.entries(schemas)) {
+    it(`${message}: a field added to the protos must be handled or checked in endpoint-binary.ts`, () => {
+      const handled: readonly string[] = HANDLED_FIELDS[message as keyof typeof HANDLED_FIELDS];
+      expect(schema.fields.map((field) => field.name).sort()).toEqual([...handled].sort());
+    });
+  }
+});
