@@ -232,15 +232,26 @@ function planFor(desc: DescMessage): Plan {
 }
 
 /** A lazily resolved plan reference, so recursion does not look the plan up per visit. */
-function recurseInto(desc: DescMessage): ValueCheck {
+function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
   let plan: Plan | undefined;
+  if (!remember) {
+    return (v, ctx) => {
+      plan ??= planFor(desc);
+      runPlan(plan, v as Rec, ctx);
+    };
+  }
   return (v, ctx) => {
     plan ??= planFor(desc);
     runCached(plan, v as Rec, ctx);
   };
 }
 
-/** runPlan, skipping a message already found clean; a clean walk that did not read the clock is remembered. */
+/**
+ * runPlan, skipping a message already found clean; a clean walk that did not
+ * read the clock is remembered. Used for whole resources and for elements of
+ * repeated fields (where sharing happens: virtual hosts, endpoints); a WeakSet
+ * entry for every singular sub-message would cost more than it saves.
+ */
 function runCached(plan: Plan, m: Rec, ctx: Ctx): void {
   if (ctx.clean.has(m)) return;
   const before = ctx.out.length;
@@ -477,7 +488,7 @@ function compileList(field: DescField & { fieldKind: "list" }, fr: FieldRules | 
       itemCheck = compileEnumRules(itemsFr, field.enum, prefix, where);
       break;
     case "message":
-      itemCheck = compileMessageValue(itemsFr, field.message, prefix, where);
+      itemCheck = compileMessageValue(itemsFr, field.message, prefix, where, false, true);
       break;
   }
   const minItems = rr !== undefined && has(rr, "minItems") ? Number(rr.minItems) : undefined;
@@ -672,6 +683,8 @@ function compileMessageValue(
   prefix: string,
   where: string,
   unboxed = false,
+  /** Remember clean values (list elements, see runCached). */
+  remember = false,
 ): ValueCheck | undefined {
   const ruleCase = fr?.type.case;
   const skip = fr?.message?.skip === true;
@@ -706,7 +719,7 @@ function compileMessageValue(
     mismatch(where, ruleCase, `a message (${desc.typeName})`);
   }
   if (skip || !needsValidation(desc)) return undefined;
-  return recurseInto(desc);
+  return recurseInto(desc, remember);
 }
 
 // --- numbers ---------------------------------------------------------------

@@ -37,21 +37,29 @@ export function toBinaryComposed<Desc extends DescMessage, Item extends Message>
   listField: string,
   element: (item: Item) => Uint8Array,
 ): Uint8Array {
+  return Buffer.concat(composedParts(schema, message, listField, element));
+}
+
+/** toBinaryComposed as pieces to concatenate, so the caller can add its own framing in the same copy. */
+export function composedParts<Desc extends DescMessage, Item extends Message>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+  listField: string,
+  element: (item: Item) => Uint8Array,
+): Uint8Array[] {
   const field = schema.field[listField];
   if (field?.fieldKind !== "list" || field.listKind !== "message") {
     throw new Error(`${schema.typeName}.${listField} is not a repeated message field`);
   }
   const items = (message as unknown as Record<string, unknown>)[field.localName] as Item[];
   const number = field.number;
-  const before = toBinary(schema, onlyFields(schema, message, (f) => f.number < number));
-  const after = toBinary(schema, onlyFields(schema, message, (f) => f.number > number));
-  const parts: Uint8Array[] = [before];
+  const parts: Uint8Array[] = [toBinary(schema, onlyFields(schema, message, (f) => f.number < number))];
   for (const item of items) {
     const bytes = element(item);
     parts.push(header.tag(number, WireType.LengthDelimited).uint32(bytes.length).finish(), bytes);
   }
-  parts.push(after);
-  return Buffer.concat(parts);
+  parts.push(toBinary(schema, onlyFields(schema, message, (f) => f.number > number)));
+  return parts;
 }
 
 /** Tag and length prefixes (finish() keeps the writer's buffer for the next one). */

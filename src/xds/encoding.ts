@@ -5,7 +5,7 @@ import type { ClusterLoadAssignment } from "../gen/envoy/config/endpoint/v3/endp
 import { RouteConfigurationSchema, type RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
 import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
-import { binaryOnce, toBinaryComposed } from "./compose-binary.ts";
+import { binaryOnce, composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentBinary } from "./endpoint-binary.ts";
 
 /**
@@ -45,25 +45,29 @@ function bytesHash(bytes: Uint8Array): string {
  * are assembled from the once-encoded bytes of their shared parts (virtual
  * hosts, endpoints; see compose-binary.ts); equal to toBinary either way.
  */
-function resourceBinary(kind: ResourceKind, message: Message): Uint8Array {
+function resourceBinary(kind: ResourceKind, message: Message): Uint8Array[] {
   switch (kind) {
     case "route":
-      return toBinaryComposed(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", (host: VirtualHost) =>
+      return composedParts(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", (host: VirtualHost) =>
         binaryOnce(VirtualHostSchema, host),
       );
     case "endpoint":
-      return clusterLoadAssignmentBinary(message as ClusterLoadAssignment);
+      return [clusterLoadAssignmentBinary(message as ClusterLoadAssignment)];
     default:
-      return toBinary(SCHEMAS[kind], message);
+      return [toBinary(SCHEMAS[kind], message)];
   }
 }
 
 export function encodeResource(kind: ResourceKind, name: string, message: Message): EncodedResource {
-  const value = resourceBinary(kind, message);
+  const parts = resourceBinary(kind, message);
+  let size = 0;
+  for (const part of parts) size += part.length;
+  // The Any around it is assembled in the same copy: type_url, then the value's tag and length.
   const prefix = ANY_PREFIX[kind];
-  const lengthPrefix = anyHeader.tag(2, WireType.LengthDelimited).uint32(value.length).finish();
-  const any = Buffer.concat([prefix, lengthPrefix, value], prefix.length + lengthPrefix.length + value.length);
-  return { kind, name, version: bytesHash(value), any, size: value.length };
+  const lengthPrefix = anyHeader.tag(2, WireType.LengthDelimited).uint32(size).finish();
+  const headerSize = prefix.length + lengthPrefix.length;
+  const any = Buffer.concat([prefix, lengthPrefix, ...parts], headerSize + size);
+  return { kind, name, version: bytesHash(any.subarray(headerSize)), any, size };
 }
 
 /** The version of a set of resources as sent together (SotW version_info). */
