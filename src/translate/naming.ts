@@ -67,8 +67,13 @@ export function proxylessRouteConfig(service: string): string {
   return service;
 }
 
-export function inboundRouteConfig(service: string): string {
-  return `inbound|${service}`;
+/**
+ * The inbound route configuration of a sidecar, named by its inbound port like
+ * the listener: the name is the same for every service (RDS names are per
+ * proxy), so sidecars with the same port share one listener resource.
+ */
+export function inboundRouteConfig(inboundPort: number): string {
+  return `inbound|${inboundPort}`;
 }
 
 /** Host header values a virtual host answers to: the bare name and name:port. */

@@ -204,15 +204,17 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     const inboundPort = proxy.inboundPort;
     const app = acrossSnapshots(own, `inbound-cluster|${appPort}`, [appPort], () => inboundAppCluster(own, appPort));
     clusters.set(app.name, app);
-    const routeName = inboundRouteConfig(own.name);
+    // Named by port, not service: the inbound listener is then the same resource
+    // for every service with the same port and options (names are per proxy).
+    const routeName = inboundRouteConfig(inboundPort);
     const options = { respectExpectedRqTimeout: respectsExpectedTimeout(own.name, snapshot.routePolicies) };
-    const inbound = acrossSnapshotsByName(`inbound-listener|${inboundPort}|${routeName}`, [inboundPort, routeName, options], () =>
+    const inbound = acrossSnapshotsByName(`inbound-listener|${inboundPort}|${options.respectExpectedRqTimeout}`, [inboundPort, routeName, options], () =>
       sidecarInboundListener(inboundPort, routeName, options),
     );
     listeners.set(inbound.name, inbound);
     routes.set(
       routeName,
-      acrossSnapshots(own, "inbound-routes", ruleContext(snapshot), () =>
+      acrossSnapshots(own, `inbound-routes|${inboundPort}`, ruleContext(snapshot), () =>
         routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, snapshot.routePolicies))]),
       ),
     );
