@@ -5,13 +5,12 @@ import {
   type ClusterLoadAssignment,
 } from "../gen/envoy/config/endpoint/v3/endpoint_pb.ts";
 import {
-  LbEndpointSchema,
   LocalityLbEndpointsSchema,
   type LbEndpoint,
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import type { Instance, InstanceHealth } from "../model/registry.ts";
-import { socketAddress } from "./common.ts";
+import { SocketAddress_Protocol } from "../gen/envoy/config/core/v3/address_pb.ts";
 
 const HEALTH: Record<InstanceHealth, HealthStatus> = {
   healthy: HealthStatus.HEALTHY,
@@ -73,14 +72,35 @@ const endpointOf = new WeakMap<Instance, LbEndpoint>();
 function lbEndpoint(instance: Instance): LbEndpoint {
   let endpoint = endpointOf.get(instance);
   if (!endpoint) {
-    endpoint = create(LbEndpointSchema, {
+    // Written out rather than create()d: this runs for every instance of the
+    // mesh, and the types make the literals complete (a new field fails tsc).
+    endpoint = {
+      $typeName: "envoy.config.endpoint.v3.LbEndpoint",
       hostIdentifier: {
         case: "endpoint",
-        value: { address: socketAddress(instance.address, instance.meshPort ?? instance.port) },
+        value: {
+          $typeName: "envoy.config.endpoint.v3.Endpoint",
+          address: {
+            $typeName: "envoy.config.core.v3.Address",
+            address: {
+              case: "socketAddress",
+              value: {
+                $typeName: "envoy.config.core.v3.SocketAddress",
+                protocol: SocketAddress_Protocol.TCP,
+                address: instance.address,
+                portSpecifier: { case: "portValue", value: instance.meshPort ?? instance.port },
+                resolverName: "",
+                ipv4Compat: false,
+              },
+            },
+          },
+          hostname: "",
+          additionalAddresses: [],
+        },
       },
       healthStatus: HEALTH[instance.health],
       loadBalancingWeight: instance.weight,
-    });
+    } satisfies LbEndpoint;
     endpointOf.set(instance, endpoint);
   }
   return endpoint;
