@@ -318,6 +318,179 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
     });
   });
 
+  describe("incremental registry reloads", () => {
+    beforeEach(reset);
+
+    const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
+
+    /** What a full reload delivers now: a fresh store's first state. */
+    async function fullReload(): Promise<RegistryState> {
+      const recorder = new Recorder<RegistryState>();
+      const store = newStore();
+      await store.registry.start(recorder.onChange);
+      await store.registry.stop();
+      return recorder.latest;
+    }
+
+    async function seed(services: Record<string, number>): Promise<void> {
+      for (const [name, instances] of Object.entries(services)) {
+        await sql("INSERT INTO mesh.services (name, port) VALUES ($1, 8080)", [name]);
+        for (let i = 1; i <= instances; i++) {
+          await sql(
+            `INSERT INTO mesh.instances (id, service, address, port, labels, zone) VALUES ($1, $2, $3, 8080, $4, $5)`,
+            [`${name}-${i}`, name, `10.0.${name.length}.${i}`, JSON.stringify({ version: `v${i % 2}` }), `z${i % 3}`],
+          );
+        }
+      }
+    }
+
+    /** A store watching the registry, and a way to wait until it has caught up with the database. */
+    async function watch(extra: Partial<PostgresStoreOptions> = {}) {
+      const store = newStore(extra);
+      const recorder = new Recorder<RegistryState>();
+      await store.registry.start(recorder.onChange);
+      const caughtUp = async () => {
+        const revision = await dbRevision();
+        const deadline = performance.now() + 5000;
+        while (store.registry.status().revision !== revision) {
+          if (performance.now() > deadline) throw new Error(`store stuck at revision ${store.registry.status().revision}, database at ${revision}`);
+          await sleep(10);
+        }
+      };
+      return { store, recorder, caughtUp };
+    }
+
+    it("delivers exactly what a full reload would, reading only the changed services", async () => {
+      await seed({ alpha: 3, bravo: 3, charlie: 2, delta: 2, echo: 2, foxtrot: 1 });
+      const { store, recorder, caughtUp } = await watch();
+      expect(store.metrics()).toMatchObject({ fullRegistryLoads: 1, incrementalRegistryLoads: 0 });
+
+      const steps: { what: string; touched: string[]; write: () => Promise<unknown> }[] = [
+        {
+          what: "instance insert",
+          touched: ["alpha"],
+          write: () => sql("INSERT INTO mesh.instances (id, service, address, port) VALUES ('alpha-0', 'alpha', '10.9.9.9', 9000)"),
+        },
+        { what: "instance update", touched: ["bravo"], write: () => sql("UPDATE mesh.instances SET weight = 7, health = 'draining' WHERE id = 'bravo-2'") },
+        { what: "instance delete", touched: ["charlie"], write: () => sql("DELETE FROM mesh.instances WHERE id = 'charlie-1'") },
+        {
+          what: "service insert (sorting between others) with instances",
+          touched: ["bravo-two"],
+          write: async () => {
+            await sql("BEGIN");
+            await sql("INSERT INTO mesh.services (name, protocol, port) VALUES ('bravo-two', 'grpc', 9090)");
+            await sql("INSERT INTO mesh.instances (id, service, address, port) VALUES ('b2-1', 'bravo-two', '10.2.2.1', 9090), ('b2-2', 'bravo-two', '10.2.2.2', 9090)");
+            await sql("COMMIT");
+          },
+        },
+        { what: "service delete (cascading to its instances)", touched: ["delta"], write: () => sql("DELETE FROM mesh.services WHERE name = 'delta'") },
+        { what: "instance moved to another service", touched: ["echo", "foxtrot"], write: () => sql("UPDATE mesh.instances SET service = 'foxtrot' WHERE id = 'echo-1'") },
+        { what: "service renamed (instances follow)", touched: ["foxtrot", "zulu"], write: () => sql("UPDATE mesh.services SET name = 'zulu' WHERE name = 'foxtrot'") },
+        { what: "service updated", touched: ["charlie"], write: () => sql("UPDATE mesh.services SET protocol = 'http2', port = 81 WHERE name = 'charlie'") },
+        {
+          what: "several services in one transaction",
+          touched: ["alpha", "bravo", "echo", "aardvark"],
+          write: async () => {
+            await sql("BEGIN");
+            await sql("UPDATE mesh.instances SET zone = 'moved' WHERE id = 'alpha-1'");
+            await sql("INSERT INTO mesh.instances (id, service, address, port) VALUES ('bravo-9', 'bravo', '10.1.1.9', 8080)");
+            await sql("DELETE FROM mesh.instances WHERE service = 'echo'");
+            await sql("INSERT INTO mesh.services (name) VALUES ('aardvark')");
+            await sql("COMMIT");
+          },
+        },
+      ];
+
+      for (const step of steps) {
+        const before = recorder.latest;
+        const loads = store.metrics();
+        await step.write();
+        await caughtUp();
+        const after = recorder.latest;
+        expect(after, step.what).not.toBe(before);
+        expect(store.metrics().incrementalRegistryLoads, step.what).toBeGreaterThan(loads.incrementalRegistryLoads);
+        expect(store.metrics().fullRegistryLoads, step.what).toBe(loads.fullRegistryLoads);
+
+        const full = await fullReload();
+        expect(after, step.what).toEqual(full);
+        expect([...after.services.keys()], step.what).toEqual([...full.services.keys()]);
+        for (const [name, service] of before.services) {
+          if (!step.touched.includes(name)) expect(after.services.get(name), `${step.what}: ${name} kept`).toBe(service);
+        }
+      }
+
+      // Inside a changed service, unchanged instances keep their identity too.
+      const before = recorder.latest;
+      await sql("UPDATE mesh.instances SET weight = 3 WHERE id = 'bravo-1'");
+      await caughtUp();
+      const bravoBefore = before.services.get("bravo")!;
+      const bravoAfter = recorder.latest.services.get("bravo")!;
+      expect(bravoAfter).not.toBe(bravoBefore);
+      expect(bravoAfter.instances.find((i) => i.id === "bravo-1")?.weight).toBe(3);
+      for (const instance of bravoAfter.instances) {
+        if (instance.id !== "bravo-1") expect(instance).toBe(bravoBefore.instances.find((i) => i.id === instance.id));
+      }
+
+      // A write that changes nothing visible reads one service and delivers nothing.
+      const count = recorder.count;
+      const incremental = store.metrics().incrementalRegistryLoads;
+      await sql("UPDATE mesh.instances SET labels = labels WHERE id = 'alpha-2'");
+      await caughtUp();
+      expect(store.metrics().incrementalRegistryLoads).toBeGreaterThan(incremental);
+      expect(recorder.count).toBe(count);
+    });
+
+    it("reads everything after a TRUNCATE, or when many services changed", async () => {
+      await seed({ one: 1, two: 1 });
+      const { store, recorder, caughtUp } = await watch();
+      await sql("INSERT INTO mesh.services (name) SELECT 'bulk-' || g FROM generate_series(1, 20) g");
+      await caughtUp();
+      expect(store.metrics()).toMatchObject({ fullRegistryLoads: 2, incrementalRegistryLoads: 0 });
+      expect(recorder.latest).toEqual(await fullReload());
+      expect(recorder.latest.services.size).toBe(22);
+
+      await sql("TRUNCATE mesh.instances");
+      await caughtUp();
+      expect(store.metrics()).toMatchObject({ fullRegistryLoads: 3, incrementalRegistryLoads: 0 });
+      expect(recorder.latest.services.get("one")?.instances).toEqual([]);
+      expect(recorder.latest).toEqual(await fullReload());
+    });
+
+    it("reads everything when the log was pruned past the store's revision, losing no change", async () => {
+      await seed({ kilo: 2, lima: 1 });
+      const { store, recorder, caughtUp } = await watch();
+      // As another replica pruning in the same transaction would: the change's
+      // own log row is gone and the floor is above the store's revision.
+      await sql("BEGIN");
+      await sql("UPDATE mesh.instances SET weight = 9 WHERE id = 'kilo-1'");
+      await sql("DELETE FROM mesh.registry_changes");
+      await sql("UPDATE mesh.registry_changes_floor SET revision = (SELECT value FROM mesh.revision)");
+      await sql("COMMIT");
+      await caughtUp();
+      expect(recorder.latest.services.get("kilo")?.instances[0]?.weight).toBe(9);
+      expect(store.metrics()).toMatchObject({ fullRegistryLoads: 2, incrementalRegistryLoads: 0 });
+
+      // From the new floor on, deltas work again.
+      await sql("UPDATE mesh.instances SET weight = 8 WHERE id = 'kilo-2'");
+      await caughtUp();
+      expect(recorder.latest.services.get("kilo")?.instances[1]?.weight).toBe(8);
+      expect(store.metrics()).toMatchObject({ fullRegistryLoads: 2, incrementalRegistryLoads: 1 });
+      expect(recorder.latest).toEqual(await fullReload());
+    });
+
+    it("prunes old log rows and raises the floor", async () => {
+      await seed({ mike: 1 });
+      const floor = async () => (await sql("SELECT revision::text AS r FROM mesh.registry_changes_floor")).rows[0].r as string;
+      await sleep(20);
+      const newest = (await sql("SELECT max(revision)::text AS r FROM mesh.registry_changes")).rows[0].r as string;
+      // Retention 5 ms: everything committed 20 ms ago goes.
+      const store = newStore({ changeLogRetentionMs: 5 });
+      await store.registry.start(() => {});
+      await waitFor(async () => (await floor()) === newest, "the store's prune");
+      expect((await sql("SELECT count(*)::int AS n FROM mesh.registry_changes WHERE revision <= $1", [newest])).rows[0].n).toBe(0);
+    });
+  });
+
   describe("schema", () => {
     it("applies migrations once, also when replicas race", async () => {
       const again = await migrate(admin);
@@ -405,6 +578,14 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       });
     });
   });
+
+  async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+    const deadline = performance.now() + 5000;
+    while (!(await check())) {
+      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(20);
+    }
+  }
 
   function newestStore(): PostgresStore {
     const store = stores.at(-1);

@@ -66,6 +66,38 @@ describe("PostgresStore on PostgreSQL: failures", () => {
     expect(store.registry.status()).toMatchObject({ ready: false });
   });
 
+  it("reads the whole registry after the listener reconnects, so a change it missed is not lost", async () => {
+    const app = `signalbox-resync-${process.pid}`;
+    await admin.query("INSERT INTO mesh.services (name) VALUES ('resync') ON CONFLICT DO NOTHING");
+    // No poll during the test: only the reconnect can find the missed change.
+    const store = new PostgresStore({ connectionString: db.url, applicationName: app, pollIntervalMs: 60_000, reconnectMinMs: 50, reconnectMaxMs: 100 });
+    stores.push(store);
+    const registry = new Recorder<RegistryState>();
+    await store.registry.start(registry.onChange);
+    await admin.query("INSERT INTO mesh.instances (id, service, address, port) VALUES ('resync-1', 'resync', '10.0.0.1', 80)");
+    await registry.until((s) => s.services.get("resync")?.instances.length === 1);
+    const before = store.metrics();
+    expect(before.incrementalRegistryLoads).toBe(1);
+
+    // Only the listener goes (pooled connections stay), and cannot come back yet.
+    await allowConnections(false);
+    const killed = await admin.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query = 'LISTEN mesh_changes'",
+      [app],
+    );
+    expect(killed.rowCount).toBe(1);
+    await waitUntil(() => store.registry.status().degraded, 3000, "degraded status");
+    await admin.query("UPDATE mesh.instances SET weight = 5 WHERE id = 'resync-1'");
+    await sleep(300);
+    expect(registry.latest.services.get("resync")?.instances[0]?.weight).toBe(1);
+
+    await allowConnections(true);
+    await registry.until((s) => s.services.get("resync")?.instances[0]?.weight === 5, 5000);
+    const after = store.metrics();
+    expect(after.fullRegistryLoads).toBe(before.fullRegistryLoads + 1);
+    expect(after.incrementalRegistryLoads).toBe(before.incrementalRegistryLoads);
+  });
+
   it("keeps the last state while disconnected, then resyncs what changed meanwhile", async () => {
     const app = `signalbox-test-${process.pid}`;
     await admin.query("INSERT INTO mesh.services (name) VALUES ('before') ON CONFLICT DO NOTHING");

@@ -6,33 +6,23 @@
 import type pg from "pg";
 import { loadRoutePolicyRows } from "./load-route-policies.ts";
 import { loadClusterPolicyRows } from "./load-cluster-policies.ts";
-import type {
-  HttpRouteDestinationRow,
-  HttpRouteRow,
-  InstanceRow,
-  RegistryRows,
-  RuleRows,
-  ServiceDependencyRow,
-  ServiceRow,
-  SubsetRow,
-} from "./rows.ts";
+import { loadRegistryRows, type RegistryLoad, type RegistryRequest } from "./load-registry.ts";
+import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, ServiceDependencyRow, SubsetRow } from "./rows.ts";
 
 export interface LoadRequest {
-  readonly registry: boolean;
+  /** null: leave the registry tables alone. */
+  readonly registry: RegistryRequest | null;
   readonly rules: boolean;
 }
 
 export interface LoadedRows {
   /** mesh.revision.value, as a decimal string. */
   readonly revision: string;
-  readonly registry: RegistryRows | null;
+  readonly registry: RegistryLoad | null;
   readonly rules: RuleRows | null;
 }
 
 const REVISION = "SELECT value::text AS revision FROM mesh.revision";
-const SERVICES = "SELECT name, protocol, port FROM mesh.services";
-const INSTANCES = `SELECT id, service, address, port, mesh_port, labels, region, zone, weight, health
-  FROM mesh.instances`;
 const SUBSETS = "SELECT service, name, selector FROM mesh.subsets WHERE enabled";
 const HTTP_ROUTES = `SELECT id::text AS id, destination, source, priority, path_match, path, method,
        headers, query_params, timeout_ms, retry_on, retry_attempts, per_try_timeout_ms
@@ -50,12 +40,7 @@ export async function loadRows(pool: pg.Pool, want: LoadRequest): Promise<Loaded
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const revision = (await client.query<{ revision: string }>(REVISION)).rows[0]?.revision;
     if (revision === undefined) throw new Error("mesh.revision has no row; was it deleted by hand?");
-    const registry = want.registry
-      ? {
-          services: (await client.query<ServiceRow>(SERVICES)).rows,
-          instances: (await client.query<InstanceRow>(INSTANCES)).rows,
-        }
-      : null;
+    const registry = want.registry ? await loadRegistryRows(client, want.registry, revision) : null;
     const rules = want.rules
       ? {
           subsets: (await client.query<SubsetRow>(SUBSETS)).rows,

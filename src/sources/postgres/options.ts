@@ -41,6 +41,12 @@ export interface PostgresStoreOptions {
   /** Reconnect backoff of the listener connection. Default 100 ms doubling to 5000 ms. */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
+  /**
+   * Rows of the registry change log (mesh.registry_changes) older than this are
+   * deleted by the store, about once a minute. A replica that falls further
+   * behind than that reads the whole registry once. Default 600000 ms (10 min).
+   */
+  readonly changeLogRetentionMs?: number;
   /** Apply pending migrations on start. Default true. */
   readonly migrate?: boolean;
   /** Shown in pg_stat_activity. Default "signalbox". */
@@ -61,6 +67,7 @@ export interface ResolvedSettings {
   readonly maxSettleMs: number;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
+  readonly changeLogRetentionMs: number;
 }
 
 export function resolveSettings(options: PostgresStoreOptions, backend: PostgresBackend): ResolvedSettings {
@@ -74,6 +81,7 @@ export function resolveSettings(options: PostgresStoreOptions, backend: Postgres
     maxSettleMs: options.maxSettleMs ?? 200,
     reconnectMinMs: options.reconnectMinMs ?? 100,
     reconnectMaxMs: options.reconnectMaxMs ?? 5000,
+    changeLogRetentionMs: options.changeLogRetentionMs ?? 600_000,
   };
 }
 

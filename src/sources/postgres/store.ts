@@ -9,10 +9,19 @@
  *  - mesh.revision is polled and a reload runs whenever it moved.
  * Notifications are debounced (settle 20 ms, at most 200 ms), reloads never
  * overlap, and requests during a reload fold into one more (CoalescingRunner).
- * Each reload reads everything in one snapshot, parses it, and calls onChange
- * only for a facet whose parsed state differs from what it last delivered.
- * On failure the last delivered state stands and status() reports degraded.
+ * Each reload reads the stale facets in one snapshot, parses them, and calls
+ * onChange only for a facet whose parsed state differs from what it last
+ * delivered. On failure the last delivered state stands and status() reports
+ * degraded.
+ *
+ * The rules are always read whole. The registry is read whole once (and again
+ * after a reconnect or a failed reload); after that a reload reads only the
+ * services the change log (migration 0005) names since the revision of the
+ * last registry load, and patches them into the delivered state
+ * (patch-registry.ts). The log falls back to a full read by itself when it
+ * cannot answer (load-registry.ts). The store also prunes the log now and then.
  */
+import { performance } from "node:perf_hooks";
 import pg from "pg";
 import type { RegistryState } from "../../model/registry.ts";
 import type { RuleRejection, RuleSet } from "../../model/rules.ts";
@@ -24,6 +33,7 @@ import { shareStructure } from "../../model/share.ts";
 import { Health } from "./health.ts";
 import { ChangeListener } from "./listener.ts";
 import { loadRows, readRevision } from "./load.ts";
+import { hasRegistryChangeLog, pruneRegistryChanges, type RegistryRequest } from "./load-registry.ts";
 import { migrate } from "./migrate.ts";
 import {
   clientConfig,
@@ -37,6 +47,7 @@ import {
   type StoreLogger,
 } from "./options.ts";
 import { parseRegistry } from "./parse-registry.ts";
+import { patchRegistry } from "./patch-registry.ts";
 import { parseRules } from "./parse-rules.ts";
 import { desiredRuleStatus, writeRuleStatus, type RuleStatusRow } from "./rule-status.ts";
 
@@ -46,9 +57,21 @@ export const CHANGE_CHANNEL = "mesh_changes";
 /** Tables of the registry facet; a notification from any other table concerns the rules. */
 const REGISTRY_TABLES = new Set(["services", "instances"]);
 
+/**
+ * An incremental registry load reads at most this share of the services known
+ * (but always at least DELTA_MIN_SERVICES); with more changed services one
+ * full read is about as cheap, so the loader reads everything instead.
+ */
+const DELTA_MAX_SHARE = 0.25;
+const DELTA_MIN_SERVICES = 16;
+
 export interface PostgresStoreMetrics {
-  /** Reloads started (each reads all subscribed tables once). */
+  /** Reloads started (each reads the stale facets once). */
   readonly reloads: number;
+  /** Registry loads that read every registry row (first load, resync, fallbacks). */
+  readonly fullRegistryLoads: number;
+  /** Registry loads that read only the services named by the change log. */
+  readonly incrementalRegistryLoads: number;
   readonly reloadFailures: number;
   readonly notifications: number;
   readonly polls: number;
@@ -70,7 +93,12 @@ interface Connection {
   readonly listener: ChangeListener | null;
   readonly notifications: Debouncer;
   readonly settings: ResolvedSettings;
+  /** The schema has the registry change log (migration 0005). */
+  readonly changeLog: boolean;
 }
+
+/** How often (at most) a store prunes the registry change log. */
+const PRUNE_INTERVAL_MS = 60_000;
 
 const silent: StoreLogger = { info() {}, warn() {}, error() {} };
 
@@ -87,6 +115,12 @@ export class PostgresStore {
   #registrySub: Subscription<RegistryState> | null = null;
   #rulesSub: Subscription<RuleSet> | null = null;
   #revision = "";
+  /** The revision the delivered registry state was read at; what a delta starts from. */
+  #registryRevision: string | null = null;
+  /** The next registry load reads everything (start, resync after reconnect, after a failure). */
+  #registryFull = true;
+  #lastPruneAt = -Infinity;
+  #pruning: Promise<void> | null = null;
   /** Facets whose tables changed since they were last read. */
   #stale = { registry: true, rules: true };
   readonly #health: Health;
@@ -95,7 +129,16 @@ export class PostgresStore {
   readonly #statusWrites = new CoalescingRunner(() => this.#writeStatus());
   #desiredStatus: RuleStatusRow[] | null = null;
   #statusDirty = false;
-  readonly #metrics = { reloads: 0, reloadFailures: 0, notifications: 0, polls: 0, deliveries: 0, statusWrites: 0 };
+  readonly #metrics = {
+    reloads: 0,
+    fullRegistryLoads: 0,
+    incrementalRegistryLoads: 0,
+    reloadFailures: 0,
+    notifications: 0,
+    polls: 0,
+    deliveries: 0,
+    statusWrites: 0,
+  };
 
   constructor(options: PostgresStoreOptions) {
     this.#options = options;
@@ -141,6 +184,7 @@ export class PostgresStore {
     try {
       await this.#open();
       this.#stale[facet] = true;
+      if (facet === "registry") this.#registryFull = true;
       await this.#reloads.run();
     } catch (err) {
       await this.#unsubscribe(facet);
@@ -183,6 +227,7 @@ export class PostgresStore {
     const config = clientConfig(this.#options);
     const target = describeTarget(this.#options.connectionString);
     let backend: PostgresBackend;
+    let changeLog: boolean;
     // A short-lived client identifies the server and migrates, before the pool
     // is sized for it.
     const boot = new pg.Client(config);
@@ -200,6 +245,8 @@ export class PostgresStore {
         const result = await migrate(boot);
         if (result.applied.length > 0) this.#log.info({ applied: result.applied, target }, "applied mesh schema migrations");
       }
+      changeLog = await hasRegistryChangeLog(boot);
+      if (!changeLog) this.#log.warn({ target }, "mesh.registry_changes is missing (schema older than migration 5): every registry reload reads all rows");
     } catch (err) {
       this.#health.fail("connect", err);
       throw err;
@@ -230,7 +277,10 @@ export class PostgresStore {
           if (generation !== this.#generation) return;
           this.#health.ok("listener");
           // Notifications sent while we were away are lost: read everything again.
-          if (connectedOnce) this.#requestReload();
+          if (connectedOnce) {
+            this.#registryFull = true;
+            this.#requestReload();
+          }
           connectedOnce = true;
         },
         onDisconnected: (err) => {
@@ -247,7 +297,7 @@ export class PostgresStore {
       }
     }
     this.#health.ok("connect");
-    const conn: Connection = { pool, listener, notifications, settings };
+    const conn: Connection = { pool, listener, notifications, settings, changeLog };
     this.#conn = conn;
     this.#schedulePoll(conn);
     this.#log.info({ target, backend, listen: settings.listen, pollIntervalMs: settings.pollIntervalMs }, "watching mesh tables");
@@ -267,8 +317,11 @@ export class PostgresStore {
     await conn.listener?.stop();
     await this.#reloads.whenIdle();
     await this.#statusWrites.whenIdle();
+    await this.#pruning;
     await conn.pool.end().catch(() => {});
     this.#health.reset();
+    this.#registryRevision = null;
+    this.#registryFull = true;
   }
 
   // --- change detection ------------------------------------------------------
@@ -324,12 +377,14 @@ export class PostgresStore {
     const stale = this.#stale;
     this.#stale = { registry: false, rules: false };
     const want = { registry: registry !== null && stale.registry, rules: rules !== null && stale.rules };
+    const registryRequest = want.registry && registry ? this.#registryRequest(conn, registry) : null;
     let loaded;
     try {
-      loaded = await loadRows(conn.pool, want);
+      loaded = await loadRows(conn.pool, { registry: registryRequest, rules: want.rules });
     } catch (err) {
       this.#metrics.reloadFailures++;
       this.#stale = { registry: true, rules: true };
+      this.#registryFull = true;
       if (generation === this.#generation) this.#health.fail("reload", err);
       throw err;
     }
@@ -339,23 +394,69 @@ export class PostgresStore {
     // The revision describes every table: record it only when every subscribed
     // facet was read, so the poll still catches a change whose notification was lost.
     if (want.registry === (registry !== null) && want.rules === (rules !== null)) this.#revision = loaded.revision;
-    if (loaded.registry) {
-      const parsed = parseRegistry(loaded.registry);
+    if (loaded.registry && registry && this.#registrySub === registry) {
+      const load = loaded.registry;
+      const parsed = parseRegistry(load.rows);
       if (parsed.problems.length > 0) {
         this.#log.warn({ problems: parsed.problems }, "registry rows left out of the mesh");
       }
-      this.#deliver(this.#registrySub === registry ? registry : null, parsed.state);
+      if (load.kind === "full") {
+        this.#metrics.fullRegistryLoads++;
+        if (load.reason) this.#log.info({ reason: load.reason }, "registry change log not usable; read every registry row");
+        this.#deliver(registry, parsed.state);
+      } else {
+        this.#metrics.incrementalRegistryLoads++;
+        // Only a ready subscription gets a delta request (#registryRequest).
+        const patched = load.services.length > 0 ? patchRegistry(registry.last!, load.services, parsed.state) : registry.last!;
+        this.#deliver(registry, patched, true);
+      }
+      this.#registryRevision = loaded.revision;
     }
     if (loaded.rules) this.#deliver(this.#rulesSub === rules ? rules : null, parseRules(loaded.rules));
     // A status write that failed while the database was away is retried now.
     if (this.#statusDirty) void this.#statusWrites.run().catch(() => {});
+    this.#maybePrune(conn);
   }
 
-  #deliver<T>(sub: Subscription<T> | null, state: T): void {
+  /** Full or incremental, for a reload that reads the registry. */
+  #registryRequest(conn: Connection, sub: Subscription<RegistryState>): RegistryRequest {
+    const full = this.#registryFull;
+    this.#registryFull = false;
+    const since = this.#registryRevision;
+    if (full || !conn.changeLog || !sub.ready || !sub.last || since === null) return { kind: "full" };
+    const maxServices = Math.max(DELTA_MIN_SERVICES, Math.floor(sub.last.services.size * DELTA_MAX_SHARE));
+    return { kind: "delta", since, maxServices };
+  }
+
+  /**
+   * Deletes old change-log rows, at most once per interval, in the background.
+   * Every replica does this; see pruneRegistryChanges for why that is safe.
+   */
+  #maybePrune(conn: Connection): void {
+    if (!conn.changeLog || this.#pruning) return;
+    const retentionMs = conn.settings.changeLogRetentionMs;
+    const now = performance.now();
+    if (now - this.#lastPruneAt < Math.min(retentionMs, PRUNE_INTERVAL_MS)) return;
+    this.#lastPruneAt = now;
+    const generation = this.#generation;
+    this.#pruning = pruneRegistryChanges(conn.pool, retentionMs)
+      .then((deleted) => {
+        if (deleted > 0 && generation === this.#generation) this.#log.info({ deleted }, "pruned mesh.registry_changes");
+      })
+      .catch((err: unknown) => {
+        if (generation === this.#generation) this.#log.warn({ err: errorMessage(err) }, "pruning mesh.registry_changes failed; will retry");
+      })
+      .finally(() => {
+        this.#pruning = null;
+      });
+  }
+
+  /** `alreadyShared`: `state` shares structure with sub.last already (a patched registry). */
+  #deliver<T>(sub: Subscription<T> | null, state: T, alreadyShared = false): void {
     if (!sub) return;
     // Unchanged parts keep their identity from one delivery to the next, so
     // downstream can see what changed with === (and equal states are not delivered).
-    const shared = sub.ready ? shareStructure(sub.last, state) : state;
+    const shared = sub.ready && !alreadyShared ? shareStructure(sub.last, state) : state;
     if (sub.ready && shared === sub.last) return;
     sub.last = shared;
     sub.ready = true;
