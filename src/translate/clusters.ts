@@ -318,9 +318,9 @@ export function outboundEdsCluster(
   return cluster;
 }
 
-/** The local application behind a sidecar, reached on loopback. */
-export function inboundAppCluster(service: Service, appPort: number): Cluster {
-  const name = inboundCluster(service.name);
+/** The local application behind a sidecar, reached on loopback; depends only on the port and the service's protocol. */
+export function inboundAppCluster(service: Pick<Service, "protocol">, appPort: number): Cluster {
+  const name = inboundCluster(appPort);
   return create(ClusterSchema, {
     name,
     clusterDiscoveryType: { case: "type", value: Cluster_DiscoveryType.STATIC },

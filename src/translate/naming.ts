@@ -48,8 +48,9 @@ export function tcpListener(port: number): string {
   return `outbound|tcp|${port}`;
 }
 
-export function inboundCluster(service: string): string {
-  return `inbound|${service}`;
+/** The local app behind a sidecar, named by its port (like the inbound listener, see inboundRouteConfig). */
+export function inboundCluster(appPort: number): string {
+  return `inbound|app|${appPort}`;
 }
 
 export function inboundListener(port: number): string {

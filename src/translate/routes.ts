@@ -500,7 +500,7 @@ export function routeConfiguration(name: string, virtualHosts: VirtualHost[]): R
  * Inbound: everything that reached the sidecar goes to the local app, through
  * the service's destination-wide rate limit (a token bucket per instance).
  */
-export function inboundVirtualHost(service: Service, policies?: ActiveRoutePolicies): VirtualHost {
+export function inboundVirtualHost(service: Service, appPort: number, policies?: ActiveRoutePolicies): VirtualHost {
   const limit = policies?.byDestination.get(service.name)?.rateLimits.destination ?? null;
   return create(VirtualHostSchema, {
     name: "inbound",
@@ -509,7 +509,7 @@ export function inboundVirtualHost(service: Service, policies?: ActiveRoutePolic
       create(RouteSchema, {
         name: "default",
         match: { pathSpecifier: { case: "prefix", value: "/" } },
-        action: { case: "route", value: { clusterSpecifier: { case: "cluster", value: inboundCluster(service.name) } } },
+        action: { case: "route", value: { clusterSpecifier: { case: "cluster", value: inboundCluster(appPort) } } },
         typedPerFilterConfig: limit ? { [HTTP_FILTER.rateLimit]: rateLimitConfig(limit) } : {},
       }),
     ],

@@ -202,7 +202,9 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
     const appPort = proxy.appPort;
     const inboundPort = proxy.inboundPort;
-    const app = acrossSnapshots(own, `inbound-cluster|${appPort}`, [appPort], () => inboundAppCluster(own, appPort));
+    // Shared by every sidecar with the same app port and protocol.
+    const protocol = own.protocol;
+    const app = acrossSnapshotsByName(`inbound-cluster|${appPort}|${protocol}`, [appPort, protocol], () => inboundAppCluster({ protocol }, appPort));
     clusters.set(app.name, app);
     // Named by port, not service: the inbound listener is then the same resource
     // for every service with the same port and options (names are per proxy).
@@ -214,8 +216,8 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     listeners.set(inbound.name, inbound);
     routes.set(
       routeName,
-      acrossSnapshots(own, `inbound-routes|${inboundPort}`, ruleContext(snapshot), () =>
-        routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, snapshot.routePolicies))]),
+      acrossSnapshots(own, `inbound-routes|${inboundPort}|${appPort}`, ruleContext(snapshot), () =>
+        routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, appPort, snapshot.routePolicies))]),
       ),
     );
   }
