@@ -29,6 +29,7 @@ import {
 import type { Proxy } from "../model/proxy.ts";
 import type { Service, ServiceProtocol } from "../model/registry.ts";
 import { adsConfigSource, millis, pack, socketAddress } from "./common.ts";
+import { derive } from "./derive.ts";
 import { colorCluster, inboundCluster, outboundCluster } from "./naming.ts";
 
 /**
@@ -305,11 +306,9 @@ export function outboundEdsCluster(
     edsClusterConfig: { edsConfig: adsConfigSource(), serviceName: name },
     connectTimeout: millis(policy.connection?.connectTimeoutMs ?? CONNECT_TIMEOUT_MS),
     typedExtensionProtocolOptions: protocolOptions(service.protocol, policy.connection),
+    // lb_policy, lb_config, common_lb_config (no overlap with the fields above).
+    ...(loadBalancingFields(service.name, policy.loadBalancing, dialect) as object),
   });
-  const lb = create(ClusterSchema, loadBalancingFields(service.name, policy.loadBalancing, dialect));
-  cluster.lbPolicy = lb.lbPolicy;
-  cluster.lbConfig = lb.lbConfig;
-  if (lb.commonLbConfig) cluster.commonLbConfig = lb.commonLbConfig;
   if (policy.circuitBreaker) cluster.circuitBreakers = circuitBreakers(policy.circuitBreaker);
   if (policy.outlierDetection) cluster.outlierDetection = outlierDetection(policy.outlierDetection);
   if (dialect === "envoy" && policy.healthChecks.length > 0) {
@@ -348,12 +347,16 @@ export function serviceClusterSet(
   dialect: ClusterDialect,
 ): Map<string, Cluster> {
   const clusters = new Map<string, Cluster>();
-  const add = (cluster: Cluster): void => void clusters.set(cluster.name, cluster);
-  add(outboundEdsCluster(service, null, { policy, dialect }));
-  for (const subset of subsets) add(outboundEdsCluster(service, subset, { policy, dialect }));
+  const whole = outboundEdsCluster(service, null, { policy, dialect });
+  clusters.set(whole.name, whole);
+  // The others differ from the whole-service cluster only in their names (derive.ts).
+  const eds = whole.edsClusterConfig;
+  if (!eds) throw new Error("an outbound cluster without EDS config");
+  const add = (name: string): void => void clusters.set(name, derive(whole, { name, edsClusterConfig: derive(eds, { serviceName: name }) }));
+  for (const subset of subsets) add(outboundCluster(service.name, subset));
   for (const color of colors) {
-    add(outboundEdsCluster(service, null, { policy, dialect }, color));
-    for (const subset of subsets) add(outboundEdsCluster(service, subset, { policy, dialect }, color));
+    add(colorCluster(service.name, null, color));
+    for (const subset of subsets) add(colorCluster(service.name, subset, color));
   }
   return clusters;
 }
