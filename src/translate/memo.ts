@@ -19,6 +19,19 @@ export function perSnapshot<T>(snapshot: MeshSnapshot, key: string, compute: () 
 }
 
 /**
+ * perSnapshot for a family of pieces: `table` names the family (a constant:
+ * building key strings per call costs more than the lookup on hot paths) and
+ * `key` (a service object, a name) the piece within it.
+ */
+export function perSnapshotIn<T>(snapshot: MeshSnapshot, table: string, key: unknown, compute: () => T): T {
+  const entries = memoOn(snapshot, table, () => new Map<unknown, unknown>());
+  if (entries.has(key)) return entries.get(key) as T;
+  const value = compute();
+  entries.set(key, value);
+  return value;
+}
+
+/**
  * Memoization on any immutable object: `compute` may depend on nothing but
  * `owner` and what `key` names. Memoizing on a part of the snapshot (say, its
  * subsets) lets the result survive snapshots that share that part.

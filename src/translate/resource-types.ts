@@ -34,5 +34,65 @@ export function kindOfTypeUrl(typeUrl: string): ResourceKind | undefined {
 /** Resources of one kind keyed by name. */
 export type ResourceMap = ReadonlyMap<string, Message>;
 
+/**
+ * A resource map made of shared parts (each upstream service's clusters, its
+ * endpoints) without copying them into one map: a sidecar's view holds the
+ * same parts as thousands of others, and the cache encodes each part once
+ * (xds/cache.ts). Reads see the parts merged as Map.set would merge them (a
+ * later part wins a name; parts of one view never share names in practice).
+ */
+export class ComposedMap implements ResourceMap {
+  private flat: Map<string, Message> | null = null;
+
+  constructor(readonly parts: readonly ResourceMap[]) {}
+
+  private merged(): Map<string, Message> {
+    if (!this.flat) {
+      this.flat = new Map();
+      for (const part of this.parts) for (const [name, message] of part) this.flat.set(name, message);
+    }
+    return this.flat;
+  }
+
+  get size(): number {
+    return this.merged().size;
+  }
+
+  get(name: string): Message | undefined {
+    return this.merged().get(name);
+  }
+
+  has(name: string): boolean {
+    return this.merged().has(name);
+  }
+
+  entries(): MapIterator<[string, Message]> {
+    return this.merged().entries();
+  }
+
+  keys(): MapIterator<string> {
+    return this.merged().keys();
+  }
+
+  values(): MapIterator<Message> {
+    return this.merged().values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Message]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: Message, key: string, map: ReadonlyMap<string, Message>) => void, thisArg?: unknown): void {
+    for (const [name, message] of this.merged()) callback.call(thisArg, message, name, this);
+  }
+}
+
 /** Everything one proxy should have, per kind. */
-export type ResourceSet = Readonly<Record<ResourceKind, ResourceMap>>;
+export interface ResourceSet extends Readonly<Record<ResourceKind, ResourceMap>> {
+  /**
+   * The services whose routes (snapshot.routesByDestination) the translation
+   * read: when routes change only for other services, the view is unchanged
+   * and the cache does not re-translate it. Absent: it may read any.
+   */
+  readonly routeReads?: ReadonlySet<string>;
+}

@@ -7,8 +7,8 @@ import { clusterDialect, inboundAppCluster, serviceClusterSet, type ClusterDiale
 import { serviceLoadAssignments } from "./endpoints.ts";
 import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener } from "./listeners.ts";
 import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
-import { acrossSnapshots, acrossSnapshotsByName, byIdentity, memoOn, perSnapshot } from "./memo.ts";
-import type { ResourceSet } from "./resource-types.ts";
+import { acrossSnapshots, acrossSnapshotsByName, byIdentity, memoOn, perSnapshot, perSnapshotIn } from "./memo.ts";
+import { ComposedMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { policiesSingleOut } from "../model/route-policies.ts";
 import { selects } from "./rule-check.ts";
@@ -34,7 +34,7 @@ export function upstreamsOf(snapshot: MeshSnapshot, proxy: Proxy): readonly Serv
 
 /** Non-TCP upstreams (the ones with clusters and virtual hosts here), once per snapshot and calling service. */
 function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
-  return perSnapshot(snapshot, `http-upstreams|${proxy.service}`, () =>
+  return perSnapshotIn(snapshot, "http-upstreams", proxy.service, () =>
     upstreamsOf(snapshot, proxy).filter((service) => service.protocol !== "tcp"),
   );
 }
@@ -60,7 +60,7 @@ function subsetsOf(snapshot: MeshSnapshot, service: string): readonly string[] {
  * built once per snapshot and dialect.
  */
 export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialect: ClusterDialect = "envoy"): ReadonlyMap<string, Message> {
-  return perSnapshot(snapshot, `clusters|${dialect}|${service.name}`, () => {
+  return perSnapshotIn(snapshot, CLUSTER_TABLES[dialect], service, () => {
     const subsets = subsetsOf(snapshot, service.name);
     const policy = clusterPolicyFor(snapshot.clusterPolicies, service.name);
     const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
@@ -78,7 +78,7 @@ export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialec
  * and keeps every other resource as it was.
  */
 export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): ReadonlyMap<string, Message> {
-  return perSnapshot(snapshot, `endpoints|${service.name}`, () => {
+  return perSnapshotIn(snapshot, "endpoints", service, () => {
     const subsetRules = subsetsOf(snapshot, service.name).flatMap((name) => {
       const subset = snapshot.subsets.get(`${service.name}/${name}`);
       return subset ? [subset] : [];
@@ -107,18 +107,34 @@ export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): Read
   });
 }
 
-/** Clusters and endpoints for calling `services`: one per service and one per subset. */
+/** Per-snapshot memo tables for clusters, per dialect (constant names: see perSnapshotIn). */
+const CLUSTER_TABLES: Record<ClusterDialect, string> = { envoy: "clusters|envoy", grpc: "clusters|grpc", "grpc-no-ring-hash": "clusters|grpc-no-ring-hash" };
+const VHOST_TABLES: Record<MatcherDialect, string> = { envoy: "vhost|envoy", grpc: "vhost|grpc" };
+
+/**
+ * Clusters and endpoints for calling `services` (one per service and one per
+ * subset), added as parts: the maps are the shared per-service ones, not copies.
+ */
 function upstreamClustersAndEndpoints(
   snapshot: MeshSnapshot,
   services: readonly Service[],
-  clusters: Map<string, Message>,
-  endpoints: Map<string, Message>,
+  clusters: ResourceMap[],
+  endpoints: ResourceMap[],
   dialect: ClusterDialect,
 ): void {
   for (const service of services) {
-    for (const [name, cluster] of serviceClusters(snapshot, service, dialect)) clusters.set(name, cluster);
-    for (const [name, assignment] of serviceEndpoints(snapshot, service)) endpoints.set(name, assignment);
+    clusters.push(serviceClusters(snapshot, service, dialect));
+    endpoints.push(serviceEndpoints(snapshot, service));
   }
+}
+
+const singletons = new WeakMap<Message, ResourceMap>();
+
+/** A one-resource part, the same map object for the same message. */
+function single(message: Message & { name: string }): ResourceMap {
+  let part = singletons.get(message);
+  if (!part) singletons.set(message, (part = new Map([[message.name, message]])));
+  return part;
 }
 
 function rulesFor(snapshot: MeshSnapshot, destination: string) {
@@ -131,18 +147,21 @@ function rulesFor(snapshot: MeshSnapshot, destination: string) {
  */
 function virtualHostFor(snapshot: MeshSnapshot, service: Service, proxy: Proxy, dialect: MatcherDialect): VirtualHost {
   const caller = callerKey(snapshot, service, proxy);
-  return perSnapshot(snapshot, `vhost|${dialect}|${service.name}|${caller}`, () =>
-    // Reused across snapshots while the service's routes and every other rule-derived input are unchanged.
-    acrossSnapshots(service, `vhost|${dialect}|${caller}`, [rulesFor(snapshot, service.name), ...ruleContext(snapshot)], () =>
-      decorateVirtualHost(
-        snapshot,
-        service,
-        serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, dialect, snapshot.routePolicies),
-        proxy.service,
-        dialect,
-      ),
+  const byCaller = perSnapshotIn(snapshot, VHOST_TABLES[dialect], service, () => new Map<string, VirtualHost>());
+  const known = byCaller.get(caller);
+  if (known) return known;
+  // Reused across snapshots while the service's routes and every other rule-derived input are unchanged.
+  const built = acrossSnapshots(service, `vhost|${dialect}|${caller}`, [rulesFor(snapshot, service.name), ...ruleContext(snapshot)], () =>
+    decorateVirtualHost(
+      snapshot,
+      service,
+      serviceVirtualHost(service, rulesFor(snapshot, service.name), proxy.service, dialect, snapshot.routePolicies),
+      proxy.service,
+      dialect,
     ),
   );
+  byCaller.set(caller, built);
+  return built;
 }
 
 /**
@@ -178,8 +197,8 @@ function callerKey(snapshot: MeshSnapshot, service: Service, proxy: Proxy): stri
 }
 
 export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {
-  const clusters = new Map<string, Message>();
-  const endpoints = new Map<string, Message>();
+  const clusters: ResourceMap[] = [];
+  const endpoints: ResourceMap[] = [];
   const listeners = new Map<string, Message>();
   const routes = new Map<string, Message>();
   const upstreams = httpUpstreams(snapshot, proxy);
@@ -192,7 +211,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   listeners.set(outbound.name, outbound);
   routes.set(
     OUTBOUND_HTTP,
-    perSnapshot(snapshot, `outbound-routes|${proxy.service}`, () => {
+    perSnapshotIn(snapshot, "outbound-routes", proxy.service, () => {
       const vhosts = upstreams.map((service) => virtualHostFor(snapshot, service, proxy, "envoy"));
       return acrossSnapshotsByName(`outbound-routes|${proxy.service}`, vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
     }),
@@ -205,7 +224,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     // Shared by every sidecar with the same app port and protocol.
     const protocol = own.protocol;
     const app = acrossSnapshotsByName(`inbound-cluster|${appPort}|${protocol}`, [appPort, protocol], () => inboundAppCluster({ protocol }, appPort));
-    clusters.set(app.name, app);
+    clusters.push(single(app));
     // Named by port, not service: the inbound listener is then the same resource
     // for every service with the same port and options (names are per proxy).
     const routeName = inboundRouteConfig(inboundPort);
@@ -227,7 +246,16 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   for (const listener of tcp.listeners) listeners.set(listener.name, listener);
   const tcpServices = tcp.services.flatMap((name) => snapshot.registry.services.get(name) ?? []);
   upstreamClustersAndEndpoints(snapshot, tcpServices, clusters, endpoints, "envoy");
-  return { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes };
+  return { cluster: new ComposedMap(clusters), endpoint: new ComposedMap(endpoints), listener: listeners, route: routes, routeReads: routeReads(snapshot, proxy) };
+}
+
+/**
+ * The services whose routes a view of `proxy` reads: those in its scope (the
+ * scope closure, the virtual hosts and caller keys read only theirs) and its
+ * own. Nothing else in translation reads routesByDestination.
+ */
+function routeReads(snapshot: MeshSnapshot, proxy: Proxy): ReadonlySet<string> {
+  return perSnapshotIn(snapshot, "route-reads", proxy.service, () => new Set([proxy.service, ...upstreamsOf(snapshot, proxy).map((service) => service.name)]));
 }
 
 /**
@@ -235,8 +263,8 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
  * and route configuration per service; the stream serves only what they request.
  */
 export function translateProxyless(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {
-  const clusters = new Map<string, Message>();
-  const endpoints = new Map<string, Message>();
+  const clusters: ResourceMap[] = [];
+  const endpoints: ResourceMap[] = [];
   const listeners = new Map<string, Message>();
   const routes = new Map<string, Message>();
   const upstreams = httpUpstreams(snapshot, proxy);
@@ -251,7 +279,7 @@ export function translateProxyless(snapshot: MeshSnapshot, proxy: Proxy): Resour
       perSnapshot(snapshot, `api-routes|${service.name}|${callerKey(snapshot, service, proxy)}`, () => routeConfiguration(routeName, [vhost])),
     );
   }
-  return { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes };
+  return { cluster: new ComposedMap(clusters), endpoint: new ComposedMap(endpoints), listener: listeners, route: routes, routeReads: routeReads(snapshot, proxy) };
 }
 
 export function translate(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {

@@ -5,7 +5,7 @@ import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
 import { releaseMemo } from "../translate/memo.ts";
-import { RESOURCE_KINDS, type ResourceKind, type ResourceSet } from "../translate/resource-types.ts";
+import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
 import { serviceEndpoints } from "../translate/translate.ts";
 import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
 import { viewKey } from "./node.ts";
@@ -142,6 +142,8 @@ export interface CacheStats {
   readonly fullRebuilds: number;
   readonly endpointPatches: number;
   readonly viewsTranslated: number;
+  /** Views a route-only change left untranslated: they read none of the changed routes. */
+  readonly viewsKeptOnRouteChange: number;
   readonly resourcesEncoded: number;
 }
 
@@ -152,17 +154,21 @@ export class ResourceCache {
   private views = new Map<string, ProxyView>();
   /** A proxy per retained view key (to translate the view) and how many streams retain it. */
   private readonly retained = new Map<string, { proxy: Proxy; count: number }>();
+  /** Per view key, the services whose routes its last translation read (ResourceSet.routeReads). */
+  private readonly routeReads = new Map<string, ReadonlySet<string>>();
   /** Endpoint resource name -> keys of the views holding it (the fast path visits only those). */
   private endpointIndex = new Map<string, Set<string>>();
   /** Encoded resources by kind/name/version, so equal content is encoded and validated once. */
   private interned = new Map<string, Interned>();
   /** Encoded resources by message object: a message shared by many views is encoded once. */
   private byMessage = new WeakMap<Message, Interned>();
+  /** The same for the shared parts of composed maps (a service's clusters, its endpoints). */
+  private readonly internedParts = new WeakMap<ResourceMap, readonly (readonly [string, Interned])[]>();
   private internedAtRebuild = 0;
   private replacedSinceCompaction = 0;
   private readonly invalid = new Map<string, InvalidResource>();
   private readonly listeners = new Set<ChangeListener>();
-  private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, resourcesEncoded: 0 };
+  private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, viewsKeptOnRouteChange: 0, resourcesEncoded: 0 };
 
   constructor(
     private readonly translator: Translator,
@@ -199,7 +205,7 @@ export class ResourceCache {
     this.snapshot = snapshot;
     this.generation += 1;
     this.counters.snapshots++;
-    const changed = this.endpointFastPath(previous, snapshot) ?? this.rebuildAll(snapshot);
+    const changed = this.endpointFastPath(previous, snapshot) ?? this.rebuildAll(snapshot, routeOnlyChanges(previous, snapshot));
     // The previous snapshot's translation pieces are not needed any more.
     if (previous) releaseMemo(previous);
     for (const listener of this.listeners) listener(this.generation, changed);
@@ -232,6 +238,7 @@ export class ResourceCache {
     const view = this.views.get(key);
     if (view) this.unindex(view);
     this.views.delete(key);
+    this.routeReads.delete(key);
   }
 
   /** The encoded resources for a proxy, shared by every proxy with the same view key. */
@@ -264,8 +271,13 @@ export class ResourceCache {
 
   // --- full rebuild ------------------------------------------------------------
 
-  /** Re-translates every retained view; a view (or kind) whose content is unchanged keeps its identity. */
-  private rebuildAll(snapshot: MeshSnapshot): ReadonlySet<string> {
+  /**
+   * Re-translates every retained view; a view (or kind) whose content is
+   * unchanged keeps its identity. When only the routes of `routesChanged`
+   * changed (see routeOnlyChanges), a view that read none of their routes
+   * is kept as it is, untranslated.
+   */
+  private rebuildAll(snapshot: MeshSnapshot, routesChanged: ReadonlySet<string> | null = null): ReadonlySet<string> {
     this.counters.fullRebuilds++;
     const old = this.views;
     const hadViews = old.size > 0;
@@ -273,8 +285,15 @@ export class ResourceCache {
     this.views = new Map();
     const changed = new Set<string>();
     for (const [key, { proxy }] of this.retained) {
-      const fresh = this.translateView(snapshot, key, proxy);
       const before = old.get(key);
+      const reads = this.routeReads.get(key);
+      if (before && routesChanged && reads && !intersects(reads, routesChanged)) {
+        this.counters.viewsKeptOnRouteChange++;
+        old.delete(key);
+        this.views.set(key, before);
+        continue;
+      }
+      const fresh = this.translateView(snapshot, key, proxy);
       const view = before ? reuseUnchanged(before, fresh) : fresh;
       old.delete(key);
       if (view !== before) changed.add(key);
@@ -300,14 +319,35 @@ export class ResourceCache {
     let withheld: Set<string> | null = null;
     for (const kind of RESOURCE_KINDS) {
       const encoded = new Map<string, EncodedResource>();
-      for (const [name, message] of set[kind]) {
-        const entry = this.intern(kind, name, message);
-        if (entry.violations.length === 0) encoded.set(name, entry.encoded);
-        else if (kind === "endpoint") (withheld ??= new Set()).add(name);
+      const map = set[kind];
+      // A composed map's parts are shared by many views: each is interned once.
+      const parts = map instanceof ComposedMap ? map.parts.map((part) => this.internPart(kind, part)) : [this.internEntries(kind, map)];
+      for (const entries of parts) {
+        for (const [name, entry] of entries) {
+          if (entry.violations.length === 0) encoded.set(name, entry.encoded);
+          else if (kind === "endpoint") (withheld ??= new Set()).add(name);
+        }
       }
       out[kind] = encoded;
     }
+    if (set.routeReads) this.routeReads.set(key, set.routeReads);
+    else this.routeReads.delete(key);
     return new ProxyView(key, this.generation, out, withheld ?? EMPTY_SET);
+  }
+
+  private internPart(kind: ResourceKind, part: ResourceMap): readonly (readonly [string, Interned])[] {
+    let entries = this.internedParts.get(part);
+    if (!entries) {
+      entries = this.internEntries(kind, part);
+      this.internedParts.set(part, entries);
+    }
+    return entries;
+  }
+
+  private internEntries(kind: ResourceKind, map: ResourceMap): (readonly [string, Interned])[] {
+    const entries: (readonly [string, Interned])[] = [];
+    for (const [name, message] of map) entries.push([name, this.intern(kind, name, message)]);
+    return entries;
   }
 
   // --- endpoint fast path ----------------------------------------------------
@@ -505,6 +545,36 @@ function* endpointNames(view: ProxyView): Iterable<string> {
 
 function internKey(kind: ResourceKind, name: string, version: string): string {
   return `${kind}\u0000${name}\u0000${version}`;
+}
+
+/**
+ * The destinations whose routes differ, when routes are all that differ
+ * between two snapshots (rejections aside, which no resource reads); else null.
+ * Snapshots share unchanged per-destination route lists (SnapshotBuilder).
+ */
+function routeOnlyChanges(previous: MeshSnapshot | null, next: MeshSnapshot): ReadonlySet<string> | null {
+  if (!previous || previous.registry !== next.registry) return null;
+  const before = previous as unknown as Record<string, unknown>;
+  const after = next as unknown as Record<string, unknown>;
+  const keys = Object.keys(after);
+  if (Object.keys(before).length !== keys.length) return null;
+  for (const key of keys) {
+    if (key !== "routesByDestination" && key !== "rejected" && before[key] !== after[key]) return null;
+  }
+  const changed = new Set<string>();
+  for (const [destination, routes] of next.routesByDestination) {
+    if (previous.routesByDestination.get(destination) !== routes) changed.add(destination);
+  }
+  for (const destination of previous.routesByDestination.keys()) {
+    if (!next.routesByDestination.has(destination)) changed.add(destination);
+  }
+  return changed;
+}
+
+function intersects(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  for (const name of small) if (large.has(name)) return true;
+  return false;
 }
 
 /** Every field but the registry is the same object in both snapshots. */

@@ -75,6 +75,42 @@ const shopRules: RuleSet = {
   rejected: [],
 };
 
+/**
+ * Declared dependencies: each sidecar gets only what its service calls (and
+ * what those services' routes send to), so a rule for one service leaves the
+ * sidecars that do not call it untouched.
+ */
+const scopedScenario: Scenario = {
+  name: "scoped",
+  registry: {
+    services: new Map([
+      ["web", service("web", "http", 80, [instance({ id: "web-1", service: "web", address: "10.1.0.1", port: 8080 })])],
+      ["api", service("api", "http", 80, [instance({ id: "api-1", service: "api", address: "10.1.0.2", port: 8080, labels: { version: "v1" } })])],
+      ["billing", service("billing", "grpc", 9090, [instance({ id: "billing-1", service: "billing", address: "10.1.0.3", port: 9090 })])],
+      ["ledger", service("ledger", "grpc", 9090, [instance({ id: "ledger-1", service: "ledger", address: "10.1.0.4", port: 9090 })])],
+    ]),
+  },
+  rules: {
+    subsets: [{ service: "api", name: "v1", selector: { version: "v1" } }],
+    httpRoutes: [
+      route({ id: "1", destination: "api", destinations: [{ service: "api", subset: "v1", weight: 1 }] }),
+      // billing's route also sends to ledger: whoever calls billing gets ledger too.
+      route({ id: "2", destination: "billing", destinations: [{ service: "billing", subset: null, weight: 9 }, { service: "ledger", subset: null, weight: 1 }] }),
+    ],
+    rejected: [],
+    dependencies: [
+      { service: "web", dependsOn: "api" },
+      { service: "api", dependsOn: "billing" },
+      { service: "ledger", dependsOn: "api" },
+    ],
+  },
+  proxies: {
+    "web-sidecar": { id: "web-1", service: "web", kind: "envoy", inboundPort: 15006, appPort: 8080, outboundPort: 15001, userAgent: "envoy" },
+    "api-sidecar": { id: "api-1", service: "api", kind: "envoy", inboundPort: 15006, appPort: 8080, outboundPort: 15001, userAgent: "envoy" },
+    "billing-proxyless": { id: "billing-grpc-1", service: "billing", kind: "grpc", inboundPort: null, appPort: null, outboundPort: 15001, userAgent: "gRPC Node Pure JS" },
+  },
+};
+
 export const scenarios: Scenario[] = [
   {
     name: "shop",
@@ -103,4 +139,5 @@ export const scenarios: Scenario[] = [
   },
   routePoliciesScenario,
   clusterPoliciesScenario,
+  scopedScenario,
 ];
