@@ -166,14 +166,19 @@ function shareSnapshot(previous: MeshSnapshot, fresh: MeshSnapshot): MeshSnapsho
 export function instanceOnlyChanges(before: RegistryState, after: RegistryState): readonly Service[] | null {
   if (before === after) return [];
   // SnapshotBuilder and then the cache ask about the same pair: walk the services once.
-  const known = changesByRegistry.get(after);
-  if (known?.before === before) return known.changed;
+  if (lastPair?.before === before && lastPair.after === after) return lastPair.changed;
   const changed = findInstanceOnlyChanges(before, after);
-  changesByRegistry.set(after, { before, changed });
+  lastPair = { before, after, changed };
   return changed;
 }
 
-const changesByRegistry = new WeakMap<RegistryState, { readonly before: RegistryState; readonly changed: readonly Service[] | null }>();
+/**
+ * The last pair asked about. One entry, held strongly: a WeakMap from `after`
+ * to a value holding `before` would chain every registry ever seen to the
+ * newest one (each is the key of the entry that holds its predecessor), and
+ * keep them all alive.
+ */
+let lastPair: { readonly before: RegistryState; readonly after: RegistryState; readonly changed: readonly Service[] | null } | null = null;
 
 function findInstanceOnlyChanges(before: RegistryState, after: RegistryState): Service[] | null {
   if (before.services.size !== after.services.size) return null;
