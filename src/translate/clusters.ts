@@ -29,7 +29,6 @@ import {
 import type { Proxy } from "../model/proxy.ts";
 import type { Service, ServiceProtocol } from "../model/registry.ts";
 import { adsConfigSource, millis, pack, socketAddress } from "./common.ts";
-import { derive } from "./derive.ts";
 import { colorCluster, inboundCluster, outboundCluster } from "./naming.ts";
 
 /**
@@ -349,10 +348,11 @@ export function serviceClusterSet(
   const clusters = new Map<string, Cluster>();
   const whole = outboundEdsCluster(service, null, { policy, dialect });
   clusters.set(whole.name, whole);
-  // The others differ from the whole-service cluster only in their names (derive.ts).
+  // The others differ from the whole-service cluster only in their names: shallow
+  // copies sharing every other field (translated messages are never mutated).
   const eds = whole.edsClusterConfig;
   if (!eds) throw new Error("an outbound cluster without EDS config");
-  const add = (name: string): void => void clusters.set(name, derive(whole, { name, edsClusterConfig: derive(eds, { serviceName: name }) }));
+  const add = (name: string): void => void clusters.set(name, { ...whole, name, edsClusterConfig: { ...eds, serviceName: name } });
   for (const subset of subsets) add(outboundCluster(service.name, subset));
   for (const color of colors) {
     add(colorCluster(service.name, null, color));

@@ -65,41 +65,6 @@ export function composedParts<Desc extends DescMessage, Item extends Message>(
 /** Tag and length prefixes (finish() keeps the writer's buffer for the next one). */
 const header = new BinaryWriter();
 
-/**
- * toBinary of a message derived from another (translate/derive.ts), as pieces:
- * the fields up to the last one that differs from the base, then the base's
- * encoding of every later field, cached per base. Null if `message` has no base.
- */
-export function derivedParts<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, base: Message | undefined): Uint8Array[] | null {
-  if (base === undefined || base.$typeName !== message.$typeName) return null;
-  const own = message as unknown as Record<string, unknown>;
-  const shared = base as unknown as Record<string, unknown>;
-  let last = 0;
-  for (const member of schema.members) {
-    const name = member.localName;
-    if (own[name] === shared[name]) continue;
-    if (member.kind === "oneof") {
-      // Both selected cases must land in the head.
-      for (const value of [own[name], shared[name]] as { case: string | undefined }[]) {
-        const field = member.fields.find((f) => f.localName === value.case);
-        if (field) last = Math.max(last, field.number);
-      }
-    } else {
-      last = Math.max(last, member.number);
-    }
-  }
-  let tails = tailsByBase.get(base);
-  if (!tails) tailsByBase.set(base, (tails = new Map()));
-  let tail = tails.get(last);
-  if (!tail) {
-    tail = toBinary(schema, onlyFields(schema, base as MessageShape<Desc>, (f) => f.number > last));
-    tails.set(last, tail);
-  }
-  return [toBinary(schema, onlyFields(schema, message, (f) => f.number <= last)), tail];
-}
-
-const tailsByBase = new WeakMap<Message, Map<number, Uint8Array>>();
-
 /** A shallow copy of `message` with every field that `keep` rejects reset to its zero value. */
 function onlyFields<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, keep: (field: DescField) => boolean): MessageShape<Desc> {
   const source = message as unknown as Record<string, unknown>;

@@ -5,9 +5,7 @@ import type { ClusterLoadAssignment } from "../gen/envoy/config/endpoint/v3/endp
 import { RouteConfigurationSchema, type RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
 import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
-import { ClusterSchema, type Cluster } from "../gen/envoy/config/cluster/v3/cluster_pb.ts";
-import { baseOf } from "../translate/derive.ts";
-import { binaryOnce, composedParts, derivedParts } from "./compose-binary.ts";
+import { binaryOnce, composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentBinary } from "./endpoint-binary.ts";
 
 /**
@@ -55,8 +53,6 @@ function resourceBinary(kind: ResourceKind, message: Message): Uint8Array[] {
       );
     case "endpoint":
       return [clusterLoadAssignmentBinary(message as ClusterLoadAssignment)];
-    case "cluster":
-      return derivedParts(ClusterSchema, message as Cluster, baseOf(message)) ?? [toBinary(ClusterSchema, message as Cluster)];
     default:
       return [toBinary(SCHEMAS[kind], message)];
   }

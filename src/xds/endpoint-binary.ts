@@ -38,7 +38,6 @@ export const HANDLED_FIELDS = {
 
 /** Reused writers (finish() keeps the grown buffer); one per function, none re-entered. */
 const writer = new BinaryWriter();
-const endpointWriter = new BinaryWriter();
 const endpointBytes = new WeakMap<LbEndpoint, Uint8Array>();
 
 export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): Uint8Array {
@@ -81,39 +80,94 @@ function lbEndpointBinary(endpoint: LbEndpoint): Uint8Array {
 
 /**
  * LbEndpoint { 1 endpoint { 1 address { 1 socket_address { 1 protocol, 2 address, 3 port_value } } },
- * 2 health_status, 4 load_balancing_weight (a UInt32Value) }.
+ * 2 health_status, 4 load_balancing_weight (a UInt32Value) }, sized first and
+ * written into one buffer: it runs once per instance of the mesh.
  */
 function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
-  const w = endpointWriter;
   const host = endpoint.hostIdentifier.value as Endpoint;
-  w.tag(1, WireType.LengthDelimited).fork();
+  const socket = host.address?.address.value as SocketAddress | undefined;
+  const port = socket?.portSpecifier.case === "portValue" ? socket.portSpecifier.value : null;
+  const addressBytes = socket && socket.address !== "" ? Buffer.byteLength(socket.address) : 0;
+  let socketSize = 0;
+  if (socket) {
+    if (socket.protocol !== 0) socketSize += 1 + varintSize(socket.protocol);
+    if (addressBytes > 0) socketSize += 1 + varintSize(addressBytes) + addressBytes;
+    if (port !== null) socketSize += 1 + varintSize(port);
+  }
+  const addressSize = socket ? 1 + varintSize(socketSize) + socketSize : 0;
+  const endpointSize = host.address !== undefined ? 1 + varintSize(addressSize) + addressSize : 0;
+  const weight = endpoint.loadBalancingWeight;
+  const weightSize = weight === undefined || weight === 0 ? 0 : 1 + varintSize(weight);
+  const total =
+    1 + varintSize(endpointSize) + endpointSize +
+    (endpoint.healthStatus !== 0 ? 1 + varintSize(endpoint.healthStatus) : 0) +
+    (weight !== undefined ? 2 + weightSize : 0);
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  out[at++] = 0x0a; // 1 endpoint
+  at = putVarint(out, at, endpointSize);
   if (host.address !== undefined) {
-    const socket = host.address.address.value as SocketAddress;
-    w.tag(1, WireType.LengthDelimited).fork();
-    w.tag(1, WireType.LengthDelimited).fork();
-    if (socket.protocol !== 0) w.tag(1, WireType.Varint).int32(socket.protocol);
-    if (socket.address !== "") w.tag(2, WireType.LengthDelimited).string(socket.address);
-    if (socket.portSpecifier.case === "portValue") w.tag(3, WireType.Varint).uint32(socket.portSpecifier.value);
-    w.join().join();
+    out[at++] = 0x0a; // 1 address
+    at = putVarint(out, at, addressSize);
+    if (socket) {
+      out[at++] = 0x0a; // 1 socket_address
+      at = putVarint(out, at, socketSize);
+      if (socket.protocol !== 0) {
+        out[at++] = 0x08;
+        at = putVarint(out, at, socket.protocol);
+      }
+      if (addressBytes > 0) {
+        out[at++] = 0x12;
+        at = putVarint(out, at, addressBytes);
+        at += out.write(socket.address, at, "utf8");
+      }
+      if (port !== null) {
+        out[at++] = 0x18;
+        at = putVarint(out, at, port);
+      }
+    }
   }
-  w.join();
-  if (endpoint.healthStatus !== 0) w.tag(2, WireType.Varint).int32(endpoint.healthStatus);
-  if (endpoint.loadBalancingWeight !== undefined) {
-    w.tag(4, WireType.LengthDelimited).fork();
-    if (endpoint.loadBalancingWeight !== 0) w.tag(1, WireType.Varint).uint32(endpoint.loadBalancingWeight);
-    w.join();
+  if (endpoint.healthStatus !== 0) {
+    out[at++] = 0x10; // 2 health_status
+    at = putVarint(out, at, endpoint.healthStatus);
   }
-  return w.finish();
+  if (weight !== undefined) {
+    out[at++] = 0x22; // 4 load_balancing_weight
+    out[at++] = weightSize;
+    if (weightSize > 0) {
+      out[at++] = 0x08;
+      at = putVarint(out, at, weight);
+    }
+  }
+  if (at !== total) throw new Error(`endpoint encoding wrote ${at} of ${total} bytes`);
+  return out;
+}
+
+/** Bytes of a non-negative varint below 2^32. */
+function varintSize(value: number): number {
+  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
+}
+
+function putVarint(out: Uint8Array, at: number, value: number): number {
+  let rest = value >>> 0;
+  while (rest > 0x7f) {
+    out[at++] = (rest & 0x7f) | 0x80;
+    rest >>>= 7;
+  }
+  out[at++] = rest;
+  return at;
 }
 
 /** An endpoint by socket address (port number), health and weight: what translation builds. */
 function plainEndpoint(endpoint: LbEndpoint): boolean {
-  if (endpoint.hostIdentifier.case !== "endpoint" || endpoint.metadata !== undefined || hasUnknown(endpoint)) return false;
+  // Negative enum values would be 10-byte varints; the sized writer handles unsigned ones only.
+  if (endpoint.hostIdentifier.case !== "endpoint" || endpoint.metadata !== undefined || endpoint.healthStatus < 0 || hasUnknown(endpoint)) return false;
   const host = endpoint.hostIdentifier.value;
   if (host.healthCheckConfig !== undefined || host.hostname !== "" || host.additionalAddresses.length > 0 || hasUnknown(host)) return false;
   if (host.address === undefined) return true;
   if (host.address.address.case !== "socketAddress" || hasUnknown(host.address)) return false;
   const socket = host.address.address.value;
+  if (socket.protocol < 0) return false;
   return socket.portSpecifier.case !== "namedPort" && socket.resolverName === "" && !socket.ipv4Compat && !hasUnknown(socket);
 }
 
