@@ -23,8 +23,10 @@ export function checkRegex(pattern: string): string | null {
 }
 
 export function selects(subset: Subset, labels: Readonly<Record<string, string>>): boolean {
-  for (const [key, value] of Object.entries(subset.selector)) {
-    if (labels[key] !== value) return false;
+  // Runs for every instance and subset of the mesh: no entry arrays.
+  const selector = subset.selector;
+  for (const key in selector) {
+    if (Object.hasOwn(selector, key) && labels[key] !== selector[key]) return false;
   }
   return true;
 }

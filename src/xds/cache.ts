@@ -254,19 +254,23 @@ export class ResourceCache {
   }
 
   private index(view: ProxyView): void {
-    for (const name of endpointNames(view)) {
+    const add = (name: string): void => {
       let keys = this.endpointIndex.get(name);
       if (!keys) this.endpointIndex.set(name, (keys = new Set()));
       keys.add(view.key);
-    }
+    };
+    for (const name of view.resources.endpoint.keys()) add(name);
+    for (const name of view.withheld) add(name);
   }
 
   private unindex(view: ProxyView): void {
-    for (const name of endpointNames(view)) {
+    const remove = (name: string): void => {
       const keys = this.endpointIndex.get(name);
       keys?.delete(view.key);
       if (keys?.size === 0) this.endpointIndex.delete(name);
-    }
+    };
+    for (const name of view.resources.endpoint.keys()) remove(name);
+    for (const name of view.withheld) remove(name);
   }
 
   // --- full rebuild ------------------------------------------------------------
@@ -536,11 +540,6 @@ export class PatchedMap<V> implements ReadonlyMap<string, V> {
   forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
     for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this);
   }
-}
-
-function* endpointNames(view: ProxyView): Iterable<string> {
-  yield* view.resources.endpoint.keys();
-  yield* view.withheld;
 }
 
 function internKey(kind: ResourceKind, name: string, version: string): string {

@@ -1,4 +1,4 @@
-import { toBinary, type DescField, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
+import { ScalarType, toBinary, type DescField, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { scalarZeroValue } from "@bufbuild/protobuf/reflect";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 
@@ -53,13 +53,66 @@ export function composedParts<Desc extends DescMessage, Item extends Message>(
   }
   const items = (message as unknown as Record<string, unknown>)[field.localName] as Item[];
   const number = field.number;
-  const parts: Uint8Array[] = [toBinary(schema, onlyFields(schema, message, (f) => f.number < number))];
+  // Usually every other field is unset but a name (a route configuration):
+  // then nothing needs toBinary, and the name is written here.
+  const others = otherFieldsSet(schema, message, field);
+  const head: Uint8Array[] = [];
+  const tail: Uint8Array[] = [];
+  if (others === "some") {
+    head.push(toBinary(schema, onlyFields(schema, message, (f) => f.number < number)));
+    tail.push(toBinary(schema, onlyFields(schema, message, (f) => f.number > number)));
+  } else if (others !== "none") {
+    (others.number < number ? head : tail).push(header.tag(others.number, WireType.LengthDelimited).string(others.value).finish());
+  }
+  const parts = head;
   for (const item of items) {
     const bytes = element(item);
     parts.push(header.tag(number, WireType.LengthDelimited).uint32(bytes.length).finish(), bytes);
   }
-  parts.push(toBinary(schema, onlyFields(schema, message, (f) => f.number > number)));
+  parts.push(...tail);
   return parts;
+}
+
+/**
+ * Which fields besides `list` are set: "none"; one string field (a name), to
+ * be written directly; or "some" other combination, encoded by toBinary.
+ */
+function otherFieldsSet(
+  schema: DescMessage,
+  message: object,
+  list: DescField,
+): "none" | "some" | { readonly number: number; readonly value: string } {
+  const values = message as Record<string, unknown>;
+  let single: { number: number; value: string } | null = null;
+  for (const member of schema.members) {
+    if (member === list) continue;
+    const value = values[member.localName];
+    if (member.kind === "oneof") {
+      if ((value as { case: unknown }).case !== undefined) return "some";
+      continue;
+    }
+    if (isZero(member, value)) continue;
+    if (single || member.fieldKind !== "scalar" || member.scalar !== ScalarType.STRING) return "some";
+    single = { number: member.number, value: value as string };
+  }
+  return single ?? "none";
+}
+
+/** Whether a field holds what toBinary leaves out. */
+function isZero(field: DescField, value: unknown): boolean {
+  switch (field.fieldKind) {
+    case "list":
+      return (value as unknown[]).length === 0;
+    case "map":
+      return Object.keys(value as object).length === 0;
+    case "message":
+      return value === undefined;
+    case "enum":
+      return field.presence === IMPLICIT ? value === (field.enum.values[0]?.number ?? 0) : value === undefined;
+    case "scalar":
+      if (field.presence !== IMPLICIT) return value === undefined;
+      return value instanceof Uint8Array ? value.length === 0 : value === scalarZeroValue(field.scalar, field.longAsString);
+  }
 }
 
 /** Tag and length prefixes (finish() keeps the writer's buffer for the next one). */
