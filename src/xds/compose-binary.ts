@@ -28,8 +28,8 @@ export function binaryOnce<Desc extends DescMessage>(schema: Desc, message: Mess
 
 /**
  * toBinary of `message`, with the elements of its repeated message field
- * `listField` written from `element(item)` (usually binaryOnce of a shared
- * sub-message) rather than encoded again.
+ * `listField` written from `element(item)`, framed once per element object
+ * (elements are shared sub-messages) rather than encoded again.
  */
 export function toBinaryComposed<Desc extends DescMessage, Item extends Message>(
   schema: Desc,
@@ -65,12 +65,25 @@ export function composedParts<Desc extends DescMessage, Item extends Message>(
     (others.number < number ? head : tail).push(header.tag(others.number, WireType.LengthDelimited).string(others.value).finish());
   }
   const parts = head;
-  for (const item of items) {
-    const bytes = element(item);
-    parts.push(header.tag(number, WireType.LengthDelimited).uint32(bytes.length).finish(), bytes);
-  }
+  for (const item of items) parts.push(framed(number, item, element));
   parts.push(...tail);
   return parts;
+}
+
+const framedByField = new Map<number, WeakMap<object, Uint8Array>>();
+
+/** An element with its field tag and length in front, once per element object (they are shared). */
+function framed<Item extends Message>(number: number, item: Item, element: (item: Item) => Uint8Array): Uint8Array {
+  let byItem = framedByField.get(number);
+  if (!byItem) framedByField.set(number, (byItem = new WeakMap()));
+  let bytes = byItem.get(item);
+  if (!bytes) {
+    const body = element(item);
+    const prefix = header.tag(number, WireType.LengthDelimited).uint32(body.length).finish();
+    bytes = Buffer.concat([prefix, body], prefix.length + body.length);
+    byItem.set(item, bytes);
+  }
+  return bytes;
 }
 
 /**

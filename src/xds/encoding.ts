@@ -5,7 +5,7 @@ import type { ClusterLoadAssignment } from "../gen/envoy/config/endpoint/v3/endp
 import { RouteConfigurationSchema, type RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
 import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
-import { binaryOnce, composedParts } from "./compose-binary.ts";
+import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentBinary } from "./endpoint-binary.ts";
 
 /**
@@ -49,7 +49,7 @@ function resourceBinary(kind: ResourceKind, message: Message): Uint8Array[] {
   switch (kind) {
     case "route":
       return composedParts(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", (host: VirtualHost) =>
-        binaryOnce(VirtualHostSchema, host),
+        toBinary(VirtualHostSchema, host),
       );
     case "endpoint":
       return [clusterLoadAssignmentBinary(message as ClusterLoadAssignment)];
