@@ -373,7 +373,9 @@ export class DeltaStream extends XdsStream {
    */
   private pushSynced(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
     const from = state.synced as ReadonlyMap<string, EncodedResource>;
-    const delta = versionDelta(from, available, TYPE_URLS[state.kind], () => this.systemVersion(state, view));
+    // The client holds every resource of the map and nothing else, so its
+    // subscription's version is the whole map's (memoized once per view).
+    const delta = versionDelta(from, available, TYPE_URLS[state.kind], () => view.all(state.kind).version);
     if (!delta) return false;
     state.lastMap = available;
     state.synced = available;
