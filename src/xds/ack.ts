@@ -13,7 +13,8 @@
 export type RequestClass = "initial" | "ack" | "nack" | "stale";
 
 export interface TypeRequest {
-  readonly versionInfo: string;
+  /** Not used to classify (an ACK names its nonce); kept for callers' convenience. */
+  readonly versionInfo?: string;
   readonly responseNonce: string;
   readonly resourceNames: readonly string[];
   readonly errorMessage: string | null;
@@ -32,17 +33,26 @@ export interface Classification {
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
+  if (a.length === 1) return a[0] === b[0];
   const set = new Set(a);
   return b.every((name) => set.has(name));
 }
 
+/** Every possible answer, allocated once: classifying is on the path of every ACK. */
+const CLASSIFICATIONS: Readonly<Record<RequestClass, readonly [Classification, Classification]>> = {
+  initial: [Object.freeze({ kind: "initial", subscriptionChanged: false }), Object.freeze({ kind: "initial", subscriptionChanged: true })],
+  ack: [Object.freeze({ kind: "ack", subscriptionChanged: false }), Object.freeze({ kind: "ack", subscriptionChanged: true })],
+  nack: [Object.freeze({ kind: "nack", subscriptionChanged: false }), Object.freeze({ kind: "nack", subscriptionChanged: true })],
+  stale: [Object.freeze({ kind: "stale", subscriptionChanged: false }), Object.freeze({ kind: "stale", subscriptionChanged: true })],
+};
+
 export function classifyRequest(request: TypeRequest, state: TypeStreamState): Classification {
   const subscriptionChanged = state.subscribed === null || !sameNames(state.subscribed, request.resourceNames);
-  if (request.responseNonce === "" || state.lastNonce === null) {
-    return { kind: "initial", subscriptionChanged };
-  }
-  if (request.responseNonce !== state.lastNonce) return { kind: "stale", subscriptionChanged };
-  if (request.errorMessage !== null) return { kind: "nack", subscriptionChanged };
-  return { kind: "ack", subscriptionChanged };
+  const changed = subscriptionChanged ? 1 : 0;
+  if (request.responseNonce === "" || state.lastNonce === null) return CLASSIFICATIONS.initial[changed];
+  if (request.responseNonce !== state.lastNonce) return CLASSIFICATIONS.stale[changed];
+  if (request.errorMessage !== null) return CLASSIFICATIONS.nack[changed];
+  return CLASSIFICATIONS.ack[changed];
 }

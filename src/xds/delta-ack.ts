@@ -44,6 +44,16 @@ export interface DeltaClassification {
   readonly legacyWildcard: boolean;
 }
 
+/** Every possible answer, allocated once: classifying is on the path of every ACK. */
+const INITIAL = Object.freeze({ kind: "initial", latest: false, legacyWildcard: false } as const);
+const INITIAL_WILDCARD = Object.freeze({ kind: "initial", latest: false, legacyWildcard: true } as const);
+const SUBSCRIPTION = Object.freeze({ kind: "subscription", latest: false, legacyWildcard: false } as const);
+const STALE = Object.freeze({ kind: "stale", latest: false, legacyWildcard: false } as const);
+const ACK = Object.freeze({ kind: "ack", latest: false, legacyWildcard: false } as const);
+const ACK_LATEST = Object.freeze({ kind: "ack", latest: true, legacyWildcard: false } as const);
+const NACK = Object.freeze({ kind: "nack", latest: false, legacyWildcard: false } as const);
+const NACK_LATEST = Object.freeze({ kind: "nack", latest: true, legacyWildcard: false } as const);
+
 export function classifyDeltaRequest(
   request: DeltaTypeRequest,
   state: DeltaTypeStreamState,
@@ -51,10 +61,11 @@ export function classifyDeltaRequest(
 ): DeltaClassification {
   if (!state.started) {
     const legacyWildcard = wildcardCapable && request.subscribe.length === 0 && request.unsubscribe.length === 0;
-    return { kind: "initial", latest: false, legacyWildcard };
+    return legacyWildcard ? INITIAL_WILDCARD : INITIAL;
   }
-  if (request.responseNonce === "") return { kind: "subscription", latest: false, legacyWildcard: false };
-  if (!state.outstanding.has(request.responseNonce)) return { kind: "stale", latest: false, legacyWildcard: false };
+  if (request.responseNonce === "") return SUBSCRIPTION;
+  if (!state.outstanding.has(request.responseNonce)) return STALE;
   const latest = request.responseNonce === state.lastNonce;
-  return { kind: request.errorMessage !== null ? "nack" : "ack", latest, legacyWildcard: false };
+  if (request.errorMessage !== null) return latest ? NACK_LATEST : NACK;
+  return latest ? ACK_LATEST : ACK;
 }

@@ -1,7 +1,7 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { namesKey, type ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
-import { encodeDeltaBody, encodeDeltaResponse, withNonce, type EncodedResource } from "./encoding.ts";
+import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
 import { XdsStream } from "./xds-stream.ts";
@@ -43,6 +43,10 @@ interface VersionDelta {
 
 /** The last delta computed from each map: streams of one view all move from the same map to the same map. */
 const deltas = new WeakMap<ReadonlyMap<string, EncodedResource>, { readonly to: ReadonlyMap<string, EncodedResource>; readonly delta: VersionDelta | null }>();
+/** The last delta looked up: a push visits a view's streams one after another, so this usually answers. */
+let lastFrom: ReadonlyMap<string, EncodedResource> | null = null;
+let lastTo: ReadonlyMap<string, EncodedResource> | null = null;
+let lastDelta: VersionDelta | null = null;
 
 /** Resources whose version changed from `from` to `to`, when both hold the same names; else null. */
 function versionDelta(
@@ -51,8 +55,21 @@ function versionDelta(
   typeUrl: string,
   systemVersion: () => string,
 ): VersionDelta | null {
+  if (from === lastFrom && to === lastTo) return lastDelta;
   const known = deltas.get(from);
-  if (known?.to === to) return known.delta;
+  const delta = known?.to === to ? known.delta : computeDelta(from, to, typeUrl, systemVersion);
+  lastFrom = from;
+  lastTo = to;
+  lastDelta = delta;
+  return delta;
+}
+
+function computeDelta(
+  from: ReadonlyMap<string, EncodedResource>,
+  to: ReadonlyMap<string, EncodedResource>,
+  typeUrl: string,
+  systemVersion: () => string,
+): VersionDelta | null {
   let delta: VersionDelta | null = null;
   if (from.size === to.size) {
     const changed: EncodedResource[] = [];
@@ -77,6 +94,46 @@ function versionDelta(
 /** Newest responses whose ACK/NACK we still match; older nonces count as stale. */
 const MAX_OUTSTANDING = 32;
 
+/**
+ * Outstanding nonce -> the system version it carried, newest last, at most
+ * MAX_OUTSTANDING. A client nearly always answers a response before the next
+ * one is sent, so the newest entry lives in two fields and a Map is made only
+ * when several responses are unanswered at once.
+ */
+class Outstanding {
+  private newest: string | null = null;
+  private newestVersion = "";
+  private older: Map<string, string> | null = null;
+
+  get size(): number {
+    return (this.newest === null ? 0 : 1) + (this.older === null ? 0 : this.older.size);
+  }
+
+  has(nonce: string): boolean {
+    return nonce === this.newest || (this.older !== null && this.older.has(nonce));
+  }
+
+  get(nonce: string): string | undefined {
+    if (nonce === this.newest) return this.newestVersion;
+    return this.older === null ? undefined : this.older.get(nonce);
+  }
+
+  delete(nonce: string): void {
+    if (nonce === this.newest) this.newest = null;
+    else this.older?.delete(nonce);
+  }
+
+  add(nonce: string, version: string): void {
+    if (this.newest !== null) {
+      const older = (this.older ??= new Map());
+      older.set(this.newest, this.newestVersion);
+      if (older.size >= MAX_OUTSTANDING) older.delete(older.keys().next().value as string);
+    }
+    this.newest = nonce;
+    this.newestVersion = version;
+  }
+}
+
 interface DeltaTypeState {
   readonly kind: ResourceKind;
   started: boolean;
@@ -98,7 +155,7 @@ interface DeltaTypeState {
   synced: ReadonlyMap<string, EncodedResource> | null;
   lastNonce: string | null;
   /** Outstanding nonce -> the system version it carried. */
-  readonly outstanding: Map<string, string>;
+  readonly outstanding: Outstanding;
   readonly status: TypeStatus;
 }
 
@@ -110,16 +167,9 @@ export class DeltaStream extends XdsStream {
     const state = this.typeState(kind);
     const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
     const wildcardCapable = kind === "cluster" || kind === "listener";
-    const verdict = classifyDeltaRequest(
-      {
-        responseNonce: request.responseNonce,
-        errorMessage,
-        subscribe: request.resourceNamesSubscribe,
-        unsubscribe: request.resourceNamesUnsubscribe,
-      },
-      { started: state.started, lastNonce: state.lastNonce, outstanding: state.outstanding },
-      wildcardCapable,
-    );
+    const subscribe = request.resourceNamesSubscribe;
+    const unsubscribe = request.resourceNamesUnsubscribe;
+    const verdict = classifyDeltaRequest({ responseNonce: request.responseNonce, errorMessage, subscribe, unsubscribe }, state, wildcardCapable);
 
     if (verdict.kind === "initial") {
       state.started = true;
@@ -141,7 +191,7 @@ export class DeltaStream extends XdsStream {
       }
       if (verdict.latest) this.onAnswered(kind);
     }
-    const changed = this.updateSubscription(state, request.resourceNamesSubscribe, request.resourceNamesUnsubscribe, verdict.kind === "initial");
+    const changed = (subscribe.length > 0 || unsubscribe.length > 0) && this.updateSubscription(state, subscribe, unsubscribe, verdict.kind === "initial");
     if (verdict.kind === "initial" || changed) this.push(state, true);
   }
 
@@ -152,9 +202,11 @@ export class DeltaStream extends XdsStream {
       this.dirty = true;
       return;
     }
+    const view = this.cache.viewFor(this.proxy, this.viewKey);
+    if (!view) return;
     for (const kind of RESOURCE_KINDS) {
       const state = this.types.get(kind);
-      if (state?.started) this.push(state, false);
+      if (state?.started) this.push(state, false, view);
     }
   }
 
@@ -173,7 +225,7 @@ export class DeltaStream extends XdsStream {
         lastMap: null,
         synced: null,
         lastNonce: null,
-        outstanding: new Map(),
+        outstanding: new Outstanding(),
         status,
       };
       this.types.set(kind, state);
@@ -223,9 +275,9 @@ export class DeltaStream extends XdsStream {
     return answer;
   }
 
-  private push(state: DeltaTypeState, force: boolean): void {
+  private push(state: DeltaTypeState, force: boolean, current?: ProxyView): void {
     if (this.closed || !state.started) return;
-    const view = this.cache.viewFor(this.proxy, this.viewKey);
+    const view = current ?? this.cache.viewFor(this.proxy, this.viewKey);
     if (!view) return;
     if (this.paused) {
       this.dirty = true;
@@ -287,15 +339,14 @@ export class DeltaStream extends XdsStream {
 
     const systemVersion = this.systemVersion(state, view);
     const nonce = this.nextNonce();
-    const bytes = encodeDeltaResponse(TYPE_URLS[state.kind], systemVersion, nonce, send, removed);
+    const body = encodeDeltaBody(TYPE_URLS[state.kind], systemVersion, send, removed);
     state.lastNonce = nonce;
-    state.outstanding.set(nonce, systemVersion);
-    if (state.outstanding.size > MAX_OUTSTANDING) state.outstanding.delete(state.outstanding.keys().next().value as string);
+    state.outstanding.add(nonce, systemVersion);
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
     state.status.resourceCount = state.known.size;
-    this.metrics.recordResponse(state.kind, bytes.length);
-    if (!this.sink.write(bytes)) this.pause();
+    this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
+    if (!this.sink.write(body, nonce)) this.pause();
 
     // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
     if (updatedClusters.length > 0) {
@@ -322,21 +373,21 @@ export class DeltaStream extends XdsStream {
    */
   private pushSynced(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
     const from = state.synced as ReadonlyMap<string, EncodedResource>;
-    const delta = versionDelta(from, available, TYPE_URLS[state.kind], () => this.systemVersion(state, view));
+    // The client holds every resource of the map and nothing else, so its
+    // subscription's version is the whole map's (memoized once per view).
+    const delta = versionDelta(from, available, TYPE_URLS[state.kind], () => view.all(state.kind).version);
     if (!delta) return false;
     state.lastMap = available;
     state.synced = available;
     if (delta.changed.length === 0) return true;
     for (const resource of delta.changed) state.known.set(resource.name, resource.version);
     const nonce = this.nextNonce();
-    const bytes = withNonce(delta.body, nonce);
     state.lastNonce = nonce;
-    state.outstanding.set(nonce, delta.systemVersion);
-    if (state.outstanding.size > MAX_OUTSTANDING) state.outstanding.delete(state.outstanding.keys().next().value as string);
+    state.outstanding.add(nonce, delta.systemVersion);
     state.status.sentVersion = delta.systemVersion;
     state.status.state = "pending";
-    this.metrics.recordResponse(state.kind, bytes.length);
-    if (!this.sink.write(bytes)) this.pause();
+    this.metrics.recordResponse(state.kind, delta.body.length + 2 + nonce.length);
+    if (!this.sink.write(delta.body, nonce)) this.pause();
     if (state.kind === "cluster") {
       const endpoints = this.types.get("endpoint");
       if (endpoints?.started) for (const resource of delta.changed) if (this.covers(endpoints, resource.name)) endpoints.mustAnswer.add(resource.name);
@@ -367,13 +418,15 @@ export class DeltaStream extends XdsStream {
     return true;
   }
 
-  /** A listener or route response was answered: clusters held back for it may go now. */
+  /**
+   * A listener or route response was answered: clusters held back for it may go
+   * now. A cluster push that held removals back leaves `lastMap` null; one that
+   * completed left the client holding the map, and a later change of the map
+   * reaches the stream as a refresh, so there is nothing to redo then.
+   */
   private onAnswered(kind: ResourceKind): void {
     if (kind !== "listener" && kind !== "route") return;
     const clusters = this.types.get("cluster");
-    if (clusters?.started) {
-      clusters.lastMap = null;
-      this.push(clusters, false);
-    }
+    if (clusters?.started && (clusters.lastMap === null || clusters.mustAnswer.size > 0)) this.push(clusters, false);
   }
 }

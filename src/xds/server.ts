@@ -5,6 +5,7 @@ import { RESOURCE_KINDS, type ResourceKind } from "../translate/resource-types.t
 import type { ResourceCache } from "./cache.ts";
 import { DeltaStream } from "./delta-stream.ts";
 import type { XdsMetrics } from "./metrics.ts";
+import { withNonce } from "./encoding.ts";
 import { parseProxy } from "./node.ts";
 import { ProxyDirectory, type ProxyStatus } from "./proxy-status.ts";
 import { PushScheduler } from "./push-scheduler.ts";
@@ -23,17 +24,50 @@ import { SotwStream, UnsupportedTypeError, type ResponseSink } from "./sotw-stre
  * INVALID_ARGUMENT) and responses are written pre-encoded.
  */
 
-type RawDuplex = grpc.ServerDuplexStream<Buffer, Uint8Array>;
+/** A response as handed to grpc-js: the body shared by every stream that gets it, and this stream's nonce. */
+interface Outgoing {
+  readonly body: Uint8Array;
+  readonly nonce: string;
+}
 
-function bidi(path: string): grpc.MethodDefinition<Buffer, Uint8Array> {
+type RawDuplex = grpc.ServerDuplexStream<Buffer, Outgoing>;
+
+/** Responses up to this size are joined in one reused buffer. */
+const SCRATCH_MAX = 1 << 20;
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * The response's bytes: `body` followed by the nonce as field 5, the same bytes
+ * as `withNonce` (encoding.ts). grpc-js copies what this returns into its framed
+ * message before it calls this again (serializeMessage), so the bytes are
+ * joined in one reused buffer instead of a new one per stream and response.
+ */
+function serializeResponse(response: Outgoing): Buffer {
+  const { body, nonce } = response;
+  if (nonce.length > 127) throw new Error("nonce too long");
+  const size = body.length + 2 + nonce.length;
+  if (size > scratch.length) {
+    if (size > SCRATCH_MAX) return Buffer.from(withNonce(body, nonce));
+    scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX, Math.max(size, scratch.length * 2)));
+  }
+  const out = scratch;
+  out.set(body, 0);
+  let at = body.length;
+  out[at++] = (5 << 3) | 2;
+  out[at++] = nonce.length;
+  for (let i = 0; i < nonce.length; i++) out[at++] = nonce.charCodeAt(i);
+  return out.subarray(0, size);
+}
+
+function bidi(path: string): grpc.MethodDefinition<Buffer, Outgoing> {
   return {
     path,
     requestStream: true,
     responseStream: true,
     requestSerialize: (value: Buffer) => value,
     requestDeserialize: (bytes: Buffer) => bytes,
-    responseSerialize: (value: Uint8Array) => Buffer.from(value.buffer, value.byteOffset, value.byteLength),
-    responseDeserialize: (bytes: Buffer) => bytes,
+    responseSerialize: serializeResponse,
+    responseDeserialize: (bytes: Buffer) => ({ body: bytes, nonce: "" }),
   };
 }
 
@@ -217,7 +251,7 @@ export class XdsServer {
         };
         stream = protocol.create(
           status,
-          { write: (b) => call.write(b), onDrain: (callback) => call.once("drain", callback) },
+          { write: (body, nonce) => call.write({ body, nonce }), onDrain: (callback) => call.once("drain", callback) },
           kinds,
         );
         const served = stream as unknown as AnyStream;

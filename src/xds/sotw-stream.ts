@@ -1,7 +1,7 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
 import { namesKey, Target, type ProxyView } from "./cache.ts";
-import { setVersion, withNonce, type EncodedResource } from "./encoding.ts";
+import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
 import { XdsStream } from "./xds-stream.ts";
@@ -21,12 +21,17 @@ export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
  *
  * Per push the stream does O(1) work per type that did not change: what a
  * subscription should hold (and its encoded response body) is memoized in the
- * view and shared by every stream with the same view and subscription.
+ * view and shared by every stream with the same view and subscription; the
+ * stream's nonce is appended by the sink as the body is written. An ACK of an
+ * unchanged subscription is recognised by its resource names' wire bytes and
+ * its version is compared undecoded (see request-decode.ts).
  */
 
 interface TypeState {
   readonly kind: ResourceKind;
   subscribed: readonly string[] | null;
+  /** Wire bytes of resource_names naming the same set as `subscribed`, when known. */
+  namesBytes: Uint8Array | null;
   /** namesKey(subscribed), computed when the subscription changes. */
   subscribedKey: string;
   /** Has the client ever named resources for this type (ends legacy wildcard)? */
@@ -50,22 +55,25 @@ export class SotwStream extends XdsStream {
     const kind = this.kindOf(request.typeUrl);
     const state = this.typeState(kind);
     const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
-    const verdict = classifyRequest(
-      { versionInfo: request.versionInfo, responseNonce: request.responseNonce, resourceNames: request.resourceNames, errorMessage },
-      { lastNonce: state.lastNonce, subscribed: state.subscribed },
-    );
+    // The same names arrive as the same bytes: then the list is not decoded at all.
+    const wire = request.resourceNamesBytes;
+    const sameWire = wire !== undefined && state.namesBytes !== null && state.subscribed !== null && Buffer.compare(wire, state.namesBytes) === 0;
+    const names = sameWire ? (state.subscribed as readonly string[]) : request.resourceNames;
+    const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, state);
     if (verdict.kind === "stale") {
       this.metrics.staleRequests.inc({ type: kind });
       return;
     }
-    if (verdict.subscriptionChanged) this.updateSubscription(state, request.resourceNames);
+    if (verdict.subscriptionChanged) this.updateSubscription(state, names);
+    // `names` names the subscribed set (changed or not): remember its bytes.
+    if (!sameWire) state.namesBytes = wire === undefined ? null : new Uint8Array(wire);
 
     if (verdict.kind === "initial") {
       // A reconnecting client reports the version it already has: if that is what
       // we would send, it has everything and is not pushed again.
       const view = this.view();
       const target = view ? this.target(state, view) : null;
-      if (target && request.versionInfo !== "" && request.versionInfo === target.version) {
+      if (target && target.version !== "" && hasVersion(request, target.version)) {
         state.sent = target.resources;
         state.status.sentVersion = target.version;
         state.status.ackedVersion = target.version;
@@ -84,7 +92,8 @@ export class SotwStream extends XdsStream {
       this.metrics.nacks.inc({ type: kind });
       this.logger.warn({ proxy: this.proxy.id, type: kind, version, error: errorMessage }, "proxy rejected config (NACK)");
     } else {
-      state.status.ackedVersion = request.versionInfo;
+      const sent = state.status.sentVersion;
+      state.status.ackedVersion = sent !== null && hasVersion(request, sent) ? sent : request.versionInfo;
       state.status.state = "acked";
       state.rejectedVersion = null;
       this.onAck(kind);
@@ -99,9 +108,11 @@ export class SotwStream extends XdsStream {
       this.dirty = true;
       return;
     }
+    const view = this.view();
+    if (!view) return;
     for (const kind of RESOURCE_KINDS) {
       const state = this.types.get(kind);
-      if (state) this.push(state, false);
+      if (state) this.push(state, false, view);
     }
   }
 
@@ -116,6 +127,7 @@ export class SotwStream extends XdsStream {
       state = {
         kind,
         subscribed: null,
+        namesBytes: null,
         subscribedKey: "",
         named: false,
         wildcard: false,
@@ -157,9 +169,9 @@ export class SotwStream extends XdsStream {
     return extended ? new Target(extended, setVersion(extended.values())) : base;
   }
 
-  private push(state: TypeState, force: boolean): void {
+  private push(state: TypeState, force: boolean, current?: ProxyView): void {
     if (state.subscribed === null || this.closed) return;
-    const view = this.view();
+    const view = current ?? this.view();
     if (!view) return;
     if (this.paused) {
       this.dirty = true;
@@ -172,8 +184,7 @@ export class SotwStream extends XdsStream {
     if (version === state.rejectedVersion) return;
 
     const nonce = this.nextNonce();
-    const typeUrl = TYPE_URLS[state.kind];
-    const bytes = withNonce(target.sotwBody(typeUrl), nonce);
+    const body = target.sotwBody(TYPE_URLS[state.kind]);
     const previous = state.sent;
     state.lastNonce = nonce;
     state.sent = target.resources;
@@ -181,8 +192,8 @@ export class SotwStream extends XdsStream {
     state.status.sentVersion = version;
     state.status.state = "pending";
     state.status.resourceCount = target.resources.size;
-    this.metrics.recordResponse(state.kind, bytes.length);
-    if (!this.sink.write(bytes)) this.pause();
+    this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
+    if (!this.sink.write(body, nonce)) this.pause();
     const child = state.kind === "cluster" ? "endpoint" : state.kind === "listener" ? "route" : null;
     if (child && previous !== target.resources && changedAny(previous, target.resources)) {
       const childState = this.types.get(child);
@@ -225,6 +236,11 @@ export class SotwStream extends XdsStream {
       if (clusters) this.push(clusters, false);
     }
   }
+}
+
+/** request.versionInfo === version, without decoding the version when the request can compare it undecoded. */
+function hasVersion(request: SotwRequest, version: string): boolean {
+  return request.hasVersion ? request.hasVersion(version) : request.versionInfo === version;
 }
 
 function changedAny(previous: ReadonlyMap<string, EncodedResource>, next: ReadonlyMap<string, EncodedResource>): boolean {

@@ -4,6 +4,7 @@ import { kindOfTypeUrl, RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../
 import type { ResourceCache } from "./cache.ts";
 import type { XdsMetrics } from "./metrics.ts";
 import type { ProxyStatus } from "./proxy-status.ts";
+import { nonceString } from "./request-decode.ts";
 
 /**
  * What every xDS stream shares, whatever its protocol (SotW or delta): it
@@ -13,8 +14,14 @@ import type { ProxyStatus } from "./proxy-status.ts";
 
 /** The writable side of a stream, so tests can drive a stream without gRPC. */
 export interface ResponseSink {
-  /** Returns false when the transport buffer is full; `onDrain` then fires once. */
-  write(bytes: Uint8Array): boolean;
+  /**
+   * Sends the response `body` (a discovery response without its nonce, shared
+   * by every stream that gets the same content) completed by `nonce` as its
+   * field 5 (see `withNonce` in encoding.ts): the sink writes the two into the
+   * transport without building a per-stream copy. Returns false when the
+   * transport buffer is full; `onDrain` then fires once.
+   */
+  write(body: Uint8Array, nonce: string): boolean;
   onDrain(callback: () => void): void;
 }
 
@@ -65,8 +72,9 @@ export abstract class XdsStream {
     return kind;
   }
 
+  /** Decimal counters from 1; small ones are shared strings (see nonceString), so numbering allocates nothing. */
   protected nextNonce(): string {
-    return String(++this.nonceCounter);
+    return nonceString(++this.nonceCounter);
   }
 
   /** The transport buffer is full: write nothing more until it drains, then send the newest state. */

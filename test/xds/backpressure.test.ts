@@ -13,6 +13,7 @@ import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { TYPE_URLS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { withNonce } from "../../src/xds/encoding.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { PushScheduler } from "../../src/xds/push-scheduler.ts";
 import { SotwStream } from "../../src/xds/sotw-stream.ts";
@@ -42,8 +43,8 @@ function stream(cache: ResourceCache, id: string, writable: () => boolean) {
     { streamId: 1, proxy, protocol: "sotw", connectedAt: "", types: {} },
     cache,
     {
-      write: (bytes) => {
-        sent.push(fromBinary(DiscoveryResponseSchema, bytes));
+      write: (body, nonce) => {
+        sent.push(fromBinary(DiscoveryResponseSchema, withNonce(body, nonce)));
         return writable();
       },
       onDrain: (callback) => void (drain = callback),

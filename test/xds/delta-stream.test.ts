@@ -1,4 +1,4 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
@@ -13,7 +13,9 @@ import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { withNonce } from "../../src/xds/encoding.ts";
 import { DeltaStream } from "../../src/xds/delta-stream.ts";
+import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import type { ProxyStatus } from "../../src/xds/proxy-status.ts";
 
@@ -67,23 +69,23 @@ class Client {
     this.stream = new DeltaStream(
       this.status,
       cache,
-      { write: (bytes) => (this.sent.push(fromBinary(DeltaDiscoveryResponseSchema, bytes)), true), onDrain: () => {} },
+      { write: (body, nonce) => (this.sent.push(fromBinary(DeltaDiscoveryResponseSchema, withNonce(body, nonce))), true), onDrain: () => {} },
       new XdsMetrics(),
       logger,
     );
   }
 
   request(kind: ResourceKind, options: RequestOptions = {}): void {
-    this.stream.handleRequest(
-      create(DeltaDiscoveryRequestSchema, {
-        typeUrl: TYPE_URLS[kind],
-        resourceNamesSubscribe: options.subscribe ?? [],
-        resourceNamesUnsubscribe: options.unsubscribe ?? [],
-        responseNonce: options.nonce ?? "",
-        initialResourceVersions: options.initial ?? {},
-        errorDetail: options.error ? { code: 3, message: options.error } : undefined,
-      }),
-    );
+    const request = create(DeltaDiscoveryRequestSchema, {
+      typeUrl: TYPE_URLS[kind],
+      resourceNamesSubscribe: options.subscribe ?? [],
+      resourceNamesUnsubscribe: options.unsubscribe ?? [],
+      responseNonce: options.nonce ?? "",
+      initialResourceVersions: options.initial ?? {},
+      errorDetail: options.error ? { code: 3, message: options.error } : undefined,
+    });
+    // Through the server's wire decoder, or as a plain message.
+    this.stream.handleRequest(viaWire ? decodeDeltaDiscoveryRequest(toBinary(DeltaDiscoveryRequestSchema, request)).request : request);
   }
 
   last(kind?: ResourceKind): DeltaDiscoveryResponse {
@@ -113,7 +115,13 @@ class Client {
 
 const names = (response: DeltaDiscoveryResponse) => response.resources.map((r) => r.name);
 
-describe("DeltaStream", () => {
+/** Whether the client sends requests through decodeDeltaDiscoveryRequest. */
+let viaWire = false;
+
+describe.each([
+  ["as messages", false],
+  ["through the wire decoder", true],
+])("DeltaStream, requests %s", (_how, wire) => {
   let cache: ResourceCache;
   let c: Client;
   const set = (state: RegistryState) => {
@@ -122,6 +130,7 @@ describe("DeltaStream", () => {
   };
 
   beforeEach(() => {
+    viaWire = wire;
     cache = new ResourceCache(translate, () => [], logger);
     c = new Client(cache);
     cache.setSnapshot(buildSnapshot(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])), emptyRules));

@@ -1,4 +1,4 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
@@ -13,8 +13,10 @@ import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { withNonce } from "../../src/xds/encoding.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import type { ProxyStatus } from "../../src/xds/proxy-status.ts";
+import { decodeDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { SotwStream } from "../../src/xds/sotw-stream.ts";
 
 const logger = pino({ level: "silent" });
@@ -60,7 +62,7 @@ class Harness {
   readonly stream = new SotwStream(
     this.status,
     this.cache,
-    { write: (bytes) => (this.sent.push(fromBinary(DiscoveryResponseSchema, bytes)), true), onDrain: () => {} },
+    { write: (body, nonce) => (this.sent.push(fromBinary(DiscoveryResponseSchema, withNonce(body, nonce))), true), onDrain: () => {} },
     new XdsMetrics(),
     logger,
   );
@@ -71,15 +73,15 @@ class Harness {
   }
 
   request(kind: ResourceKind, over: { names?: string[]; nonce?: string; version?: string; error?: string } = {}): void {
-    this.stream.handleRequest(
-      create(DiscoveryRequestSchema, {
-        typeUrl: TYPE_URLS[kind],
-        resourceNames: over.names ?? [],
-        responseNonce: over.nonce ?? "",
-        versionInfo: over.version ?? "",
-        errorDetail: over.error ? { code: 3, message: over.error } : undefined,
-      }),
-    );
+    const request = create(DiscoveryRequestSchema, {
+      typeUrl: TYPE_URLS[kind],
+      resourceNames: over.names ?? [],
+      responseNonce: over.nonce ?? "",
+      versionInfo: over.version ?? "",
+      errorDetail: over.error ? { code: 3, message: over.error } : undefined,
+    });
+    // Through the server's wire decoder (lazy names and version), or as a plain message.
+    this.stream.handleRequest(viaWire ? decodeDiscoveryRequest(toBinary(DiscoveryRequestSchema, request)).request : request);
   }
 
   last(): DiscoveryResponse {
@@ -108,9 +110,16 @@ function names(response: DiscoveryResponse): string[] {
   });
 }
 
-describe("SotwStream", () => {
+/** Whether the harness sends requests through decodeDiscoveryRequest. */
+let viaWire = false;
+
+describe.each([
+  ["as messages", false],
+  ["through the wire decoder", true],
+])("SotwStream, requests %s", (_how, wire) => {
   let h: Harness;
   beforeEach(() => {
+    viaWire = wire;
     h = new Harness();
     h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
   });
