@@ -70,6 +70,14 @@ export function encodeResource(kind: ResourceKind, name: string, message: Messag
   return { kind, name, version: bytesHash(any.subarray(headerSize)), any, size };
 }
 
+/**
+ * Writers reused across calls: finish() copies out the bytes and keeps the
+ * grown buffer, so a body of thousands of resources is not grown step by step
+ * each time. Separate ones because a body writes resources' bytes as it goes.
+ */
+const bodyWriter = new BinaryWriter();
+const resourceWriter = new BinaryWriter();
+
 /** The version of a set of resources as sent together (SotW version_info). */
 export function setVersion(resources: Iterable<EncodedResource>): string {
   const parts: string[] = [];
@@ -88,7 +96,7 @@ export function encodeDiscoveryResponse(
   nonce: string,
   resources: Iterable<EncodedResource>,
 ): Uint8Array {
-  const writer = new BinaryWriter();
+  const writer = bodyWriter;
   writer.tag(1, WireType.LengthDelimited).string(versionInfo);
   for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(resource.any);
   writer.tag(4, WireType.LengthDelimited).string(typeUrl);
@@ -102,7 +110,7 @@ export function encodeDiscoveryResponse(
  * stream's nonce (field 5), so a push to many streams copies bytes only.
  */
 export function encodeSotwBody(typeUrl: string, versionInfo: string, resources: Iterable<EncodedResource>): Uint8Array {
-  const writer = new BinaryWriter();
+  const writer = bodyWriter;
   writer.tag(1, WireType.LengthDelimited).string(versionInfo);
   for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(resource.any);
   writer.tag(4, WireType.LengthDelimited).string(typeUrl);
@@ -129,7 +137,7 @@ const deltaResources = new WeakMap<EncodedResource, Uint8Array>();
 export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
   let bytes = deltaResources.get(resource);
   if (!bytes) {
-    bytes = new BinaryWriter()
+    bytes = resourceWriter
       .tag(1, WireType.LengthDelimited)
       .string(resource.version)
       .tag(2, WireType.LengthDelimited)
@@ -147,7 +155,7 @@ export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
  * it. Shared by every stream that receives the same delta.
  */
 export function encodeDeltaBody(typeUrl: string, systemVersionInfo: string, resources: Iterable<EncodedResource>, removed: Iterable<string>): Uint8Array {
-  const writer = new BinaryWriter();
+  const writer = bodyWriter;
   if (systemVersionInfo !== "") writer.tag(1, WireType.LengthDelimited).string(systemVersionInfo);
   for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(deltaResourceBytes(resource));
   writer.tag(4, WireType.LengthDelimited).string(typeUrl);
@@ -163,7 +171,7 @@ export function encodeDeltaResponse(
   resources: Iterable<EncodedResource>,
   removed: Iterable<string>,
 ): Uint8Array {
-  const writer = new BinaryWriter();
+  const writer = bodyWriter;
   if (systemVersionInfo !== "") writer.tag(1, WireType.LengthDelimited).string(systemVersionInfo);
   for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(deltaResourceBytes(resource));
   writer.tag(4, WireType.LengthDelimited).string(typeUrl);
