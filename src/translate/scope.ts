@@ -87,20 +87,31 @@ function closure(snapshot: MeshSnapshot, caller: string, declared: readonly stri
   const services = snapshot.registry.services;
   const reached = new Set<string>();
   const queue: string[] = [];
-  const visit = (name: string): void => {
-    if (reached.has(name) || !services.has(name)) return;
-    reached.add(name);
-    queue.push(name);
-  };
-  for (const name of declared) visit(name);
-  while (queue.length > 0) {
-    const destination = queue.pop() as string;
-    for (const route of snapshot.routesByDestination.get(destination) ?? []) {
-      if (route.source !== null && route.source !== caller) continue;
-      for (const target of routeTargets(route)) visit(target);
+  for (const name of declared) {
+    if (!reached.has(name) && services.has(name)) {
+      reached.add(name);
+      queue.push(name);
     }
   }
-  return [...reached].sort(compareNames).map((name) => services.get(name) as Service);
+  // Declared names arrive sorted (dependencyMap); only names a route adds need a sort.
+  let added = false;
+  while (queue.length > 0) {
+    const routes = snapshot.routesByDestination.get(queue.pop() as string);
+    if (!routes) continue;
+    for (const route of routes) {
+      if (route.source !== null && route.source !== caller) continue;
+      for (const target of routeTargets(route)) {
+        if (!reached.has(target) && services.has(target)) {
+          reached.add(target);
+          queue.push(target);
+          added = true;
+        }
+      }
+    }
+  }
+  const names = [...reached];
+  if (added) names.sort(compareNames);
+  return names.map((name) => services.get(name) as Service);
 }
 
 function compareNames(a: string, b: string): number {
