@@ -1216,7 +1216,12 @@ function compileAny(r: AnyRules | undefined, rule: string, skip: boolean): Value
     if (notIn.length > 0 && notIn.includes(any.typeUrl)) {
       report(ctx, `${rule}.not_in`, `type URL must not be one of [${notIn.map(show).join(", ")}], got ${show(any.typeUrl)}`);
     }
-    if (!skip) visitAnyPayload(any, ctx);
+    if (skip || ctx.clean.has(any)) return;
+    // A payload is decoded to be checked: remember a clean one (Anys are shared, like other sub-messages).
+    const before = ctx.out.length;
+    const clockBefore = ctx.nowNs;
+    visitAnyPayload(any, ctx);
+    if (ctx.out.length === before && clockBefore === undefined && ctx.nowNs === undefined) ctx.clean.add(any);
   };
 }
 
