@@ -56,23 +56,34 @@ function shareArray(a: readonly unknown[], b: readonly unknown[]): readonly unkn
 
 function shareMap(a: ReadonlyMap<unknown, unknown>, b: ReadonlyMap<unknown, unknown>): ReadonlyMap<unknown, unknown> {
   // Whether every value is `b`'s own: then `b` is the answer, and no map is built
-  // (a source that already shares unchanged parts costs one walk, no copy).
-  let allOfB = true;
+  // (a source that already shares unchanged parts costs one walk, no copy, and
+  // no allocation: shared values are kept only once one differs from b's).
   let changed = a.size !== b.size;
-  const values: unknown[] = [];
-  for (const [key, value] of b) {
+  let values: unknown[] | null = null;
+  let index = 0;
+  b.forEach((value, key) => {
     const had = a.has(key);
     const before = had ? a.get(key) : undefined;
     const shared = had ? share(before, value) : value;
-    values.push(shared);
     if (!had || shared !== before) changed = true;
-    if (shared !== value) allOfB = false;
-  }
+    if (shared !== value && values === null) {
+      // The first value that is not b's own: keep b's up to here, then the shared ones.
+      values = [];
+      let i = 0;
+      for (const earlier of b.values()) {
+        if (i++ === index) break;
+        values.push(earlier);
+      }
+    }
+    if (values !== null) (values as unknown[]).push(shared);
+    index++;
+  });
   if (!changed) return a;
-  if (allOfB) return b;
+  if (values === null) return b;
   const out = new Map<unknown, unknown>();
-  let index = 0;
-  for (const key of b.keys()) out.set(key, values[index++]);
+  const shared = values as unknown[];
+  index = 0;
+  for (const key of b.keys()) out.set(key, shared[index++]);
   return out;
 }
 

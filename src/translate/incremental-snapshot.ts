@@ -183,14 +183,17 @@ let lastPair: { readonly before: RegistryState; readonly after: RegistryState; r
 function findInstanceOnlyChanges(before: RegistryState, after: RegistryState): Service[] | null {
   if (before.services.size !== after.services.size) return null;
   const changed: Service[] = [];
-  for (const [name, service] of after.services) {
+  let other = false;
+  // forEach, not for-of over entries: this runs on every registry change and
+  // must not allocate an entry per service.
+  after.services.forEach((service, name) => {
+    if (other) return;
     const old = before.services.get(name);
-    if (!old) return null;
-    if (old === service) continue;
-    if (!sameShape(old, service)) return null;
-    changed.push(service);
-  }
-  return changed;
+    if (old === service) return;
+    if (!old || !sameShape(old, service)) other = true;
+    else changed.push(service);
+  });
+  return other ? null : changed;
 }
 
 /** Every field but `instances` is identical (after structural sharing). */

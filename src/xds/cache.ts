@@ -465,64 +465,79 @@ const EMPTY_SET: ReadonlySet<string> = new Set();
  * names last (order carries no meaning: versions sort names). A view that
  * holds every service's endpoints (a proxy that declared no dependencies) thus
  * costs one small map per endpoint change rather than a copy of thousands of
- * entries. Patches accumulate in a small map (copied per change) and are folded
- * into a fresh base once they outgrow an eighth of it, so lookups stay two map
- * reads and the copying stays a few dozen entries per changed resource.
+ * entries. Each change's patch is kept as a layer (no copy per change); every
+ * few changes the layers are merged into one, and once the patches outgrow an
+ * eighth of the base they are folded into a fresh base, so a lookup reads at
+ * most a handful of small maps and the copying stays amortized.
  */
 export class PatchedMap<V> implements ReadonlyMap<string, V> {
-  readonly size: number;
-
   private constructor(
     private readonly base: ReadonlyMap<string, V>,
-    private readonly patches: ReadonlyMap<string, V | null>,
-  ) {
-    let size = base.size;
-    for (const [name, value] of patches) {
-      const had = base.has(name);
+    /** Patches, oldest first: the newest entry for a name wins; null removes it. */
+    private readonly layers: readonly ReadonlyMap<string, V | null>[],
+    readonly size: number,
+  ) {}
+
+  /** `current` with `changes` applied (a value replaces or adds, null removes); `changes` must not change afterwards. */
+  static of<V>(current: ReadonlyMap<string, V>, changes: ReadonlyMap<string, V | null>): ReadonlyMap<string, V> {
+    let size = current.size;
+    for (const [name, value] of changes) {
+      const had = current.has(name);
       if (had && value === null) size--;
       else if (!had && value !== null) size++;
     }
-    this.size = size;
-  }
-
-  /** `current` with `changes` applied (a value replaces or adds, null removes). */
-  static of<V>(current: ReadonlyMap<string, V>, changes: ReadonlyMap<string, V | null>): ReadonlyMap<string, V> {
-    const [base, earlier] = current instanceof PatchedMap ? [current.base as ReadonlyMap<string, V>, current.patches as ReadonlyMap<string, V | null>] : [current, null];
-    const patches = new Map(earlier ?? []);
-    for (const [name, value] of changes) {
-      // A name added by a patch and removed again leaves no trace; so does re-adding one removed from the base.
-      if (value === null && !base.has(name)) patches.delete(name);
-      else if (value !== null && patches.get(name) === null && base.get(name) === value) patches.delete(name);
-      else patches.set(name, value);
-    }
-    if (patches.size <= Math.max(128, base.size >> 3)) return new PatchedMap(base, patches);
+    const base = current instanceof PatchedMap ? (current.base as ReadonlyMap<string, V>) : current;
+    let layers = current instanceof PatchedMap ? [...(current.layers as readonly ReadonlyMap<string, V | null>[]), changes] : [changes];
+    if (layers.length > MAX_PATCH_LAYERS) layers = [mergeLayers(base, layers)];
+    let patched = 0;
+    for (const layer of layers) patched += layer.size;
+    if (patched <= Math.max(128, base.size >> 3)) return new PatchedMap(base, layers, size);
     // Fold: a native copy of the base, then the patches.
     const folded = new Map(base);
-    for (const [name, value] of patches) {
-      if (value === null) folded.delete(name);
-      else folded.set(name, value);
+    for (const layer of layers) {
+      for (const [name, value] of layer) {
+        if (value === null) folded.delete(name);
+        else folded.set(name, value);
+      }
     }
     return folded;
   }
 
+  /** The newest patch for `name`: a value, null (removed), or undefined (unpatched). */
+  private patch(name: string): V | null | undefined {
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const value = (this.layers[i] as ReadonlyMap<string, V | null>).get(name);
+      if (value !== undefined) return value;
+    }
+    return undefined;
+  }
+
   get(name: string): V | undefined {
-    const patch = this.patches.get(name);
+    const patch = this.patch(name);
     if (patch !== undefined) return patch ?? undefined;
     return this.base.get(name);
   }
 
   has(name: string): boolean {
-    const patch = this.patches.get(name);
+    const patch = this.patch(name);
     return patch !== undefined ? patch !== null : this.base.has(name);
   }
 
   *entries(): MapIterator<[string, V]> {
     for (const [name, value] of this.base) {
-      const patch = this.patches.get(name);
+      const patch = this.patch(name);
       if (patch === undefined) yield [name, value];
       else if (patch !== null) yield [name, patch];
     }
-    for (const [name, patch] of this.patches) if (patch !== null && !this.base.has(name)) yield [name, patch];
+    // Names the patches added, once each, with their newest value.
+    const seen = new Set<string>();
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      for (const [name, value] of this.layers[i] as ReadonlyMap<string, V | null>) {
+        if (seen.has(name) || this.base.has(name)) continue;
+        seen.add(name);
+        if (value !== null) yield [name, value];
+      }
+    }
   }
 
   [Symbol.iterator](): MapIterator<[string, V]> {
@@ -540,6 +555,21 @@ export class PatchedMap<V> implements ReadonlyMap<string, V> {
   forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
     for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this);
   }
+}
+
+/** Layers a PatchedMap keeps before merging them into one. */
+const MAX_PATCH_LAYERS = 4;
+
+/** Layers merged into one patch; a patch that restores the base's own entry (or removes a name the base lacks) is dropped. */
+function mergeLayers<V>(base: ReadonlyMap<string, V>, layers: readonly ReadonlyMap<string, V | null>[]): Map<string, V | null> {
+  const merged = new Map<string, V | null>();
+  for (const layer of layers) {
+    for (const [name, value] of layer) {
+      if (value === null ? !base.has(name) : base.get(name) === value) merged.delete(name);
+      else merged.set(name, value);
+    }
+  }
+  return merged;
 }
 
 function internKey(kind: ResourceKind, name: string, version: string): string {
