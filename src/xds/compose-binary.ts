@@ -6,12 +6,13 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
  * Binary encoding that reuses the bytes of shared sub-messages.
  *
  * Translation hands many resources the same sub-message objects: one virtual
- * host sits in the route configuration of every caller, one endpoint in the
- * whole-service and the subset assignments, across snapshots too. protobuf-es
- * would encode such a sub-message again inside every parent; here its bytes
- * are encoded once per object (messages are never mutated once built) and
- * copied into each parent. The output is byte-identical to toBinary: protobuf-es
- * writes fields in field-number order, and so does this (test/xds/compose-binary.test.ts).
+ * host sits in the route configuration of every caller, across snapshots too.
+ * protobuf-es would encode such a sub-message again inside every parent; here
+ * its bytes are encoded once per object (messages are never mutated once
+ * built) and copied into each parent. The output is byte-identical to
+ * toBinary: protobuf-es writes fields in field-number order (unknown fields
+ * last), and so does this (test/xds/resource-binary.test.ts). Endpoint
+ * assignments have their own writer (endpoint-binary.ts).
  */
 
 const encodedOnce = new WeakMap<object, Uint8Array>();
@@ -55,11 +56,12 @@ export function composedParts<Desc extends DescMessage, Item extends Message>(
   const number = field.number;
   // Usually every other field is unset but a name (a route configuration):
   // then nothing needs toBinary, and the name is written here.
-  const others = otherFieldsSet(schema, message, field);
+  const others = hasUnknown(message) ? "some" : otherFieldsSet(schema, message, field);
   const head: Uint8Array[] = [];
   const tail: Uint8Array[] = [];
   if (others === "some") {
-    head.push(toBinary(schema, onlyFields(schema, message, (f) => f.number < number)));
+    // Unknown fields are written last by toBinary: they belong to the tail only.
+    head.push(toBinary(schema, { ...onlyFields(schema, message, (f) => f.number < number), $unknown: undefined }));
     tail.push(toBinary(schema, onlyFields(schema, message, (f) => f.number > number)));
   } else if (others !== "none") {
     (others.number < number ? head : tail).push(header.tag(others.number, WireType.LengthDelimited).string(others.value).finish());
@@ -126,6 +128,10 @@ function isZero(field: DescField, value: unknown): boolean {
       if (field.presence !== IMPLICIT) return value === undefined;
       return value instanceof Uint8Array ? value.length === 0 : value === scalarZeroValue(field.scalar, field.longAsString);
   }
+}
+
+function hasUnknown(message: { $unknown?: unknown[] }): boolean {
+  return message.$unknown !== undefined && message.$unknown.length > 0;
 }
 
 /** Tag and length prefixes (finish() keeps the writer's buffer for the next one). */

@@ -142,6 +142,17 @@ describe("resource encoding equals toBinary", () => {
     expect(hex(composed)).toBe(hex(toBinary(RouteConfigurationSchema, message)));
     expect(fromBinary(RouteConfigurationSchema, composed).virtualHosts).toHaveLength(2);
   });
+
+  it("for a route configuration with only a name, and with unknown fields", () => {
+    const host = create(VirtualHostSchema, { name: "api", domains: ["api"] });
+    const named = create(RouteConfigurationSchema, { name: "outbound|http", virtualHosts: [host] });
+    const encode = (m: typeof named) => hex(toBinaryComposed(RouteConfigurationSchema, m, "virtualHosts", (h: typeof host) => binaryOnce(VirtualHostSchema, h)));
+    expect(encode(named)).toBe(hex(toBinary(RouteConfigurationSchema, named)));
+    const withUnknown = { ...named, $unknown: [{ no: 999, wireType: 0, data: new Uint8Array([1]) }] };
+    expect(encode(withUnknown)).toBe(hex(toBinary(RouteConfigurationSchema, withUnknown)));
+    const both = { ...withUnknown, validateClusters: true };
+    expect(encode(both)).toBe(hex(toBinary(RouteConfigurationSchema, both)));
+  });
 });
 
 describe("the endpoint fast path knows every field of the messages it writes", () => {
