@@ -328,8 +328,14 @@ export class ResourceCache {
       const parts = map instanceof ComposedMap ? map.parts.map((part) => this.internPart(kind, part)) : [this.internEntries(kind, map)];
       for (const entries of parts) {
         for (const [name, entry] of entries) {
-          if (entry.violations.length === 0) encoded.set(name, entry.encoded);
-          else if (kind === "endpoint") (withheld ??= new Set()).add(name);
+          // A later part wins a name, as Map.set would (parts of one view do not share names in practice).
+          if (entry.violations.length === 0) {
+            encoded.set(name, entry.encoded);
+            if (kind === "endpoint") withheld?.delete(name);
+          } else {
+            encoded.delete(name);
+            if (kind === "endpoint") (withheld ??= new Set()).add(name);
+          }
         }
       }
       out[kind] = encoded;
