@@ -17,7 +17,7 @@ import { RESOURCE_KINDS, TYPE_URLS, kindOfTypeUrl, type ResourceKind } from "../
 import { buildSnapshot } from "../src/translate/build-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache, type ProxyView } from "../src/xds/cache.ts";
-import { encodeDeltaResponse, withNonce } from "../src/xds/encoding.ts";
+import { encodeDeltaBody, withNonce } from "../src/xds/encoding.ts";
 import { APP_PORT, applyChange, INBOUND_PORT, meshModel, meshRows, type Change, type MeshSpec } from "./mesh.ts";
 import { collectStats, handleCommon, type ToServer } from "./proc-common.ts";
 import { nowMs, parseRequest } from "./wire.ts";
@@ -57,7 +57,7 @@ function precompute(spec: MeshSpec, changes: readonly Change[], protocol: "sotw"
       responses[kind] =
         protocol === "sotw"
           ? withNonce(target.sotwBody(TYPE_URLS[kind]), NONCE)
-          : encodeDeltaResponse(TYPE_URLS[kind], target.version, NONCE, target.resources.values(), []);
+          : withNonce(encodeDeltaBody(TYPE_URLS[kind], target.version, target.resources.values(), []), NONCE);
     }
     initial.set(name, responses);
   }
@@ -80,7 +80,7 @@ function precompute(spec: MeshSpec, changes: readonly Change[], protocol: "sotw"
         } else {
           const changed = [...target.resources.values()].filter((r) => previous.resources.get(r.name)?.version !== r.version);
           const removed = [...previous.resources.keys()].filter((n) => !target.resources.has(n));
-          perKind[kind] = encodeDeltaResponse(TYPE_URLS[kind], target.version, NONCE, changed, removed);
+          perKind[kind] = withNonce(encodeDeltaBody(TYPE_URLS[kind], target.version, changed, removed), NONCE);
         }
       }
       if (Object.keys(perKind).length > 0) responses.set(name, perKind);

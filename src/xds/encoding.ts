@@ -87,24 +87,6 @@ export function setVersion(resources: Iterable<EncodedResource>): string {
 }
 
 /**
- * A DiscoveryResponse written from already-encoded resources: the resources are
- * copied in as bytes, never re-encoded per stream.
- */
-export function encodeDiscoveryResponse(
-  typeUrl: string,
-  versionInfo: string,
-  nonce: string,
-  resources: Iterable<EncodedResource>,
-): Uint8Array {
-  const writer = bodyWriter;
-  writer.tag(1, WireType.LengthDelimited).string(versionInfo);
-  for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(resource.any);
-  writer.tag(4, WireType.LengthDelimited).string(typeUrl);
-  writer.tag(5, WireType.LengthDelimited).string(nonce);
-  return writer.finish();
-}
-
-/**
  * The nonce-independent part of a DiscoveryResponse (version_info, resources,
  * type_url). Built once per view and subscription; `withNonce` appends the
  * stream's nonce (field 5), so a push to many streams copies bytes only.
@@ -118,14 +100,24 @@ export function encodeSotwBody(typeUrl: string, versionInfo: string, resources: 
 }
 
 /** `body` followed by a `nonce = 5` field. Nonces are short ASCII (decimal counters). */
-export function withNonce(body: Uint8Array, nonce: string): Uint8Array {
+export function withNonce(body: Uint8Array, nonce: string): Buffer {
+  const out = Buffer.allocUnsafe(withNonceSize(body, nonce));
+  writeWithNonce(out, body, nonce);
+  return out;
+}
+
+/** The size of `withNonce(body, nonce)`. */
+export function withNonceSize(body: Uint8Array, nonce: string): number {
   if (nonce.length > 127) throw new Error("nonce too long");
-  const out = Buffer.allocUnsafe(body.length + 2 + nonce.length);
+  return body.length + 2 + nonce.length;
+}
+
+/** Writes `withNonce(body, nonce)` into `out` (at least withNonceSize bytes long). */
+export function writeWithNonce(out: Buffer, body: Uint8Array, nonce: string): void {
   out.set(body, 0);
   out[body.length] = (5 << 3) | WireType.LengthDelimited;
   out[body.length + 1] = nonce.length;
   out.write(nonce, body.length + 2, "latin1");
-  return out;
 }
 
 const deltaResources = new WeakMap<EncodedResource, Uint8Array>();
@@ -159,23 +151,6 @@ export function encodeDeltaBody(typeUrl: string, systemVersionInfo: string, reso
   if (systemVersionInfo !== "") writer.tag(1, WireType.LengthDelimited).string(systemVersionInfo);
   for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(deltaResourceBytes(resource));
   writer.tag(4, WireType.LengthDelimited).string(typeUrl);
-  for (const name of removed) writer.tag(6, WireType.LengthDelimited).string(name);
-  return writer.finish();
-}
-
-/** A DeltaDiscoveryResponse assembled from pre-encoded `Resource` messages. */
-export function encodeDeltaResponse(
-  typeUrl: string,
-  systemVersionInfo: string,
-  nonce: string,
-  resources: Iterable<EncodedResource>,
-  removed: Iterable<string>,
-): Uint8Array {
-  const writer = bodyWriter;
-  if (systemVersionInfo !== "") writer.tag(1, WireType.LengthDelimited).string(systemVersionInfo);
-  for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(deltaResourceBytes(resource));
-  writer.tag(4, WireType.LengthDelimited).string(typeUrl);
-  writer.tag(5, WireType.LengthDelimited).string(nonce);
   for (const name of removed) writer.tag(6, WireType.LengthDelimited).string(name);
   return writer.finish();
 }

@@ -5,7 +5,7 @@ import { RESOURCE_KINDS, type ResourceKind } from "../translate/resource-types.t
 import type { ResourceCache } from "./cache.ts";
 import { DeltaStream } from "./delta-stream.ts";
 import type { XdsMetrics } from "./metrics.ts";
-import { withNonce } from "./encoding.ts";
+import { withNonce, withNonceSize, writeWithNonce } from "./encoding.ts";
 import { parseProxy } from "./node.ts";
 import { ProxyDirectory, type ProxyStatus } from "./proxy-status.ts";
 import { PushScheduler } from "./push-scheduler.ts";
@@ -37,26 +37,20 @@ const SCRATCH_MAX = 1 << 20;
 let scratch = Buffer.allocUnsafeSlow(64 * 1024);
 
 /**
- * The response's bytes: `body` followed by the nonce as field 5, the same bytes
- * as `withNonce` (encoding.ts). grpc-js copies what this returns into its framed
- * message before it calls this again (serializeMessage), so the bytes are
- * joined in one reused buffer instead of a new one per stream and response.
+ * The response's bytes: `body` followed by the nonce as field 5 (withNonce,
+ * encoding.ts). grpc-js copies what this returns into its framed message
+ * before it calls this again (serializeMessage), so the bytes are joined in one
+ * reused buffer instead of a new one per stream and response.
  */
 function serializeResponse(response: Outgoing): Buffer {
   const { body, nonce } = response;
-  if (nonce.length > 127) throw new Error("nonce too long");
-  const size = body.length + 2 + nonce.length;
+  const size = withNonceSize(body, nonce);
   if (size > scratch.length) {
-    if (size > SCRATCH_MAX) return Buffer.from(withNonce(body, nonce));
+    if (size > SCRATCH_MAX) return withNonce(body, nonce);
     scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX, Math.max(size, scratch.length * 2)));
   }
-  const out = scratch;
-  out.set(body, 0);
-  let at = body.length;
-  out[at++] = (5 << 3) | 2;
-  out[at++] = nonce.length;
-  for (let i = 0; i < nonce.length; i++) out[at++] = nonce.charCodeAt(i);
-  return out.subarray(0, size);
+  writeWithNonce(scratch, body, nonce);
+  return scratch.subarray(0, size);
 }
 
 function bidi(path: string): grpc.MethodDefinition<Buffer, Outgoing> {
