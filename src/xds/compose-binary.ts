@@ -28,20 +28,11 @@ export function binaryOnce<Desc extends DescMessage>(schema: Desc, message: Mess
 }
 
 /**
- * toBinary of `message`, with the elements of its repeated message field
- * `listField` written from `element(item)`, framed once per element object
- * (elements are shared sub-messages) rather than encoded again.
+ * toBinary of `message` as pieces to concatenate, with the elements of its
+ * repeated message field `listField` written from `element(item)`, framed once
+ * per element object (elements are shared sub-messages) rather than encoded
+ * again. Pieces, so the caller can add its own framing in the same copy.
  */
-export function toBinaryComposed<Desc extends DescMessage, Item extends Message>(
-  schema: Desc,
-  message: MessageShape<Desc>,
-  listField: string,
-  element: (item: Item) => Uint8Array,
-): Uint8Array {
-  return Buffer.concat(composedParts(schema, message, listField, element));
-}
-
-/** toBinaryComposed as pieces to concatenate, so the caller can add its own framing in the same copy. */
 export function composedParts<Desc extends DescMessage, Item extends Message>(
   schema: Desc,
   message: MessageShape<Desc>,

@@ -10,12 +10,12 @@ import {
   LocalityLbEndpointsSchema,
 } from "../../src/gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { AddressSchema, SocketAddressSchema } from "../../src/gen/envoy/config/core/v3/address_pb.ts";
-import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
-import { VirtualHostSchema } from "../../src/gen/envoy/config/route/v3/route_components_pb.ts";
+import { RouteConfigurationSchema, type RouteConfiguration } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
+import { VirtualHostSchema, type VirtualHost } from "../../src/gen/envoy/config/route/v3/route_components_pb.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { RESOURCE_KINDS, SCHEMAS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
-import { toBinaryComposed, binaryOnce } from "../../src/xds/compose-binary.ts";
+import { binaryOnce, composedParts } from "../../src/xds/compose-binary.ts";
 import { clusterLoadAssignmentBinary, HANDLED_FIELDS } from "../../src/xds/endpoint-binary.ts";
 import { encodeResource } from "../../src/xds/encoding.ts";
 import { scenarios } from "../translate/scenarios.ts";
@@ -35,6 +35,11 @@ function unpackValue(any: Uint8Array): string {
 /** Bytes as hex: Buffer and Uint8Array compare equal, and a mismatch shows where. */
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString("hex");
+}
+
+/** The route configuration as the resource encoder assembles it, from its virtual hosts' once-encoded bytes. */
+function composedRoutes(message: RouteConfiguration): Buffer {
+  return Buffer.concat(composedParts(RouteConfigurationSchema, message, "virtualHosts", (host: VirtualHost) => binaryOnce(VirtualHostSchema, host)));
 }
 
 describe("resource encoding equals toBinary", () => {
@@ -138,7 +143,7 @@ describe("resource encoding equals toBinary", () => {
       requestHeadersToRemove: ["x-internal"],
       ignorePortInHostMatching: true,
     });
-    const composed = toBinaryComposed(RouteConfigurationSchema, message, "virtualHosts", (h: typeof host) => binaryOnce(VirtualHostSchema, h));
+    const composed = composedRoutes(message);
     expect(hex(composed)).toBe(hex(toBinary(RouteConfigurationSchema, message)));
     expect(fromBinary(RouteConfigurationSchema, composed).virtualHosts).toHaveLength(2);
   });
@@ -146,7 +151,7 @@ describe("resource encoding equals toBinary", () => {
   it("for a route configuration with only a name, and with unknown fields", () => {
     const host = create(VirtualHostSchema, { name: "api", domains: ["api"] });
     const named = create(RouteConfigurationSchema, { name: "outbound|http", virtualHosts: [host] });
-    const encode = (m: typeof named) => hex(toBinaryComposed(RouteConfigurationSchema, m, "virtualHosts", (h: typeof host) => binaryOnce(VirtualHostSchema, h)));
+    const encode = (m: typeof named) => hex(composedRoutes(m));
     expect(encode(named)).toBe(hex(toBinary(RouteConfigurationSchema, named)));
     const withUnknown = { ...named, $unknown: [{ no: 999, wireType: 0, data: new Uint8Array([1]) }] };
     expect(encode(withUnknown)).toBe(hex(toBinary(RouteConfigurationSchema, withUnknown)));
