@@ -15,6 +15,22 @@ export function shareStructure<T>(previous: T | undefined, next: T): T {
   return share(previous, next) as T;
 }
 
+/**
+ * Whether two structurally shared values have the same own fields, each the
+ * same value (===), except those named in `ignored`: how downstream code asks
+ * "did only these fields change?".
+ */
+export function sameFieldsExcept(a: object, b: object, ignored: readonly string[]): boolean {
+  const aRecord = a as Record<string, unknown>;
+  const bRecord = b as Record<string, unknown>;
+  const keys = Object.keys(bRecord);
+  if (Object.keys(aRecord).length !== keys.length) return false;
+  for (const key of keys) {
+    if (aRecord[key] !== bRecord[key] && !ignored.includes(key)) return false;
+  }
+  return true;
+}
+
 function share(a: unknown, b: unknown): unknown {
   if (Object.is(a, b)) return a;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return b;

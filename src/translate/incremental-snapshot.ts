@@ -1,7 +1,7 @@
 import type { RegistryState, Service } from "../model/registry.ts";
 import type { RateLimitPolicy } from "../model/route-policies.ts";
 import type { RuleSet, Subset } from "../model/rules.ts";
-import { shareStructure } from "../model/share.ts";
+import { sameFieldsExcept, shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { buildSnapshot } from "./build-snapshot.ts";
 import { colorRoutingFor, colorsOf } from "./cluster-policy-check.ts";
@@ -198,12 +198,7 @@ function findInstanceOnlyChanges(before: RegistryState, after: RegistryState): S
 
 /** Every field but `instances` is identical (after structural sharing). */
 function sameShape(a: Service, b: Service): boolean {
-  const aRecord = a as unknown as Record<string, unknown>;
-  const bRecord = b as unknown as Record<string, unknown>;
-  const keys = Object.keys(bRecord);
-  if (Object.keys(aRecord).length !== keys.length) return false;
-  for (const key of keys) {
-    if (key !== "instances" && aRecord[key] !== bRecord[key]) return false;
-  }
-  return true;
+  return sameFieldsExcept(a, b, INSTANCES);
 }
+
+const INSTANCES = ["instances"];

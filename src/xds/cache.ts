@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Proxy } from "../model/proxy.ts";
 import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
+import { sameFieldsExcept } from "../model/share.ts";
 import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
 import { releaseMemo } from "../translate/memo.ts";
 import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
@@ -369,7 +370,7 @@ export class ResourceCache {
    * that hold them. Returns the changed views, or null to rebuild everything.
    */
   private endpointFastPath(previous: MeshSnapshot | null, next: MeshSnapshot): ReadonlySet<string> | null {
-    if (!previous || !this.endpointsOf || !sameExceptRegistry(previous, next)) return null;
+    if (!previous || !this.endpointsOf || !sameFieldsExcept(previous, next, REGISTRY_ONLY)) return null;
     const changedServices = instanceOnlyChanges(previous.registry, next.registry);
     if (changedServices === null) return null;
     this.counters.endpointPatches++;
@@ -588,14 +589,7 @@ function internKey(kind: ResourceKind, name: string, version: string): string {
  * Snapshots share unchanged per-destination route lists (SnapshotBuilder).
  */
 function routeOnlyChanges(previous: MeshSnapshot | null, next: MeshSnapshot): ReadonlySet<string> | null {
-  if (!previous || previous.registry !== next.registry) return null;
-  const before = previous as unknown as Record<string, unknown>;
-  const after = next as unknown as Record<string, unknown>;
-  const keys = Object.keys(after);
-  if (Object.keys(before).length !== keys.length) return null;
-  for (const key of keys) {
-    if (key !== "routesByDestination" && key !== "rejected" && before[key] !== after[key]) return null;
-  }
+  if (!previous || !sameFieldsExcept(previous, next, ROUTES_ONLY)) return null;
   const changed = new Set<string>();
   for (const [destination, routes] of next.routesByDestination) {
     if (previous.routesByDestination.get(destination) !== routes) changed.add(destination);
@@ -612,17 +606,9 @@ function intersects(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return false;
 }
 
-/** Every field but the registry is the same object in both snapshots. */
-function sameExceptRegistry(a: MeshSnapshot, b: MeshSnapshot): boolean {
-  const aRecord = a as unknown as Record<string, unknown>;
-  const bRecord = b as unknown as Record<string, unknown>;
-  const keys = Object.keys(bRecord);
-  if (Object.keys(aRecord).length !== keys.length) return false;
-  for (const key of keys) {
-    if (key !== "registry" && aRecord[key] !== bRecord[key]) return false;
-  }
-  return true;
-}
+/** Fields that may differ between snapshots when only instances changed, or only routes. */
+const REGISTRY_ONLY = ["registry"];
+const ROUTES_ONLY = ["routesByDestination", "rejected"];
 
 /** `fresh`, with every kind whose content equals `before`'s replaced by `before`'s map; `before` itself if all are equal. */
 function reuseUnchanged(before: ProxyView, fresh: ProxyView): ProxyView {
