@@ -209,22 +209,30 @@ function lazyNode(bytes: Uint8Array | null): () => Node | undefined {
 
 // --- state of the world ---------------------------------------------------------------
 
-/** A DiscoveryRequest read by the fast scan; version and names are decoded on first use. */
-class ScannedSotwRequest implements SotwRequest, Decoded<SotwRequest> {
+/** What both kinds of scanned request share: their bytes, and the node decoded on demand. */
+abstract class ScannedRequest {
   typeUrl = "";
   responseNonce = "";
   errorDetail: ErrorDetail | undefined = undefined;
+  nodeStart = -1;
+  nodeEnd = -1;
+
+  constructor(readonly bytes: Uint8Array) {}
+
+  node(): Node | undefined {
+    return this.nodeStart < 0 ? undefined : fromBinary(NodeSchema, this.bytes.subarray(this.nodeStart, this.nodeEnd));
+  }
+}
+
+/** A DiscoveryRequest read by the fast scan; version and names are decoded on first use. */
+class ScannedSotwRequest extends ScannedRequest implements SotwRequest, Decoded<SotwRequest> {
   resourceNamesBytes: Uint8Array | undefined = EMPTY_BYTES;
   versionStart = 0;
   versionEnd = 0;
-  nodeStart = -1;
-  nodeEnd = -1;
   namesStart = -1;
   namesEnd = -1;
   private version: string | null = null;
   private names: readonly string[] | null = null;
-
-  constructor(readonly bytes: Uint8Array) {}
 
   get request(): SotwRequest {
     return this;
@@ -256,10 +264,6 @@ class ScannedSotwRequest implements SotwRequest, Decoded<SotwRequest> {
       this.names = names;
     }
     return this.names;
-  }
-
-  node(): Node | undefined {
-    return this.nodeStart < 0 ? undefined : fromBinary(NodeSchema, this.bytes.subarray(this.nodeStart, this.nodeEnd));
   }
 }
 
@@ -353,24 +357,13 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): Decoded<SotwRequest> 
 
 // --- delta ------------------------------------------------------------------------------
 
-class ScannedDeltaRequest implements DeltaRequest, Decoded<DeltaRequest> {
-  typeUrl = "";
-  responseNonce = "";
+class ScannedDeltaRequest extends ScannedRequest implements DeltaRequest, Decoded<DeltaRequest> {
   resourceNamesSubscribe: readonly string[] = EMPTY_NAMES;
   resourceNamesUnsubscribe: readonly string[] = EMPTY_NAMES;
   initialResourceVersions: Readonly<Record<string, string>> = EMPTY_VERSIONS;
-  errorDetail: ErrorDetail | undefined = undefined;
-  nodeStart = -1;
-  nodeEnd = -1;
-
-  constructor(readonly bytes: Uint8Array) {}
 
   get request(): DeltaRequest {
     return this;
-  }
-
-  node(): Node | undefined {
-    return this.nodeStart < 0 ? undefined : fromBinary(NodeSchema, this.bytes.subarray(this.nodeStart, this.nodeEnd));
   }
 }
 
