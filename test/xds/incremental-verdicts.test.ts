@@ -1,16 +1,14 @@
 /// <reference types="vite/client" />
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { Proxy } from "../../src/model/proxy.ts";
 import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
-import type { RuleSet } from "../../src/model/rules.ts";
 import type { MeshSnapshot } from "../../src/model/snapshot.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { selects } from "../../src/translate/rule-check.ts";
 import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
-import { RESOURCE_KINDS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { fingerprint, reference } from "./fingerprint.ts";
 import { scenarios, type Scenario } from "../translate/scenarios.ts";
 
 /**
@@ -156,19 +154,6 @@ function content(snapshot: MeshSnapshot): unknown {
   return { ...snapshot, rejected: [...snapshot.rejected] };
 }
 
-function fingerprint(cache: ResourceCache, proxy: Proxy): Record<string, Record<string, string>> {
-  const view = cache.viewFor(proxy);
-  if (!view) throw new Error("no view");
-  const out: Record<string, Record<string, string>> = {};
-  for (const kind of RESOURCE_KINDS) out[kind] = Object.fromEntries([...view.resources[kind]].map(([name, r]) => [name, r.version]));
-  return out;
-}
-
-function reference(registry: RegistryState, rules: RuleSet, proxy: Proxy): Record<string, Record<string, string>> {
-  const cache = new ResourceCache(translate, () => [], logger);
-  cache.setSnapshot(buildSnapshot(structuredClone(registry), structuredClone(rules)));
-  return fingerprint(cache, proxy);
-}
 
 describe("instance-only changes: incremental verdicts equal a full buildSnapshot", () => {
   it("finds the translation scenarios", () => {

@@ -1,14 +1,12 @@
 /// <reference types="vite/client" />
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { Proxy } from "../../src/model/proxy.ts";
 import type { RegistryState, Service } from "../../src/model/registry.ts";
 import type { RuleSet } from "../../src/model/rules.ts";
-import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
-import { RESOURCE_KINDS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { fingerprint, reference } from "./fingerprint.ts";
 import { scenarios, type Scenario } from "../translate/scenarios.ts";
 
 /**
@@ -24,21 +22,6 @@ import { scenarios, type Scenario } from "../translate/scenarios.ts";
 const logger = pino({ level: "silent" });
 
 
-/** Resource name -> version, per kind, for one proxy. */
-function fingerprint(cache: ResourceCache, proxy: Proxy): Record<string, Record<string, string>> {
-  const view = cache.viewFor(proxy);
-  if (!view) throw new Error("no view");
-  const out: Record<string, Record<string, string>> = {};
-  for (const kind of RESOURCE_KINDS) out[kind] = Object.fromEntries([...view.resources[kind]].map(([name, r]) => [name, r.version]));
-  return out;
-}
-
-/** A translation from scratch: fresh objects everywhere, so no memo built for the originals applies. */
-function reference(registry: RegistryState, rules: RuleSet, proxy: Proxy): Record<string, Record<string, string>> {
-  const cache = new ResourceCache(translate, () => [], logger);
-  cache.setSnapshot(buildSnapshot(structuredClone(registry), structuredClone(rules)));
-  return fingerprint(cache, proxy);
-}
 
 interface Step {
   readonly label: string;
