@@ -1,4 +1,4 @@
-import type { Instance, Service } from "../../src/model/registry.ts";
+import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
 import type { HttpRoute } from "../../src/model/rules.ts";
 
 /** Builders for golden scenarios: only what a scenario cares about is spelled out. */
@@ -9,6 +9,20 @@ export function instance(partial: Partial<Instance> & Pick<Instance, "id" | "ser
 
 export function service(name: string, protocol: Service["protocol"], port: number, instances: Instance[]): Service {
   return { name, protocol, port, instances: [...instances].sort((a, b) => (a.id < b.id ? -1 : 1)) };
+}
+
+/** A plain HTTP service on port 80 with one healthy instance on :8080 per address, ids <name>-<first>, <name>-<first + 1>, … in address order. */
+export function httpService(name: string, addresses: readonly string[], first = 0): Service {
+  return {
+    name,
+    protocol: "http",
+    port: 80,
+    instances: addresses.map((address, i) => instance({ id: `${name}-${first + i}`, service: name, address, port: 8080 })),
+  };
+}
+
+export function registryOf(...services: Service[]): RegistryState {
+  return { services: new Map(services.map((s) => [s.name, s])) };
 }
 
 /** A route; without destinations it sends everything to its destination service. */

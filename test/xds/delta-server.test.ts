@@ -1,8 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { pino } from "pino";
+import { httpService, registryOf } from "../translate/builders.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSignalbox, type RunningSignalbox } from "../../src/app.ts";
+import type { RunningSignalbox } from "../../src/app.ts";
 import {
   DeltaDiscoveryRequestSchema,
   DeltaDiscoveryResponseSchema,
@@ -10,10 +10,9 @@ import {
   DiscoveryResponseSchema,
   type DeltaDiscoveryResponse,
 } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
-import type { RegistryState, Service } from "../../src/model/registry.ts";
+import type { RegistryState } from "../../src/model/registry.ts";
 import { TYPE_URLS } from "../../src/translate/resource-types.ts";
-import { resourceGate } from "../../src/xds/validation-gate.ts";
-import { StaticRegistry, StaticRules } from "../support/static-sources.ts";
+import { startStaticSignalbox, StaticRegistry } from "../support/static-sources.ts";
 
 /**
  * Delta xDS over the wire, with a scripted client: the aggregated service and
@@ -22,32 +21,14 @@ import { StaticRegistry, StaticRules } from "../support/static-sources.ts";
  */
 const DELTA_ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
-function svc(name: string, address: string): Service {
-  return {
-    name,
-    protocol: "http",
-    port: 80,
-    instances: [{ id: `${name}-1`, service: name, address, port: 8080, meshPort: null, labels: {}, region: "", zone: "", weight: 1, health: "healthy" }],
-  };
-}
-const state = (apiAddress: string): RegistryState => ({ services: new Map([["api", svc("api", apiAddress)], ["db", svc("db", "10.1.0.2")]]) });
+const state = (apiAddress: string): RegistryState => registryOf(httpService("api", [apiAddress], 1), httpService("db", ["10.1.0.2"], 1));
 
 let signalbox: RunningSignalbox;
 let client: grpc.Client;
 const registry = new StaticRegistry(state("10.1.0.1"));
 
 beforeAll(async () => {
-  signalbox = await startSignalbox({
-    sources: { registries: [registry], mergeRegistries: ([s]) => s ?? state("10.1.0.1"), rules: new StaticRules() },
-    gate: resourceGate(),
-    logger: pino({ level: "silent" }),
-    xdsHost: "127.0.0.1",
-    xdsPort: 0,
-    adminHost: "127.0.0.1",
-    adminPort: 0,
-    debounceMs: 1,
-    maxDelayMs: 5,
-  });
+  signalbox = await startStaticSignalbox(registry, state("10.1.0.1"));
   client = new grpc.Client(`127.0.0.1:${signalbox.xdsPort}`, grpc.credentials.createInsecure());
 });
 

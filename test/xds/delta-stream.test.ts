@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
+import { httpService, registryOf } from "../translate/builders.ts";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   DeltaDiscoveryRequestSchema,
@@ -7,7 +8,7 @@ import {
   type DeltaDiscoveryResponse,
 } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
-import type { RegistryState, Service } from "../../src/model/registry.ts";
+import type { RegistryState } from "../../src/model/registry.ts";
 import { emptyRules } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
@@ -27,30 +28,6 @@ import type { ProxyStatus } from "../../src/xds/proxy-status.ts";
 const logger = pino({ level: "silent" });
 
 const sidecar: Proxy = { id: "web-1", service: "web", kind: "envoy", inboundPort: null, appPort: null, outboundPort: 15001, userAgent: "envoy" };
-
-function svc(name: string, addresses: string[]): Service {
-  return {
-    name,
-    protocol: "http",
-    port: 80,
-    instances: addresses.map((address, i) => ({
-      id: `${name}-${i}`,
-      service: name,
-      address,
-      port: 8080,
-      meshPort: null,
-      labels: {},
-      region: "",
-      zone: "",
-      weight: 1,
-      health: "healthy" as const,
-    })),
-  };
-}
-
-function registry(...services: Service[]): RegistryState {
-  return { services: new Map(services.map((s) => [s.name, s])) };
-}
 
 interface RequestOptions {
   subscribe?: string[];
@@ -133,7 +110,7 @@ describe.each([
     viaWire = wire;
     cache = new ResourceCache(translate, () => [], logger);
     c = new Client(cache);
-    cache.setSnapshot(buildSnapshot(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])), emptyRules));
+    cache.setSnapshot(buildSnapshot(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])), emptyRules));
   });
 
   it("treats a first CDS request naming nothing as a (legacy) wildcard and sends every cluster with its version", () => {
@@ -161,7 +138,7 @@ describe.each([
     expect(names(c.last())).toEqual(["outbound|db"]);
     c.ack("endpoint");
     const count = c.sent.length;
-    set(registry(svc("api", ["10.0.0.9"]), svc("db", ["10.0.0.2"])));
+    set(registryOf(httpService("api", ["10.0.0.9"]), httpService("db", ["10.0.0.2"])));
     expect(c.sent).toHaveLength(count + 1);
     expect(names(c.last())).toEqual(["outbound|api"]);
   });
@@ -185,7 +162,7 @@ describe.each([
     const count = c.sent.length;
     c.request("endpoint", { unsubscribe: ["outbound|api"] });
     expect(c.sent).toHaveLength(count);
-    set(registry(svc("api", ["10.0.0.9"]), svc("db", ["10.0.0.2"])));
+    set(registryOf(httpService("api", ["10.0.0.9"]), httpService("db", ["10.0.0.2"])));
     expect(c.sent).toHaveLength(count);
   });
 
@@ -206,7 +183,7 @@ describe.each([
     c.request("route", { subscribe: ["outbound|http"] });
     c.ack("route");
     const before = c.sent.length;
-    set(registry(svc("api", ["10.0.0.1"])));
+    set(registryOf(httpService("api", ["10.0.0.1"])));
     // db's endpoints and virtual host go now; its cluster waits for the route ACK.
     expect(c.kinds(before)).toEqual(["ClusterLoadAssignment", "RouteConfiguration"]);
     expect(c.last("endpoint").removedResources).toEqual(["outbound|db"]);
@@ -227,7 +204,7 @@ describe.each([
     c.request("route", { subscribe: ["outbound|http"] });
     c.ack("route");
     const before = c.sent.length;
-    set(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("cache", ["10.0.0.3"])));
+    set(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("cache", ["10.0.0.3"])));
     expect(c.kinds(before)).toEqual(["Cluster", "RouteConfiguration"]);
     expect(names(c.last("cluster"))).toEqual(["outbound|cache"]);
   });
@@ -238,7 +215,7 @@ describe.each([
     c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
     c.ack("endpoint");
     const before = c.sent.length;
-    set(registry({ ...svc("api", ["10.0.0.1"]), protocol: "grpc" }, svc("db", ["10.0.0.2"])));
+    set(registryOf({ ...httpService("api", ["10.0.0.1"]), protocol: "grpc" }, httpService("db", ["10.0.0.2"])));
     expect(c.kinds(before)).toEqual(["Cluster", "ClusterLoadAssignment"]);
     expect(names(c.last("cluster"))).toEqual(["outbound|api"]);
     expect(names(c.last("endpoint"))).toEqual(["outbound|api"]);
@@ -268,17 +245,17 @@ describe.each([
   it("on NACK records the error, keeps the proxy on what it accepted, and never resends the rejected versions", () => {
     c.request("cluster");
     c.ack("cluster");
-    set(registry(svc("api", ["10.0.0.1"]), { ...svc("db", ["10.0.0.2"]), protocol: "grpc" }));
+    set(registryOf(httpService("api", ["10.0.0.1"]), { ...httpService("db", ["10.0.0.2"]), protocol: "grpc" }));
     const rejected = c.last("cluster");
     expect(names(rejected)).toEqual(["outbound|db"]);
     c.request("cluster", { nonce: rejected.nonce, error: "cluster outbound|db: invalid" });
     expect(c.status.types.cluster).toMatchObject({ state: "nacked", lastError: { message: "cluster outbound|db: invalid" } });
     const count = c.sent.length;
     // Same content again (a new snapshot that changes nothing for db): not resent.
-    set(registry(svc("api", ["10.0.0.1"]), { ...svc("db", ["10.0.0.2"]), protocol: "grpc" }));
+    set(registryOf(httpService("api", ["10.0.0.1"]), { ...httpService("db", ["10.0.0.2"]), protocol: "grpc" }));
     expect(c.sent).toHaveLength(count);
     // New content is sent.
-    set(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    set(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
     expect(c.sent.length).toBeGreaterThan(count);
     expect(names(c.last("cluster"))).toEqual(["outbound|db"]);
   });

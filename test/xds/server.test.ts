@@ -1,8 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSignalbox, type RunningSignalbox } from "../../src/app.ts";
+import type { RunningSignalbox } from "../../src/app.ts";
 import {
   DiscoveryRequestSchema,
   DiscoveryResponseSchema,
@@ -10,42 +9,18 @@ import {
 } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { RegistryState } from "../../src/model/registry.ts";
 import { TYPE_URLS } from "../../src/translate/resource-types.ts";
-import { resourceGate } from "../../src/xds/validation-gate.ts";
-import { StaticRegistry, StaticRules } from "../support/static-sources.ts";
+import { startStaticSignalbox, StaticRegistry } from "../support/static-sources.ts";
+import { httpService, registryOf } from "../translate/builders.ts";
 
 /** The gRPC server and admin API with a scripted ADS client and in-memory sources. */
 const ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
-const registryState: RegistryState = {
-  services: new Map([
-    [
-      "api",
-      {
-        name: "api",
-        protocol: "http",
-        port: 80,
-        instances: [
-          { id: "api-1", service: "api", address: "10.1.0.1", port: 8080, meshPort: null, labels: {}, region: "", zone: "", weight: 1, health: "healthy" },
-        ],
-      },
-    ],
-  ]),
-};
+const registryState: RegistryState = registryOf(httpService("api", ["10.1.0.1"], 1));
 
 let signalbox: RunningSignalbox;
 let client: grpc.Client;
 
 beforeAll(async () => {
-  signalbox = await startSignalbox({
-    sources: { registries: [new StaticRegistry(registryState)], mergeRegistries: ([s]) => s ?? registryState, rules: new StaticRules() },
-    gate: resourceGate(),
-    logger: pino({ level: "silent" }),
-    xdsHost: "127.0.0.1",
-    xdsPort: 0,
-    adminHost: "127.0.0.1",
-    adminPort: 0,
-    debounceMs: 1,
-    maxDelayMs: 5,
-  });
+  signalbox = await startStaticSignalbox(new StaticRegistry(registryState), registryState);
   client = new grpc.Client(`127.0.0.1:${signalbox.xdsPort}`, grpc.credentials.createInsecure());
 });
 

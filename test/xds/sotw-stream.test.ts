@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
+import { httpService, registryOf } from "../translate/builders.ts";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   DiscoveryRequestSchema,
@@ -7,7 +8,7 @@ import {
   type DiscoveryResponse,
 } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
-import type { RegistryState, Service } from "../../src/model/registry.ts";
+import type { RegistryState } from "../../src/model/registry.ts";
 import { emptyRules } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
@@ -30,30 +31,6 @@ const sidecar: Proxy = {
   outboundPort: 15001,
   userAgent: "envoy",
 };
-
-function svc(name: string, addresses: string[]): Service {
-  return {
-    name,
-    protocol: "http",
-    port: 80,
-    instances: addresses.map((address, i) => ({
-      id: `${name}-${i}`,
-      service: name,
-      address,
-      port: 8080,
-      meshPort: null,
-      labels: {},
-      region: "",
-      zone: "",
-      weight: 1,
-      health: "healthy" as const,
-    })),
-  };
-}
-
-function registry(...services: Service[]): RegistryState {
-  return { services: new Map(services.map((s) => [s.name, s])) };
-}
 
 class Harness {
   readonly sent: DiscoveryResponse[] = [];
@@ -121,7 +98,7 @@ describe.each([
   beforeEach(() => {
     viaWire = wire;
     h = new Harness();
-    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
   });
 
   it("answers a wildcard CDS request with every cluster and does not resend on ACK", () => {
@@ -140,7 +117,7 @@ describe.each([
   it("uses the same content-hash version for the same content, across streams", () => {
     h.request("cluster");
     const other = new Harness();
-    other.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    other.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
     other.request("cluster");
     expect(other.last().versionInfo).toBe(h.last().versionInfo);
     expect(other.last().nonce).toBe(h.last().nonce); // nonces are per stream: both start at 1
@@ -150,7 +127,7 @@ describe.each([
     h.request("cluster");
     const version = h.last().versionInfo;
     const again = new Harness();
-    again.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    again.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
     again.request("cluster", { version });
     expect(again.sent).toHaveLength(0);
     expect(again.status.types.cluster?.ackedVersion).toBe(version);
@@ -164,9 +141,9 @@ describe.each([
     h.ack("listener");
     h.request("route", { names: ["outbound|http"] });
     const before = h.sent.length;
-    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("cache", ["10.0.0.3"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("cache", ["10.0.0.3"])));
     expect(h.kinds(before)).toEqual(["Cluster", "RouteConfiguration"]);
-    h.setRegistry(registry(svc("api", ["10.0.0.9"]), svc("db", ["10.0.0.2"]), svc("cache", ["10.0.0.4"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.9"]), httpService("db", ["10.0.0.2"]), httpService("cache", ["10.0.0.4"])));
     expect(h.kinds(before + 2)).toEqual(["ClusterLoadAssignment"]);
   });
 
@@ -178,7 +155,7 @@ describe.each([
     h.request("route", { names: ["outbound|http"] });
     h.ack("route", ["outbound|http"]);
     const before = h.sent.length;
-    h.setRegistry(registry(svc("api", ["10.0.0.1"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
     // Routes change (db's virtual host goes); CDS is not allowed to drop db yet.
     const pushed = h.sent.slice(before);
     expect(pushed.map((r) => r.typeUrl)).toEqual([TYPE_URLS.route]);
@@ -194,7 +171,7 @@ describe.each([
     h.ack("endpoint", ["outbound|api", "outbound|db"]);
     const before = h.sent.length;
     // A new service: CDS changes (new cluster), api/db endpoints unchanged.
-    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("x", ["10.0.0.5"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
     expect(h.kinds(before)).toEqual(["Cluster"]);
     h.ack("cluster");
     // Envoy re-subscribes with the same nonce it last ACKed; it must get an answer.
@@ -208,7 +185,7 @@ describe.each([
     h.request("cluster");
     h.ack("cluster");
     const accepted = h.last().versionInfo;
-    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("bad", ["10.0.0.3"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("bad", ["10.0.0.3"])));
     const rejected = h.last();
     h.request("cluster", { nonce: rejected.nonce, version: accepted, error: "cluster bad: invalid" });
     expect(h.status.types.cluster).toMatchObject({
@@ -218,17 +195,17 @@ describe.each([
     });
     const count = h.sent.length;
     // The same content again (a new snapshot generation that changes nothing) is not resent.
-    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"]), svc("bad", ["10.0.0.3"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("bad", ["10.0.0.3"])));
     expect(h.sent).toHaveLength(count);
     // New content is sent.
-    h.setRegistry(registry(svc("api", ["10.0.0.1"]), svc("db", ["10.0.0.2"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
     expect(h.sent).toHaveLength(count + 1);
   });
 
   it("ignores requests with a stale nonce", () => {
     h.request("cluster");
     const first = h.last();
-    h.setRegistry(registry(svc("api", ["10.0.0.1"])));
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
     const count = h.sent.length;
     h.request("cluster", { nonce: first.nonce, version: first.versionInfo, error: "late NACK of an old response" });
     expect(h.sent).toHaveLength(count);
