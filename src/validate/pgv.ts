@@ -254,10 +254,22 @@ function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
  */
 function runCached(plan: Plan, m: Rec, ctx: Ctx): void {
   if (ctx.clean.has(m)) return;
-  const before = ctx.out.length;
-  const clockBefore = ctx.nowNs;
+  const mark = cleanMark(ctx);
   runPlan(plan, m, ctx);
-  if (ctx.out.length === before && ctx.nowNs === clockBefore && clockBefore === undefined) ctx.clean.add(m);
+  rememberIfClean(m, ctx, mark);
+}
+
+/**
+ * Before checking a value: where its violations would start, or -1 when the
+ * clock was already read (a rule relative to now must be checked again).
+ */
+function cleanMark(ctx: Ctx): number {
+  return ctx.nowNs === undefined ? ctx.out.length : -1;
+}
+
+/** After checking `value`: remember it as clean if the check reported nothing and read no clock. */
+function rememberIfClean(value: object, ctx: Ctx, mark: number): void {
+  if (mark >= 0 && ctx.out.length === mark && ctx.nowNs === undefined) ctx.clean.add(value);
 }
 
 /** `(validate.disabled)` or `(validate.ignored)` (1072, newer validate.proto) on the message. */
@@ -1216,12 +1228,11 @@ function compileAny(r: AnyRules | undefined, rule: string, skip: boolean): Value
     if (notIn.length > 0 && notIn.includes(any.typeUrl)) {
       report(ctx, `${rule}.not_in`, `type URL must not be one of [${notIn.map(show).join(", ")}], got ${show(any.typeUrl)}`);
     }
-    if (skip || ctx.clean.has(any)) return;
     // A payload is decoded to be checked: remember a clean one (Anys are shared, like other sub-messages).
-    const before = ctx.out.length;
-    const clockBefore = ctx.nowNs;
+    if (skip || ctx.clean.has(any)) return;
+    const mark = cleanMark(ctx);
     visitAnyPayload(any, ctx);
-    if (ctx.out.length === before && clockBefore === undefined && ctx.nowNs === undefined) ctx.clean.add(any);
+    rememberIfClean(any, ctx, mark);
   };
 }
 
