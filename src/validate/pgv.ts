@@ -822,15 +822,29 @@ function compileNumeric(r: Message, scalar: ScalarType, rule: string): ValueChec
       if (range !== undefined || constVal !== undefined) report(ctx, rule, "value must be a number, got NaN");
       return;
     }
-    if (constVal !== undefined && x !== constVal) report(ctx, `${rule}.const`, `value must equal ${fmtNum(constVal)}, got ${fmtNum(x)}`);
-    if (range !== undefined) range(x, ctx);
-    if (inList.length > 0 && !inList.includes(x)) {
-      report(ctx, `${rule}.in`, `value must be one of [${inList.map(fmtNum).join(", ")}], got ${fmtNum(x)}`);
-    }
-    if (notIn.length > 0 && notIn.includes(x)) {
-      report(ctx, `${rule}.not_in`, `value must not be one of [${notIn.map(fmtNum).join(", ")}], got ${fmtNum(x)}`);
-    }
+    checkComparable(x, ctx, rule, fmtNum, constVal, range, inList, notIn);
   };
+}
+
+/** The const, range, in and not_in rules of a number or a duration (as nanoseconds), with values shown by `fmt`. */
+function checkComparable(
+  x: Num,
+  ctx: Ctx,
+  rule: string,
+  fmt: (x: Num) => string,
+  constVal: Num | undefined,
+  range: ((x: Num, ctx: Ctx) => void) | undefined,
+  inList: readonly Num[],
+  notIn: readonly Num[],
+): void {
+  if (constVal !== undefined && x !== constVal) report(ctx, `${rule}.const`, `value must equal ${fmt(constVal)}, got ${fmt(x)}`);
+  if (range !== undefined) range(x, ctx);
+  if (inList.length > 0 && !inList.includes(x)) {
+    report(ctx, `${rule}.in`, `value must be one of [${inList.map(fmt).join(", ")}], got ${fmt(x)}`);
+  }
+  if (notIn.length > 0 && notIn.includes(x)) {
+    report(ctx, `${rule}.not_in`, `value must not be one of [${notIn.map(fmt).join(", ")}], got ${fmt(x)}`);
+  }
 }
 
 function compileBool(r: BoolRules, rule: string): ValueCheck | undefined {
@@ -1318,17 +1332,7 @@ function compileDuration(r: DurationRules, rule: string): ValueCheck | undefined
       report(ctx, rule, `value must be a valid duration, got ${d.seconds}s ${d.nanos}ns: ${problem}`);
       return;
     }
-    const x = durationNs(d);
-    if (constVal !== undefined && x !== constVal) {
-      report(ctx, `${rule}.const`, `value must equal ${formatDuration(constVal)}, got ${formatDuration(x)}`);
-    }
-    if (range !== undefined) range(x, ctx);
-    if (inList.length > 0 && !inList.includes(x)) {
-      report(ctx, `${rule}.in`, `value must be one of [${inList.map(formatDuration).join(", ")}], got ${formatDuration(x)}`);
-    }
-    if (notIn.length > 0 && notIn.includes(x)) {
-      report(ctx, `${rule}.not_in`, `value must not be one of [${notIn.map(formatDuration).join(", ")}], got ${formatDuration(x)}`);
-    }
+    checkComparable(durationNs(d), ctx, rule, formatDuration, constVal, range, inList, notIn);
   };
 }
 
