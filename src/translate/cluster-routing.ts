@@ -179,10 +179,14 @@ export function decorateVirtualHost(
   return { ...vhost, routes };
 }
 
+/** Whether the inbound routes of `service` allow websocket upgrades (its connection policy). */
+export function upgradesInboundWebsocket(snapshot: MeshSnapshot, service: Service): boolean {
+  return service.protocol === "http" && (clusterPolicyFor(snapshot.clusterPolicies, service.name).connection?.websocket ?? false);
+}
+
 /** The inbound side of WebSocket: the sidecar in front of the app must let the upgrade through too. */
 export function decorateInboundVirtualHost(snapshot: MeshSnapshot, service: Service, vhost: VirtualHost): VirtualHost {
-  const websocket = service.protocol === "http" && (clusterPolicyFor(snapshot.clusterPolicies, service.name).connection?.websocket ?? false);
-  if (!websocket) return vhost;
+  if (!upgradesInboundWebsocket(snapshot, service)) return vhost;
   const routes = vhost.routes.map((original) => {
     if (original.action.case !== "route") return original;
     const route = clone(RouteSchema, original);

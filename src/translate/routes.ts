@@ -501,7 +501,15 @@ export function routeConfiguration(name: string, virtualHosts: VirtualHost[]): R
  * the service's destination-wide rate limit (a token bucket per instance).
  */
 export function inboundVirtualHost(service: Service, appPort: number, policies?: ActiveRoutePolicies): VirtualHost {
-  const limit = policies?.byDestination.get(service.name)?.rateLimits.destination ?? null;
+  return inboundVirtualHostWith(appPort, inboundRateLimit(service.name, policies));
+}
+
+/** The inbound virtual host of a service without a destination rate limit: the same for every such service. */
+export function plainInboundVirtualHost(appPort: number): VirtualHost {
+  return inboundVirtualHostWith(appPort, null);
+}
+
+function inboundVirtualHostWith(appPort: number, limit: RateLimitPolicy | null): VirtualHost {
   return create(VirtualHostSchema, {
     name: "inbound",
     domains: ["*"],
@@ -514,6 +522,11 @@ export function inboundVirtualHost(service: Service, appPort: number, policies?:
       }),
     ],
   });
+}
+
+/** The destination-wide rate limit of `service`, enforced on its inbound route; null when none. */
+export function inboundRateLimit(service: string, policies?: ActiveRoutePolicies): RateLimitPolicy | null {
+  return policies?.byDestination.get(service)?.rateLimits.destination ?? null;
 }
 
 /** Whether the inbound router of `service` honours x-envoy-expected-rq-timeout-ms (its destination-wide timeout policy propagates). */

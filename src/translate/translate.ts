@@ -1,5 +1,6 @@
 import type { Message } from "@bufbuild/protobuf";
 import type { VirtualHost } from "../gen/envoy/config/route/v3/route_components_pb.ts";
+import type { RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
 import type { Proxy } from "../model/proxy.ts";
 import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
@@ -9,13 +10,13 @@ import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener }
 import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
 import { acrossSnapshots, acrossSnapshotsByName, byIdentity, memoOn, perSnapshot, perSnapshotIn } from "./memo.ts";
 import { ComposedMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
-import { inboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
+import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { policiesSingleOut } from "../model/route-policies.ts";
 import { selects } from "./rule-check.ts";
 import { scopedServices } from "./scope.ts";
 import { clusterPoliciesSingleOut, clusterPolicyFor } from "../model/cluster-policies.ts";
 import { colorOf, colorRoutingFor } from "./cluster-policy-check.ts";
-import { decorateInboundVirtualHost, decorateVirtualHost } from "./cluster-routing.ts";
+import { decorateInboundVirtualHost, decorateVirtualHost, upgradesInboundWebsocket } from "./cluster-routing.ts";
 import { sidecarTcp } from "./tcp.ts";
 
 /**
@@ -233,12 +234,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
       sidecarInboundListener(inboundPort, routeName, options),
     );
     listeners.set(inbound.name, inbound);
-    routes.set(
-      routeName,
-      acrossSnapshots(own, `inbound-routes|${inboundPort}|${appPort}`, ruleContext(snapshot), () =>
-        routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, appPort, snapshot.routePolicies))]),
-      ),
-    );
+    routes.set(routeName, inboundRoutes(snapshot, own, inboundPort, appPort));
   }
 
   // Plain TCP services on local ports (tcp.ts).
@@ -247,6 +243,24 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   const tcpServices = tcp.services.flatMap((name) => snapshot.registry.services.get(name) ?? []);
   upstreamClustersAndEndpoints(snapshot, tcpServices, clusters, endpoints, "envoy");
   return { cluster: new ComposedMap(clusters), endpoint: new ComposedMap(endpoints), listener: listeners, route: routes, routeReads: routeReads(snapshot, proxy) };
+}
+
+/**
+ * The inbound route configuration of `own` on these ports. Without an inbound
+ * policy of its own (a destination rate limit, websocket upgrades) it is the
+ * same for every service, so it is built (and encoded) once per port pair
+ * rather than once per service.
+ */
+function inboundRoutes(snapshot: MeshSnapshot, own: Service, inboundPort: number, appPort: number): RouteConfiguration {
+  const routeName = inboundRouteConfig(inboundPort);
+  if (inboundRateLimit(own.name, snapshot.routePolicies) === null && !upgradesInboundWebsocket(snapshot, own)) {
+    return acrossSnapshotsByName(`inbound-routes|${inboundPort}|${appPort}`, [inboundPort, appPort], () =>
+      routeConfiguration(routeName, [plainInboundVirtualHost(appPort)]),
+    );
+  }
+  return acrossSnapshots(own, `inbound-routes|${inboundPort}|${appPort}`, ruleContext(snapshot), () =>
+    routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, appPort, snapshot.routePolicies))]),
+  );
 }
 
 /**
