@@ -8,6 +8,7 @@ import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
 import { releaseMemo } from "../translate/memo.ts";
 import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
 import { serviceEndpoints } from "../translate/translate.ts";
+import { EncodedPart, PartsMap } from "./encoded-parts.ts";
 import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
 import { viewKey } from "./node.ts";
 
@@ -37,7 +38,8 @@ export type EndpointTranslator = (snapshot: MeshSnapshot, service: Service) => R
 /** Field-level validation of one resource; returns human-readable violations. */
 export type ResourceGate = (kind: ResourceKind, name: string, message: Message) => string[];
 
-export type EncodedSet = Readonly<Record<ResourceKind, ReadonlyMap<string, EncodedResource>>>;
+/** A view's resources per kind, each as the shared encoded parts it was translated from (encoded-parts.ts). */
+export type EncodedSet = Readonly<Record<ResourceKind, PartsMap>>;
 
 export interface InvalidResource {
   readonly kind: ResourceKind;
@@ -79,11 +81,14 @@ export class ProxyView {
     /** Generation of the snapshot this view was last changed in. */
     readonly generation: number,
     readonly resources: EncodedSet,
-    /** Endpoint resources of the view withheld because they failed validation. */
-    readonly withheld: ReadonlySet<string>,
     /** Memoized targets per kind; a kind whose map is unchanged carries its memo over. */
     private readonly targets: Record<ResourceKind, Map<string, Target>> = emptyTargets(),
   ) {}
+
+  /** Endpoint resources of the view withheld because they failed validation. */
+  get withheld(): ReadonlySet<string> {
+    return this.resources.endpoint.withheld;
+  }
 
   /** Every resource of `kind` (a wildcard subscription). */
   all(kind: ResourceKind): Target {
@@ -115,8 +120,8 @@ export class ProxyView {
   }
 
   /** A view with some kinds replaced; kinds not replaced keep their maps and memos. */
-  with(generation: number, replaced: Partial<EncodedSet>, withheld: ReadonlySet<string> = this.withheld): ProxyView {
-    const resources = { ...this.resources } as Record<ResourceKind, ReadonlyMap<string, EncodedResource>>;
+  with(generation: number, replaced: Partial<EncodedSet>): ProxyView {
+    const resources = { ...this.resources } as Record<ResourceKind, PartsMap>;
     const targets = { ...this.targets };
     for (const kind of RESOURCE_KINDS) {
       const map = replaced[kind];
@@ -125,7 +130,7 @@ export class ProxyView {
         targets[kind] = new Map();
       }
     }
-    return new ProxyView(this.key, generation, resources, withheld, targets);
+    return new ProxyView(this.key, generation, resources, targets);
   }
 }
 
@@ -157,14 +162,16 @@ export class ResourceCache {
   private readonly retained = new Map<string, { proxy: Proxy; count: number }>();
   /** Per view key, the services whose routes its last translation read (ResourceSet.routeReads). */
   private readonly routeReads = new Map<string, ReadonlySet<string>>();
-  /** Endpoint resource name -> keys of the views holding it (the fast path visits only those). */
-  private endpointIndex = new Map<string, Set<string>>();
+  /** Endpoint part -> keys of the views holding it (the fast path visits only those). */
+  private readonly viewsByEndpointPart = new Map<EncodedPart, Set<string>>();
+  /** Endpoint resource name (withheld ones too) -> the indexed parts holding it. */
+  private readonly endpointPartsByName = new Map<string, Set<EncodedPart>>();
   /** Encoded resources by kind/name/version, so equal content is encoded and validated once. */
   private interned = new Map<string, Interned>();
   /** Encoded resources by message object: a message shared by many views is encoded once. */
   private byMessage = new WeakMap<Message, Interned>();
   /** The same for the shared parts of composed maps (a service's clusters, its endpoints). */
-  private readonly internedParts = new WeakMap<ResourceMap, readonly (readonly [string, Interned])[]>();
+  private readonly internedParts = new WeakMap<ResourceMap, EncodedPart>();
   private internedAtRebuild = 0;
   private replacedSinceCompaction = 0;
   private readonly invalid = new Map<string, InvalidResource>();
@@ -255,23 +262,35 @@ export class ResourceCache {
   }
 
   private index(view: ProxyView): void {
-    const add = (name: string): void => {
-      let keys = this.endpointIndex.get(name);
-      if (!keys) this.endpointIndex.set(name, (keys = new Set()));
-      keys.add(view.key);
-    };
-    for (const name of view.resources.endpoint.keys()) add(name);
-    for (const name of view.withheld) add(name);
+    for (const part of view.resources.endpoint.parts) this.indexPart(part, view.key);
   }
 
   private unindex(view: ProxyView): void {
-    const remove = (name: string): void => {
-      const keys = this.endpointIndex.get(name);
-      keys?.delete(view.key);
-      if (keys?.size === 0) this.endpointIndex.delete(name);
-    };
-    for (const name of view.resources.endpoint.keys()) remove(name);
-    for (const name of view.withheld) remove(name);
+    for (const part of view.resources.endpoint.parts) this.unindexPart(part, view.key);
+  }
+
+  private indexPart(part: EncodedPart, key: string): void {
+    let keys = this.viewsByEndpointPart.get(part);
+    if (!keys) {
+      this.viewsByEndpointPart.set(part, (keys = new Set()));
+      for (const name of part.names()) {
+        let parts = this.endpointPartsByName.get(name);
+        if (!parts) this.endpointPartsByName.set(name, (parts = new Set()));
+        parts.add(part);
+      }
+    }
+    keys.add(key);
+  }
+
+  private unindexPart(part: EncodedPart, key: string): void {
+    const keys = this.viewsByEndpointPart.get(part);
+    if (!keys?.delete(key) || keys.size > 0) return;
+    this.viewsByEndpointPart.delete(part);
+    for (const name of part.names()) {
+      const parts = this.endpointPartsByName.get(name);
+      parts?.delete(part);
+      if (parts?.size === 0) this.endpointPartsByName.delete(name);
+    }
   }
 
   // --- full rebuild ------------------------------------------------------------
@@ -303,7 +322,7 @@ export class ResourceCache {
       old.delete(key);
       if (view !== before) changed.add(key);
       this.views.set(key, view);
-      if (before?.resources.endpoint !== view.resources.endpoint || before?.withheld !== view.withheld) {
+      if (before?.resources.endpoint !== view.resources.endpoint) {
         if (before) this.unindex(before);
         this.index(view);
       }
@@ -320,45 +339,35 @@ export class ResourceCache {
   private translateView(snapshot: MeshSnapshot, key: string, proxy: Proxy): ProxyView {
     this.counters.viewsTranslated++;
     const set = this.translator(snapshot, proxy);
-    const out = {} as Record<ResourceKind, Map<string, EncodedResource>>;
-    let withheld: Set<string> | null = null;
+    const out = {} as Record<ResourceKind, PartsMap>;
     for (const kind of RESOURCE_KINDS) {
-      const encoded = new Map<string, EncodedResource>();
       const map = set[kind];
-      // A composed map's parts are shared by many views: each is interned once.
-      const parts = map instanceof ComposedMap ? map.parts.map((part) => this.internPart(kind, part)) : [this.internEntries(kind, map)];
-      for (const entries of parts) {
-        for (const [name, entry] of entries) {
-          // A later part wins a name, as Map.set would (parts of one view do not share names in practice).
-          if (entry.violations.length === 0) {
-            encoded.set(name, entry.encoded);
-            if (kind === "endpoint") withheld?.delete(name);
-          } else {
-            encoded.delete(name);
-            if (kind === "endpoint") (withheld ??= new Set()).add(name);
-          }
-        }
-      }
-      out[kind] = encoded;
+      // A composed map's parts are shared by many views: each is encoded once and held, not copied.
+      out[kind] = new PartsMap(map instanceof ComposedMap ? map.parts.map((part) => this.internPart(kind, part)) : [this.encodePart(kind, map)]);
     }
     if (set.routeReads) this.routeReads.set(key, set.routeReads);
     else this.routeReads.delete(key);
-    return new ProxyView(key, this.generation, out, withheld ?? EMPTY_SET);
+    return new ProxyView(key, this.generation, out);
   }
 
-  private internPart(kind: ResourceKind, part: ResourceMap): readonly (readonly [string, Interned])[] {
-    let entries = this.internedParts.get(part);
-    if (!entries) {
-      entries = this.internEntries(kind, part);
-      this.internedParts.set(part, entries);
+  private internPart(kind: ResourceKind, part: ResourceMap): EncodedPart {
+    let encoded = this.internedParts.get(part);
+    if (!encoded) {
+      encoded = this.encodePart(kind, part);
+      this.internedParts.set(part, encoded);
     }
-    return entries;
+    return encoded;
   }
 
-  private internEntries(kind: ResourceKind, map: ResourceMap): (readonly [string, Interned])[] {
-    const entries: (readonly [string, Interned])[] = [];
-    for (const [name, message] of map) entries.push([name, this.intern(kind, name, message)]);
-    return entries;
+  private encodePart(kind: ResourceKind, map: ResourceMap): EncodedPart {
+    const resources = new Map<string, EncodedResource>();
+    let withheld: Set<string> | null = null;
+    for (const [name, message] of map) {
+      const entry = this.intern(kind, name, message);
+      if (entry.violations.length === 0) resources.set(name, entry.encoded);
+      else (withheld ??= new Set()).add(name);
+    }
+    return new EncodedPart(resources, withheld ?? EMPTY_SET);
   }
 
   // --- endpoint fast path ----------------------------------------------------
@@ -374,37 +383,40 @@ export class ResourceCache {
     const changedServices = instanceOnlyChanges(previous.registry, next.registry);
     if (changedServices === null) return null;
     this.counters.endpointPatches++;
-    // name -> new encoded resource, or null when the new version is withheld.
-    const replacements = new Map<string, EncodedResource | null>();
+    // Each changed service's endpoints, encoded once, as the part a fresh translation would hold.
+    const newPartByName = new Map<string, EncodedPart>();
     for (const service of changedServices) {
-      for (const [name, message] of this.endpointsOf(next, service)) {
-        const entry = this.intern("endpoint", name, message);
-        replacements.set(name, entry.violations.length === 0 ? entry.encoded : null);
+      const part = this.internPart("endpoint", this.endpointsOf(next, service));
+      for (const name of part.names()) newPartByName.set(name, part);
+      this.replacedSinceCompaction += part.nameCount;
+    }
+    // The held parts with any of those names, and what replaces each.
+    const successors = new Map<EncodedPart, EncodedPart>();
+    for (const name of newPartByName.keys()) {
+      for (const held of this.endpointPartsByName.get(name) ?? []) {
+        if (successors.has(held)) continue;
+        const successor = successorOf(held, newPartByName);
+        if (!successor.sameContent(held)) successors.set(held, successor);
       }
     }
-    const affected = new Set<string>();
-    for (const name of replacements.keys()) for (const key of this.endpointIndex.get(name) ?? []) affected.add(key);
-    this.replacedSinceCompaction += replacements.size;
+    // Views holding a replaced part: swap it, and move the view in the index.
+    const swapsByView = new Map<string, Map<EncodedPart, EncodedPart>>();
+    for (const [held, successor] of successors) {
+      for (const key of this.viewsByEndpointPart.get(held) ?? []) {
+        let swaps = swapsByView.get(key);
+        if (!swaps) swapsByView.set(key, (swaps = new Map()));
+        swaps.set(held, successor);
+      }
+    }
     const changed = new Set<string>();
-    for (const key of affected) {
+    for (const [key, swaps] of swapsByView) {
       const view = this.views.get(key);
       if (!view) continue;
-      const current = view.resources.endpoint;
-      let patched: Map<string, EncodedResource | null> | null = null;
-      let withheld: Set<string> | null = null;
-      for (const [name, replacement] of replacements) {
-        const before = current.get(name);
-        if (before === undefined && !view.withheld.has(name)) continue; // not in this view
-        if (replacement === before) continue;
-        (patched ??= new Map()).set(name, replacement);
-        if (view.withheld.has(name) !== (replacement === null)) {
-          withheld ??= new Set(view.withheld);
-          if (replacement === null) withheld.add(name);
-          else withheld.delete(name);
-        }
+      for (const [held, successor] of swaps) {
+        this.unindexPart(held, key);
+        this.indexPart(successor, key);
       }
-      if (!patched) continue;
-      this.views.set(key, view.with(this.generation, { endpoint: PatchedMap.of(current, patched) }, withheld ?? view.withheld));
+      this.views.set(key, view.with(this.generation, { endpoint: view.resources.endpoint.replacing(swaps) }));
       changed.add(key);
     }
     // Keep the intern table bounded under endpoint churn: re-derive it from the views now and then.
@@ -466,119 +478,6 @@ export class ResourceCache {
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
 
-/**
- * A map patched by the endpoint fast path without copying it: `base` with some
- * entries replaced, removed (null) or added; iterates in base order, added
- * names last (order carries no meaning: versions sort names). A view that
- * holds every service's endpoints (a proxy that declared no dependencies) thus
- * costs one small map per endpoint change rather than a copy of thousands of
- * entries. Each change's patch is kept as a layer (no copy per change); every
- * few changes the layers are merged into one, and once the patches outgrow an
- * eighth of the base they are folded into a fresh base, so a lookup reads at
- * most a handful of small maps and the copying stays amortized.
- */
-export class PatchedMap<V> implements ReadonlyMap<string, V> {
-  private constructor(
-    private readonly base: ReadonlyMap<string, V>,
-    /** Patches, oldest first: the newest entry for a name wins; null removes it. */
-    private readonly layers: readonly ReadonlyMap<string, V | null>[],
-    readonly size: number,
-  ) {}
-
-  /** `current` with `changes` applied (a value replaces or adds, null removes); `changes` must not change afterwards. */
-  static of<V>(current: ReadonlyMap<string, V>, changes: ReadonlyMap<string, V | null>): ReadonlyMap<string, V> {
-    let size = current.size;
-    for (const [name, value] of changes) {
-      const had = current.has(name);
-      if (had && value === null) size--;
-      else if (!had && value !== null) size++;
-    }
-    const base = current instanceof PatchedMap ? (current.base as ReadonlyMap<string, V>) : current;
-    let layers = current instanceof PatchedMap ? [...(current.layers as readonly ReadonlyMap<string, V | null>[]), changes] : [changes];
-    if (layers.length > MAX_PATCH_LAYERS) layers = [mergeLayers(base, layers)];
-    let patched = 0;
-    for (const layer of layers) patched += layer.size;
-    if (patched <= Math.max(128, base.size >> 3)) return new PatchedMap(base, layers, size);
-    // Fold: a native copy of the base, then the patches.
-    const folded = new Map(base);
-    for (const layer of layers) {
-      for (const [name, value] of layer) {
-        if (value === null) folded.delete(name);
-        else folded.set(name, value);
-      }
-    }
-    return folded;
-  }
-
-  /** The newest patch for `name`: a value, null (removed), or undefined (unpatched). */
-  private patch(name: string): V | null | undefined {
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      const value = (this.layers[i] as ReadonlyMap<string, V | null>).get(name);
-      if (value !== undefined) return value;
-    }
-    return undefined;
-  }
-
-  get(name: string): V | undefined {
-    const patch = this.patch(name);
-    if (patch !== undefined) return patch ?? undefined;
-    return this.base.get(name);
-  }
-
-  has(name: string): boolean {
-    const patch = this.patch(name);
-    return patch !== undefined ? patch !== null : this.base.has(name);
-  }
-
-  *entries(): MapIterator<[string, V]> {
-    for (const [name, value] of this.base) {
-      const patch = this.patch(name);
-      if (patch === undefined) yield [name, value];
-      else if (patch !== null) yield [name, patch];
-    }
-    // Names the patches added, once each, with their newest value.
-    const seen = new Set<string>();
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      for (const [name, value] of this.layers[i] as ReadonlyMap<string, V | null>) {
-        if (seen.has(name) || this.base.has(name)) continue;
-        seen.add(name);
-        if (value !== null) yield [name, value];
-      }
-    }
-  }
-
-  [Symbol.iterator](): MapIterator<[string, V]> {
-    return this.entries();
-  }
-
-  *keys(): MapIterator<string> {
-    for (const [name] of this.entries()) yield name;
-  }
-
-  *values(): MapIterator<V> {
-    for (const [, value] of this.entries()) yield value;
-  }
-
-  forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void, thisArg?: unknown): void {
-    for (const [name, value] of this.entries()) callback.call(thisArg, value, name, this);
-  }
-}
-
-/** Layers a PatchedMap keeps before merging them into one. */
-const MAX_PATCH_LAYERS = 4;
-
-/** Layers merged into one patch; a patch that restores the base's own entry (or removes a name the base lacks) is dropped. */
-function mergeLayers<V>(base: ReadonlyMap<string, V>, layers: readonly ReadonlyMap<string, V | null>[]): Map<string, V | null> {
-  const merged = new Map<string, V | null>();
-  for (const layer of layers) {
-    for (const [name, value] of layer) {
-      if (value === null ? !base.has(name) : base.get(name) === value) merged.delete(name);
-      else merged.set(name, value);
-    }
-  }
-  return merged;
-}
-
 function internKey(kind: ResourceKind, name: string, version: string): string {
   return `${kind}\u0000${name}\u0000${version}`;
 }
@@ -612,7 +511,7 @@ const ROUTES_ONLY = ["routesByDestination", "rejected"];
 
 /** `fresh`, with every kind whose content equals `before`'s replaced by `before`'s map; `before` itself if all are equal. */
 function reuseUnchanged(before: ProxyView, fresh: ProxyView): ProxyView {
-  const replaced: Partial<Record<ResourceKind, ReadonlyMap<string, EncodedResource>>> = {};
+  const replaced: Partial<Record<ResourceKind, PartsMap>> = {};
   let anyChanged = false;
   for (const kind of RESOURCE_KINDS) {
     if (sameResources(before.resources[kind], fresh.resources[kind])) continue;
@@ -620,11 +519,13 @@ function reuseUnchanged(before: ProxyView, fresh: ProxyView): ProxyView {
     anyChanged = true;
   }
   if (!anyChanged && sameSet(before.withheld, fresh.withheld)) return before;
-  return before.with(fresh.generation, replaced, fresh.withheld);
+  // Withheld names live in the endpoint parts: a change there replaces them.
+  if (!replaced.endpoint && !sameSet(before.withheld, fresh.withheld)) replaced.endpoint = fresh.resources.endpoint;
+  return before.with(fresh.generation, replaced);
 }
 
-function sameResources(a: ReadonlyMap<string, EncodedResource>, b: ReadonlyMap<string, EncodedResource>): boolean {
-  if (a === b) return true;
+function sameResources(a: PartsMap, b: PartsMap): boolean {
+  if (a === b || a.sameParts(b)) return true;
   if (a.size !== b.size) return false;
   for (const [name, resource] of b) {
     const other = a.get(name);
@@ -638,4 +539,29 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
   for (const name of a) if (!b.has(name)) return false;
   return true;
+}
+
+/**
+ * What replaces `held` after an endpoint change: the changed service's new part
+ * when `held` is its previous one (same names, all from that part), else a copy
+ * of `held` with the changed names taken from their new parts.
+ */
+function successorOf(held: EncodedPart, newPartByName: ReadonlyMap<string, EncodedPart>): EncodedPart {
+  let candidate: EncodedPart | undefined;
+  let whole = true;
+  for (const name of held.names()) {
+    const part = newPartByName.get(name);
+    candidate ??= part;
+    if (part === undefined || part !== candidate) whole = false;
+  }
+  if (whole && candidate !== undefined && candidate.nameCount === held.nameCount) return candidate;
+  const resources = new Map<string, EncodedResource>();
+  const withheld = new Set<string>();
+  for (const name of held.names()) {
+    const source = newPartByName.get(name) ?? held;
+    const resource = source.resources.get(name);
+    if (resource !== undefined) resources.set(name, resource);
+    else withheld.add(name);
+  }
+  return new EncodedPart(resources, withheld.size === 0 ? EMPTY_SET : withheld);
 }

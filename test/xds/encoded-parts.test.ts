@@ -1,0 +1,77 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { RESOURCE_KINDS } from "../../src/translate/resource-types.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { ResourceCache } from "../../src/xds/cache.ts";
+import { scenarios } from "../translate/scenarios.ts";
+import { EncodedPart, PartsMap } from "../../src/xds/encoded-parts.ts";
+import type { EncodedResource } from "../../src/xds/encoding.ts";
+
+function resource(name: string, version = "v1"): EncodedResource {
+  return { kind: "endpoint", name, version, any: new Uint8Array(), size: 0 };
+}
+
+function part(names: readonly string[], withheld: readonly string[] = []): EncodedPart {
+  return new EncodedPart(new Map(names.map((name) => [name, resource(name)])), new Set(withheld));
+}
+
+/** PartsMap (a view's resources held as shared parts) reads like the Map merged from its parts. */
+describe("PartsMap", () => {
+  for (const partCount of [0, 1, 5, 16, 17, 300]) {
+    it(`matches the merged map with ${partCount} parts (scanned or indexed)`, () => {
+      const parts = Array.from({ length: partCount }, (_, p) => part([`s${p}`, `s${p}|v1`, `s${p}|v2`].slice(0, 1 + (p % 3)), p % 7 === 3 ? [`s${p}|bad`] : []));
+      const map = new PartsMap(parts);
+      const merged = new Map(parts.flatMap((each) => [...each.resources]));
+      expect(map.size).toBe(merged.size);
+      expect([...map.keys()]).toEqual([...merged.keys()]);
+      expect([...map.values()]).toEqual([...merged.values()]);
+      expect([...map]).toEqual([...merged]);
+      for (const name of [...merged.keys(), "missing", "s3|bad"]) {
+        expect(map.get(name)).toBe(merged.get(name));
+        expect(map.has(name)).toBe(merged.has(name));
+      }
+      expect([...map.withheld].sort()).toEqual(parts.flatMap((each) => [...each.withheld]).sort());
+    });
+  }
+
+  it("replaces parts by identity and keeps itself when none is held", () => {
+    const a = part(["a"]);
+    const b = part(["b"]);
+    const b2 = part(["b"], ["b|bad"]);
+    const map = new PartsMap([a, b]);
+    expect(map.replacing(new Map([[part(["x"]), part(["y"])]]))).toBe(map);
+    const replaced = map.replacing(new Map([[b, b2]]));
+    expect(replaced.parts).toEqual([a, b2]);
+    expect(replaced.withheld).toEqual(new Set(["b|bad"]));
+    expect(replaced.sameParts(new PartsMap([a, b2]))).toBe(true);
+    expect(replaced.sameParts(map)).toBe(false);
+  });
+
+  it("compares part content by resource identity and withheld names", () => {
+    const shared = resource("a");
+    const one = new EncodedPart(new Map([["a", shared]]), new Set(["w"]));
+    expect(one.sameContent(new EncodedPart(new Map([["a", shared]]), new Set(["w"])))).toBe(true);
+    expect(one.sameContent(new EncodedPart(new Map([["a", resource("a")]]), new Set(["w"])))).toBe(false);
+    expect(one.sameContent(new EncodedPart(new Map([["a", shared]]), new Set()))).toBe(false);
+    expect([...one.names()]).toEqual(["a", "w"]);
+    expect(one.nameCount).toBe(2);
+  });
+});
+
+/** PartsMap relies on translation composing parts with disjoint names; every scenario's views are checked. */
+describe("translated views", () => {
+  for (const scenario of scenarios) {
+    it(`hold parts with disjoint names (${scenario.name})`, () => {
+      const cache = new ResourceCache(translate, () => [], pino({ level: "silent" }));
+      cache.setSnapshot(buildSnapshot(scenario.registry, scenario.rules));
+      for (const proxy of Object.values(scenario.proxies)) {
+        const view = cache.viewFor(proxy)!;
+        for (const kind of RESOURCE_KINDS) {
+          const names = view.resources[kind].parts.flatMap((each) => [...each.names()]);
+          expect({ proxy: proxy.id, kind, names: names.length }).toEqual({ proxy: proxy.id, kind, names: new Set(names).size });
+        }
+      }
+    });
+  }
+});
