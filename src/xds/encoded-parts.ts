@@ -41,15 +41,25 @@ export class EncodedPart {
 const SCAN_PARTS = 16;
 
 /**
- * A view's resources of one kind as a read-only map over its parts. Parts of
- * one view hold disjoint names (translate.ts composes one part per upstream
- * service, and resource names carry the service), so the map's entries are
- * the parts' entries in part order.
+ * Up to this many parts, replacing parts copies the part list. A larger view (a
+ * proxy that declared no dependencies holds a part per service of the mesh)
+ * keeps its list and records replacements beside it, folded into a new list
+ * once they outnumber the square root of its length: one endpoint change then
+ * costs a small map, not a copy of thousands of entries.
  */
-export class PartsMap implements ReadonlyMap<string, EncodedResource> {
+const COPY_PARTS = 64;
+
+/**
+ * What maps with the same base list share: the list, and a name index built
+ * on first lookup. Replacing a part never changes its names (the successor of
+ * a part holds the same names, see the cache's endpoint fast path), so the
+ * index, from name to base part, stays true for every map over the base.
+ */
+class PartsBase {
+  private byName: Map<string, EncodedPart> | null = null;
+
+  /** Resources in the base parts. */
   readonly size: number;
-  private index: Map<string, EncodedResource> | null = null;
-  private withheldNames: ReadonlySet<string> | null = null;
 
   constructor(readonly parts: readonly EncodedPart[]) {
     let size = 0;
@@ -57,16 +67,57 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
     this.size = size;
   }
 
+  partNamed(name: string): EncodedPart | undefined {
+    if (this.byName === null) {
+      this.byName = new Map();
+      for (const part of this.parts) for (const each of part.names()) this.byName.set(each, part);
+    }
+    return this.byName.get(name);
+  }
+}
+
+const NO_SUCCESSORS: ReadonlyMap<EncodedPart, EncodedPart> = new Map();
+
+/**
+ * A view's resources of one kind as a read-only map over its parts. Parts of
+ * one view hold disjoint names (translate.ts composes one part per upstream
+ * service, and resource names carry the service), so the map's entries are
+ * the parts' entries in part order.
+ */
+export class PartsMap implements ReadonlyMap<string, EncodedResource> {
+  readonly size: number;
+  private readonly base: PartsBase;
+  private current: readonly EncodedPart[] | null;
+  private withheldNames: ReadonlySet<string> | null = null;
+
+  /** `parts`, or (with `successors`) the parts of `base` each replaced by its successor, if any. */
+  constructor(parts: readonly EncodedPart[] | PartsBase, private readonly successors: ReadonlyMap<EncodedPart, EncodedPart> = NO_SUCCESSORS) {
+    this.base = parts instanceof PartsBase ? parts : new PartsBase(parts);
+    this.current = successors.size === 0 ? this.base.parts : null;
+    let size = this.base.size;
+    // forEach rather than for-of: no entry array per recorded replacement (this runs per endpoint change).
+    successors.forEach((successor, replaced) => (size += successor.resources.size - replaced.resources.size));
+    this.size = size;
+  }
+
+  /** The parts, in order. */
+  get parts(): readonly EncodedPart[] {
+    this.current ??= this.base.parts.map((part) => this.successors.get(part) ?? part);
+    return this.current;
+  }
+
   get(name: string): EncodedResource | undefined {
-    if (this.parts.length <= SCAN_PARTS) {
+    const parts = this.base.parts;
+    if (parts.length <= SCAN_PARTS) {
       for (const part of this.parts) {
         const resource = part.resources.get(name);
         if (resource !== undefined) return resource;
       }
       return undefined;
     }
-    this.index ??= new Map(this.entries());
-    return this.index.get(name);
+    const part = this.base.partNamed(name);
+    if (part === undefined) return undefined;
+    return (this.successors.get(part) ?? part).resources.get(name);
   }
 
   has(name: string): boolean {
@@ -82,22 +133,54 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
     return this.withheldNames;
   }
 
-  /** The same parts, each of `successors`' keys replaced by its value; this map itself when none is held. */
+  /**
+   * The same parts, each of `successors`' keys replaced by its value. Every key
+   * must be a part of this map, and a successor must hold the same names as
+   * the part it replaces (the endpoint fast path's successors do).
+   */
   replacing(successors: ReadonlyMap<EncodedPart, EncodedPart>): PartsMap {
+    if (this.base.parts.length <= COPY_PARTS) {
+      let replaced = false;
+      const parts = this.parts.map((part) => {
+        const next = successors.get(part);
+        if (next === undefined) return part;
+        replaced = true;
+        return next;
+      });
+      return replaced ? new PartsMap(parts) : this;
+    }
+    // Keyed by base part: a replaced part's successor is found by what it replaced.
+    const merged = new Map(this.successors);
+    const currentValues = new Set<EncodedPart>();
     let replaced = false;
-    const parts = this.parts.map((part) => {
-      const next = successors.get(part);
-      if (next === undefined) return part;
-      replaced = true;
-      return next;
+    this.successors.forEach((current, basePart) => {
+      const next = successors.get(current);
+      if (next !== undefined) {
+        merged.set(basePart, next);
+        currentValues.add(current);
+        replaced = true;
+      }
     });
-    return replaced ? new PartsMap(parts) : this;
+    successors.forEach((next, part) => {
+      // Not a recorded successor, so (being held) a part of the base list.
+      if (!this.successors.has(part) && !currentValues.has(part)) {
+        merged.set(part, next);
+        replaced = true;
+      }
+    });
+    if (!replaced) return this;
+    // Each replacement copies the recorded ones, and a fold copies the list: folding
+    // at √n recorded keeps both near √n per change.
+    if (merged.size > Math.sqrt(this.base.parts.length)) return new PartsMap(this.base.parts.map((part) => merged.get(part) ?? part));
+    return new PartsMap(this.base, merged);
   }
 
   /** Whether `other` holds exactly the same part objects, in the same order. */
   sameParts(other: PartsMap): boolean {
-    if (other.parts.length !== this.parts.length) return false;
-    for (let i = 0; i < this.parts.length; i++) if (other.parts[i] !== this.parts[i]) return false;
+    const mine = this.parts;
+    const theirs = other.parts;
+    if (theirs.length !== mine.length) return false;
+    for (let i = 0; i < mine.length; i++) if (theirs[i] !== mine[i]) return false;
     return true;
   }
 

@@ -35,18 +35,50 @@ describe("PartsMap", () => {
     });
   }
 
-  it("replaces parts by identity and keeps itself when none is held", () => {
+  it("replaces parts by identity", () => {
     const a = part(["a"]);
     const b = part(["b"]);
     const b2 = part(["b"], ["b|bad"]);
     const map = new PartsMap([a, b]);
-    expect(map.replacing(new Map([[part(["x"]), part(["y"])]]))).toBe(map);
     const replaced = map.replacing(new Map([[b, b2]]));
     expect(replaced.parts).toEqual([a, b2]);
     expect(replaced.withheld).toEqual(new Set(["b|bad"]));
     expect(replaced.sameParts(new PartsMap([a, b2]))).toBe(true);
     expect(replaced.sameParts(map)).toBe(false);
   });
+
+  for (const partCount of [40, 300]) {
+    it(`reads like the merged map through many part replacements (${partCount} parts: ${partCount > 64 ? "recorded beside the list, folded" : "copied"})`, () => {
+      let state = 99;
+      const random = (n: number): number => {
+        state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+        return state % n;
+      };
+      let current = Array.from({ length: partCount }, (_, p) => part([`s${p}`, `s${p}|v1`].slice(0, 1 + (p % 2))));
+      let map = new PartsMap(current);
+      for (let step = 0; step < 300; step++) {
+        // Successors hold the same names; some names get withheld, some come back.
+        const swaps = new Map<EncodedPart, EncodedPart>();
+        for (let k = random(3); k >= 0; k--) {
+          const held = current[random(partCount)]!;
+          const names = [...held.names()];
+          const withheld = names.filter(() => random(4) === 0);
+          swaps.set(held, new EncodedPart(new Map(names.filter((n) => !withheld.includes(n)).map((n) => [n, resource(n, `v${step}`)])), new Set(withheld)));
+        }
+        current = current.map((each) => swaps.get(each) ?? each);
+        map = map.replacing(swaps);
+        const merged = new Map(current.flatMap((each) => [...each.resources]));
+        expect(map.parts).toEqual(current);
+        expect(map.size).toBe(merged.size);
+        expect([...map]).toEqual([...merged]);
+        for (let probe = 0; probe < 6; probe++) {
+          const name = `s${random(partCount + 5)}${random(2) === 0 ? "" : "|v1"}`;
+          expect(map.get(name)).toBe(merged.get(name));
+        }
+        expect([...map.withheld].sort()).toEqual(current.flatMap((each) => [...each.withheld]).sort());
+      }
+    });
+  }
 
   it("compares part content by resource identity and withheld names", () => {
     const shared = resource("a");
