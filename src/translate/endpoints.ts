@@ -11,6 +11,7 @@ import {
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import type { Instance, InstanceHealth } from "../model/registry.ts";
 import { SocketAddress_Protocol } from "../gen/envoy/config/core/v3/address_pb.ts";
+import { LocalitySchema, type Locality } from "../gen/envoy/config/core/v3/base_pb.ts";
 
 const HEALTH: Record<InstanceHealth, HealthStatus> = {
   healthy: HealthStatus.HEALTHY,
@@ -37,6 +38,10 @@ export const COLOR_OVERPROVISIONING_FACTOR = 1_000_000;
  * (the sum of its endpoints' weights): gRPC clients ignore localities without one.
  */
 function localities(instances: readonly Instance[], priority: number): LocalityLbEndpoints[] {
+  const first = instances[0];
+  if (!first) return [];
+  // Most services run in one locality: then there is nothing to group or sort.
+  if (instances.every((instance) => instance.region === first.region && instance.zone === first.zone)) return [localityGroup(instances, priority)];
   const byLocality = new Map<string, Instance[]>();
   for (const instance of instances) {
     const key = `${instance.region}\u0000${instance.zone}`;
@@ -44,21 +49,34 @@ function localities(instances: readonly Instance[], priority: number): LocalityL
     group.push(instance);
     byLocality.set(key, group);
   }
-  const endpoints: LocalityLbEndpoints[] = [];
-  for (const key of [...byLocality.keys()].sort()) {
-    const group = byLocality.get(key) ?? [];
-    const first = group[0];
-    if (!first) continue;
-    endpoints.push(
-      create(LocalityLbEndpointsSchema, {
-        locality: { region: first.region, zone: first.zone },
-        loadBalancingWeight: group.reduce((sum, instance) => sum + instance.weight, 0),
-        priority,
-        lbEndpoints: group.map(lbEndpoint),
-      }),
-    );
-  }
-  return endpoints;
+  return [...byLocality.keys()].sort().map((key) => localityGroup(byLocality.get(key) as Instance[], priority));
+}
+
+/** One locality's endpoints; `group` is not empty and shares one region and zone. */
+function localityGroup(group: readonly Instance[], priority: number): LocalityLbEndpoints {
+  const first = group[0] as Instance;
+  let weight = 0;
+  for (const instance of group) weight += instance.weight;
+  return create(LocalityLbEndpointsSchema, {
+    locality: localityOf(first.region, first.zone),
+    loadBalancingWeight: weight,
+    priority,
+    lbEndpoints: group.map(lbEndpoint),
+  });
+}
+
+const localityMessages = new Map<string, Locality>();
+
+/**
+ * One Locality message per region and zone, shared by every group in it (so it
+ * is encoded once; translated messages are never mutated). Bounded by the
+ * localities the mesh has ever had.
+ */
+function localityOf(region: string, zone: string): Locality {
+  const key = `${region}\u0000${zone}`;
+  let locality = localityMessages.get(key);
+  if (!locality) localityMessages.set(key, (locality = create(LocalitySchema, { region, zone })));
+  return locality;
 }
 
 const endpointOf = new WeakMap<Instance, LbEndpoint>();

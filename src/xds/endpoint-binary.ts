@@ -1,5 +1,4 @@
 import { toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { LocalitySchema } from "../gen/envoy/config/core/v3/base_pb.ts";
 import {
   ClusterLoadAssignment_PolicySchema,
@@ -36,36 +35,104 @@ export const HANDLED_FIELDS = {
   SocketAddress: ["protocol", "address", "port_value", "named_port", "resolver_name", "ipv4_compat"],
 } as const;
 
-/** Reused writers (finish() keeps the grown buffer); one per function, none re-entered. */
-const writer = new BinaryWriter();
 const endpointBytes = new WeakMap<LbEndpoint, Uint8Array>();
 
 export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): Uint8Array {
   if (!handled(assignment)) return toBinary(ClusterLoadAssignmentSchema, assignment);
-  // Field-number order, as protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
-  if (assignment.clusterName !== "") writer.tag(1, WireType.LengthDelimited).string(assignment.clusterName);
-  for (const group of assignment.endpoints) {
-    writer.tag(2, WireType.LengthDelimited).fork();
-    writeGroup(group);
-    writer.join();
+  // Sized first, then written into one buffer: endpoints are copied from their
+  // once-encoded bytes, so this is mostly copying. Field-number order, as
+  // protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
+  const nameBytes = Buffer.byteLength(assignment.clusterName);
+  const policy = assignment.policy !== undefined ? binaryOnce(ClusterLoadAssignment_PolicySchema, assignment.policy) : null;
+  const groups = assignment.endpoints;
+  const groupSizes = new Array<number>(groups.length);
+  // Every endpoint's bytes, looked up once (a WeakMap lookup each) for both passes.
+  const endpoints: Uint8Array[] = [];
+  let total = nameBytes > 0 ? 1 + varintSize(nameBytes) + nameBytes : 0;
+  for (let g = 0; g < groups.length; g++) {
+    const size = groupSize(groups[g] as LocalityLbEndpoints, endpoints);
+    groupSizes[g] = size;
+    total += 1 + varintSize(size) + size;
   }
-  if (assignment.policy !== undefined) {
-    writer.tag(4, WireType.LengthDelimited).bytes(binaryOnce(ClusterLoadAssignment_PolicySchema, assignment.policy));
+  if (policy !== null) total += 1 + varintSize(policy.length) + policy.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  if (nameBytes > 0) {
+    out[at++] = 0x0a; // 1 cluster_name
+    at = putVarint(out, at, nameBytes);
+    at += out.write(assignment.clusterName, at, "utf8");
   }
-  return writer.finish();
+  let next = 0;
+  for (let g = 0; g < groups.length; g++) {
+    const group = groups[g] as LocalityLbEndpoints;
+    out[at++] = 0x12; // 2 endpoints
+    at = putVarint(out, at, groupSizes[g] as number);
+    at = writeGroup(out, at, group, endpoints, next);
+    next += group.lbEndpoints.length;
+  }
+  if (policy !== null) {
+    out[at++] = 0x22; // 4 policy
+    at = putVarint(out, at, policy.length);
+    out.set(policy, at);
+    at += policy.length;
+  }
+  if (at !== total) throw new Error(`assignment encoding wrote ${at} of ${total} bytes`);
+  return out;
 }
 
 /** LocalityLbEndpoints: 1 locality, 2 lb_endpoints, 3 load_balancing_weight (a UInt32Value), 5 priority. */
-function writeGroup(group: LocalityLbEndpoints): void {
-  if (group.locality !== undefined) writer.tag(1, WireType.LengthDelimited).bytes(binaryOnce(LocalitySchema, group.locality));
-  for (const endpoint of group.lbEndpoints) writer.tag(2, WireType.LengthDelimited).bytes(lbEndpointBinary(endpoint));
+function groupSize(group: LocalityLbEndpoints, endpoints: Uint8Array[]): number {
+  let size = 0;
+  if (group.locality !== undefined) size += framedSize(binaryOnce(LocalitySchema, group.locality).length);
+  for (const endpoint of group.lbEndpoints) {
+    const bytes = lbEndpointBinary(endpoint);
+    endpoints.push(bytes);
+    size += framedSize(bytes.length);
+  }
+  if (group.loadBalancingWeight !== undefined) size += framedSize(weightSize(group.loadBalancingWeight));
+  if (group.priority !== 0) size += 1 + varintSize(group.priority);
+  return size;
+}
+
+/** The group, its endpoints' bytes being endpoints[first …] (as groupSize collected them). */
+function writeGroup(out: Buffer, start: number, group: LocalityLbEndpoints, endpoints: readonly Uint8Array[], first: number): number {
+  let at = start;
+  if (group.locality !== undefined) at = putFramed(out, at, 0x0a, binaryOnce(LocalitySchema, group.locality)); // 1 locality
+  for (let e = 0; e < group.lbEndpoints.length; e++) at = putFramed(out, at, 0x12, endpoints[first + e] as Uint8Array); // 2 lb_endpoints
   if (group.loadBalancingWeight !== undefined) {
     // A wrapper message whose value field is left out when zero, like any proto3 scalar.
-    writer.tag(3, WireType.LengthDelimited).fork();
-    if (group.loadBalancingWeight !== 0) writer.tag(1, WireType.Varint).uint32(group.loadBalancingWeight);
-    writer.join();
+    const weight = group.loadBalancingWeight;
+    out[at++] = 0x1a; // 3 load_balancing_weight
+    at = putVarint(out, at, weightSize(weight));
+    if (weight !== 0) {
+      out[at++] = 0x08;
+      at = putVarint(out, at, weight);
+    }
   }
-  if (group.priority !== 0) writer.tag(5, WireType.Varint).uint32(group.priority);
+  if (group.priority !== 0) {
+    out[at++] = 0x28; // 5 priority
+    at = putVarint(out, at, group.priority);
+  }
+  return at;
+}
+
+/** A UInt32Value's size: its value field, left out when zero. */
+function weightSize(weight: number): number {
+  return weight === 0 ? 0 : 1 + varintSize(weight);
+}
+
+/** A length-delimited field of `length` bytes with a one-byte tag. */
+function framedSize(length: number): number {
+  return 1 + varintSize(length) + length;
+}
+
+function putFramed(out: Buffer, start: number, tag: number, bytes: Uint8Array): number {
+  out[start] = tag;
+  const at = putVarint(out, start + 1, bytes.length);
+  // An endpoint is a few tens of bytes: a plain loop beats TypedArray.set's call overhead there.
+  if (bytes.length <= 64) for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i] as number;
+  else out.set(bytes, at);
+  return at + bytes.length;
 }
 
 /** An endpoint's bytes, once per message object. */
@@ -87,7 +154,8 @@ function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
   const host = endpoint.hostIdentifier.value as Endpoint;
   const socket = host.address?.address.value as SocketAddress | undefined;
   const port = socket?.portSpecifier.case === "portValue" ? socket.portSpecifier.value : null;
-  const addressBytes = socket && socket.address !== "" ? Buffer.byteLength(socket.address) : 0;
+  const ascii = socket !== undefined && isAscii(socket.address);
+  const addressBytes = socket && socket.address !== "" ? (ascii ? socket.address.length : Buffer.byteLength(socket.address)) : 0;
   let socketSize = 0;
   if (socket) {
     if (socket.protocol !== 0) socketSize += 1 + varintSize(socket.protocol);
@@ -102,7 +170,8 @@ function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
     1 + varintSize(endpointSize) + endpointSize +
     (endpoint.healthStatus !== 0 ? 1 + varintSize(endpoint.healthStatus) : 0) +
     (weight !== undefined ? 2 + weightSize : 0);
-  const out = Buffer.allocUnsafe(total);
+  // A plain Uint8Array: tens of bytes, which V8 keeps on its heap (no pool slab held, no Buffer object).
+  const out = new Uint8Array(total);
   let at = 0;
   out[at++] = 0x0a; // 1 endpoint
   at = putVarint(out, at, endpointSize);
@@ -119,7 +188,7 @@ function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
       if (addressBytes > 0) {
         out[at++] = 0x12;
         at = putVarint(out, at, addressBytes);
-        at += out.write(socket.address, at, "utf8");
+        at = ascii ? putAscii(out, at, socket.address) : putUtf8(out, at, socket.address);
       }
       if (port !== null) {
         out[at++] = 0x18;
@@ -141,6 +210,23 @@ function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
   }
   if (at !== total) throw new Error(`endpoint encoding wrote ${at} of ${total} bytes`);
   return out;
+}
+
+/** An IP address or host name is ASCII: then its bytes are its char codes. */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function putAscii(out: Uint8Array, start: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[start + i] = text.charCodeAt(i);
+  return start + text.length;
+}
+
+function putUtf8(out: Uint8Array, start: number, text: string): number {
+  const bytes = Buffer.from(text, "utf8");
+  out.set(bytes, start);
+  return start + bytes.length;
 }
 
 /** Bytes of a non-negative varint below 2^32. */

@@ -83,6 +83,7 @@ describe("resource encoding equals toBinary", () => {
               endpoint("::1", 65535, { healthStatus: HealthStatus.UNHEALTHY }),
               endpoint("hôst-ünïcode.example", 8080, { healthStatus: -1 as HealthStatus }),
               endpoint("x".repeat(200), 300),
+              endpoint("ünï-host.example", 81),
               create(LbEndpointSchema, {
                 hostIdentifier: {
                   case: "endpoint",
