@@ -464,6 +464,7 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
       `| the same for a second mesh in a fresh cache (warm process) | ${f0(translate.warmFullTranslateMs)} ms wall, ${f0(translate.warmFullTranslateCpuMs)} ms CPU |`,
       `| one endpoint change (snapshot + cache fast path), process CPU median / p99 / max | ${f2(translate.endpointChangeCpuMs.median)} / ${f2(translate.endpointChangeCpuMs.p99)} / ${f2(translate.endpointChangeCpuMs.max)} ms |`,
       `| ... wall time (the main thread's own) median / p99 / max | ${f2(translate.endpointChangeWallMs.median)} / ${f2(translate.endpointChangeWallMs.p99)} / ${f2(translate.endpointChangeWallMs.max)} ms |`,
+      `| as many changes again, steady state: process CPU median / p99 / max | ${f2(translate.steadyEndpointChangeCpuMs.median)} / ${f2(translate.steadyEndpointChangeCpuMs.p99)} / ${f2(translate.steadyEndpointChangeCpuMs.max)} ms |`,
       `| ... source side on a full reload (structural sharing of a freshly parsed registry) | ${f0(translate.sourceShareCpuMs)} ms |`,
       `| one route change (views that read it re-translated: ${translate.ruleChangeViews} changed) CPU | ${f0(translate.ruleChangeCpuMs)} ms |`,
     );
