@@ -9,6 +9,8 @@
  *    no memo carries over) in a fresh cache, with the code already compiled
  *    (warm: what a running server pays to translate the mesh from scratch);
  *  - one endpoint change: one instance moves; SnapshotBuilder + cache fast path;
+ *    `--endpoint-changes` of them right after the build, then as many again
+ *    (the steady state: code compiled, the build's garbage collected);
  *  - one rule change: a route is added, delivered and built as in the server
  *    (rules shared with the last delivery, SnapshotBuilder); every view is
  *    re-translated from reused pieces, the changed ones re-encoded.
