@@ -1,4 +1,4 @@
-import { createHash, hash } from "node:crypto";
+import { hash } from "node:crypto";
 import { toBinary, type Message } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { ClusterLoadAssignment } from "../gen/envoy/config/endpoint/v3/endpoint_pb.ts";
@@ -23,21 +23,15 @@ export interface EncodedResource {
   readonly size: number;
 }
 
-export function contentHash(parts: Iterable<string | Uint8Array>): string {
-  const digest = createHash("sha256");
-  for (const part of parts) digest.update(part);
-  return digest.digest("base64url").slice(0, 22);
-}
-
 /** google.protobuf.Any's type_url field (1) per kind; the value field (2) follows it. */
 const ANY_PREFIX = Object.fromEntries(
   Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).finish()]),
 ) as Record<ResourceKind, Uint8Array>;
 const anyHeader = new BinaryWriter();
 
-/** contentHash of one byte string, without a streaming hash object. */
-function bytesHash(bytes: Uint8Array): string {
-  return hash("sha256", bytes, "base64url").slice(0, 22);
+/** A version: 22 base64url characters (132 bits) of the SHA-256 of `data`, in one shot. */
+function versionHash(data: string | Uint8Array): string {
+  return hash("sha256", data, "base64url").slice(0, 22);
 }
 
 /**
@@ -67,7 +61,7 @@ export function encodeResource(kind: ResourceKind, name: string, message: Messag
   const lengthPrefix = anyHeader.tag(2, WireType.LengthDelimited).uint32(size).finish();
   const headerSize = prefix.length + lengthPrefix.length;
   const any = Buffer.concat([prefix, lengthPrefix, ...parts], headerSize + size);
-  return { kind, name, version: bytesHash(any.subarray(headerSize)), any, size };
+  return { kind, name, version: versionHash(any.subarray(headerSize)), any, size };
 }
 
 /**
@@ -83,8 +77,7 @@ export function setVersion(resources: Iterable<EncodedResource>): string {
   const parts: string[] = [];
   for (const resource of resources) parts.push(`${resource.name}\u0000${resource.version}\u0000`);
   parts.sort();
-  // One-shot: the same digest as contentHash(parts), without a streaming hash object.
-  return hash("sha256", parts.join(""), "base64url").slice(0, 22);
+  return versionHash(parts.join(""));
 }
 
 /**
