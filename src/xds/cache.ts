@@ -514,31 +514,11 @@ function reuseUnchanged(before: ProxyView, fresh: ProxyView): ProxyView {
   const replaced: Partial<Record<ResourceKind, PartsMap>> = {};
   let anyChanged = false;
   for (const kind of RESOURCE_KINDS) {
-    if (sameResources(before.resources[kind], fresh.resources[kind])) continue;
+    if (before.resources[kind].sameContent(fresh.resources[kind])) continue;
     replaced[kind] = fresh.resources[kind];
     anyChanged = true;
   }
-  if (!anyChanged && sameSet(before.withheld, fresh.withheld)) return before;
-  // Withheld names live in the endpoint parts: a change there replaces them.
-  if (!replaced.endpoint && !sameSet(before.withheld, fresh.withheld)) replaced.endpoint = fresh.resources.endpoint;
-  return before.with(fresh.generation, replaced);
-}
-
-function sameResources(a: PartsMap, b: PartsMap): boolean {
-  if (a === b || a.sameParts(b)) return true;
-  if (a.size !== b.size) return false;
-  for (const [name, resource] of b) {
-    const other = a.get(name);
-    if (other !== resource && other?.version !== resource.version) return false;
-  }
-  return true;
-}
-
-function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a === b) return true;
-  if (a.size !== b.size) return false;
-  for (const name of a) if (!b.has(name)) return false;
-  return true;
+  return anyChanged ? before.with(fresh.generation, replaced) : before;
 }
 
 /**

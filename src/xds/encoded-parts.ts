@@ -32,9 +32,15 @@ export class EncodedPart {
     if (other === this) return true;
     if (other.resources.size !== this.resources.size || other.withheld.size !== this.withheld.size) return false;
     for (const [name, resource] of this.resources) if (other.resources.get(name) !== resource) return false;
-    for (const name of this.withheld) if (!other.withheld.has(name)) return false;
-    return true;
+    return sameNames(this.withheld, other.withheld);
   }
+}
+
+function sameNames(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const name of a) if (!b.has(name)) return false;
+  return true;
 }
 
 /** Up to this many parts, a lookup scans them; beyond it, a name index is built on first lookup. */
@@ -173,6 +179,20 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
     // at √n recorded keeps both near √n per change.
     if (merged.size > Math.sqrt(this.base.parts.length)) return new PartsMap(this.base.parts.map((part) => merged.get(part) ?? part));
     return new PartsMap(this.base, merged);
+  }
+
+  /**
+   * The same content: every name at the same version, and the same names
+   * withheld (so a view whose content is unchanged keeps its identity).
+   */
+  sameContent(other: PartsMap): boolean {
+    if (other === this || this.sameParts(other)) return true;
+    if (other.size !== this.size) return false;
+    for (const [name, resource] of other) {
+      const mine = this.get(name);
+      if (mine !== resource && mine?.version !== resource.version) return false;
+    }
+    return sameNames(this.withheld, other.withheld);
   }
 
   /** Whether `other` holds exactly the same part objects, in the same order. */
