@@ -47,6 +47,7 @@ import {
 } from "./mesh.ts";
 import type { ServerStats } from "./proc-common.ts";
 import { markdown as profileMarkdown, summarize } from "./profile-summary.ts";
+import { percentiles, type Percentiles } from "./stats.ts";
 import type { TranslateResult } from "./translate-bench.ts";
 import { nowMs } from "./wire.ts";
 
@@ -140,21 +141,6 @@ async function stats(server: Child): Promise<ServerStats> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// --- statistics ----------------------------------------------------------------------
-
-interface Percentiles {
-  readonly p50: number;
-  readonly p99: number;
-  readonly max: number;
-  readonly count: number;
-}
-
-function percentiles(values: readonly number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? NaN, count: sorted.length };
-}
 
 // --- one run ---------------------------------------------------------------------
 
@@ -462,9 +448,9 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
       `| buildSnapshot (mesh-level rule checks) | ${f0(translate.buildSnapshotMs)} ms |`,
       `| first full translation + encoding + validation, all views (cold process) | ${f0(translate.fullTranslateMs)} ms wall, ${f0(translate.fullTranslateCpuMs)} ms CPU |`,
       `| the same for a second mesh in a fresh cache (warm process) | ${f0(translate.warmFullTranslateMs)} ms wall, ${f0(translate.warmFullTranslateCpuMs)} ms CPU |`,
-      `| one endpoint change (snapshot + cache fast path), process CPU median / p99 / max | ${f2(translate.endpointChangeCpuMs.median)} / ${f2(translate.endpointChangeCpuMs.p99)} / ${f2(translate.endpointChangeCpuMs.max)} ms |`,
-      `| ... wall time (the main thread's own) median / p99 / max | ${f2(translate.endpointChangeWallMs.median)} / ${f2(translate.endpointChangeWallMs.p99)} / ${f2(translate.endpointChangeWallMs.max)} ms |`,
-      `| as many changes again, steady state: process CPU median / p99 / max | ${f2(translate.steadyEndpointChangeCpuMs.median)} / ${f2(translate.steadyEndpointChangeCpuMs.p99)} / ${f2(translate.steadyEndpointChangeCpuMs.max)} ms |`,
+      `| one endpoint change (snapshot + cache fast path), process CPU median / p99 / max | ${f2(translate.endpointChangeCpuMs.p50)} / ${f2(translate.endpointChangeCpuMs.p99)} / ${f2(translate.endpointChangeCpuMs.max)} ms |`,
+      `| ... wall time (the main thread's own) median / p99 / max | ${f2(translate.endpointChangeWallMs.p50)} / ${f2(translate.endpointChangeWallMs.p99)} / ${f2(translate.endpointChangeWallMs.max)} ms |`,
+      `| as many changes again, steady state: process CPU median / p99 / max | ${f2(translate.steadyEndpointChangeCpuMs.p50)} / ${f2(translate.steadyEndpointChangeCpuMs.p99)} / ${f2(translate.steadyEndpointChangeCpuMs.max)} ms |`,
       `| ... source side on a full reload (structural sharing of a freshly parsed registry) | ${f0(translate.sourceShareCpuMs)} ms |`,
       `| one route change (views that read it re-translated: ${translate.ruleChangeViews} changed) CPU | ${f0(translate.ruleChangeCpuMs)} ms |`,
     );

@@ -26,6 +26,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
+import { percentiles, type Percentiles } from "./stats.ts";
 import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
 export interface TranslateResult {
@@ -44,12 +45,12 @@ export interface TranslateResult {
    * Process CPU per change: every thread, so V8's background threads (JIT
    * compilation, concurrent marking and sweeping) count whenever they run.
    */
-  readonly endpointChangeCpuMs: { readonly median: number; readonly p99: number; readonly max: number };
+  readonly endpointChangeCpuMs: Percentiles;
   /** Wall time per change: the main thread's own time (this process does nothing else meanwhile). */
-  readonly endpointChangeWallMs: { readonly median: number; readonly p99: number; readonly max: number };
+  readonly endpointChangeWallMs: Percentiles;
   /** The same for as many changes again, after those (steady state: code compiled, the build's garbage collected). */
-  readonly steadyEndpointChangeCpuMs: { readonly median: number; readonly p99: number; readonly max: number };
-  readonly steadyEndpointChangeWallMs: { readonly median: number; readonly p99: number; readonly max: number };
+  readonly steadyEndpointChangeCpuMs: Percentiles;
+  readonly steadyEndpointChangeWallMs: Percentiles;
   readonly endpointChangeViewsPatched: number;
   readonly sourceShareCpuMs: number;
   readonly ruleChangeCpuMs: number;
@@ -113,7 +114,6 @@ export function runTranslateBench(services = 5000, instances = 20, endpointChang
     registry = next;
     patched = cache.viewCount;
   }
-  for (const list of [samples, wallSamples, steadySamples, steadyWallSamples]) list.sort((a, b) => a - b);
 
   // What the source spends to find what changed: share a freshly parsed registry with the last one.
   rows = applyChange(rows, endpointChange(serviceName(1), 999));
@@ -164,15 +164,6 @@ function firstBuild(spec: MeshSpec): { buildSnapshotMs: number; wallMs: number; 
   const buildSnapshotMs = performance.now() - t;
   const { cache, wallMs, cpuMs } = fullBuild(snapshot, spec.services);
   return { buildSnapshotMs, wallMs, cpuMs, resources: cache.stats().resourcesEncoded };
-}
-
-/** Median, p99 and max of sorted samples. */
-function percentiles(sorted: readonly number[]): { median: number; p99: number; max: number } {
-  return {
-    median: sorted[Math.floor(sorted.length / 2)] ?? 0,
-    p99: sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? 0,
-    max: sorted.at(-1) ?? 0,
-  };
 }
 
 /** A fresh cache holding one sidecar view per service, given its first snapshot; timed. */
