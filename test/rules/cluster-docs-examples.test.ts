@@ -1,24 +1,14 @@
 /** Keeps docs/rules-cluster.md honest: see docs-examples.ts. */
-import type { Proxy } from "../../src/model/proxy.ts";
-import { docsExamplesSuite, sidecar } from "./docs-examples.ts";
-
-const proxyless = (userAgent: string): Proxy => ({
-  id: "productpage-grpc-1",
-  service: "productpage",
-  kind: "grpc",
-  inboundPort: null,
-  appPort: null,
-  outboundPort: 15001,
-  userAgent,
-});
+import { proxyless, sidecar } from "../translate/builders.ts";
+import { docsExamplesSuite } from "./docs-examples.ts";
 
 docsExamplesSuite({
   doc: new URL("../../docs/rules-cluster.md", import.meta.url),
   proxies: {
     "productpage-sidecar": sidecar("productpage-1", "productpage", 9080),
     "chat-sidecar": sidecar("chat-1", "chat", 8000),
-    "productpage-grpc-js": proxyless("gRPC Node Pure JS/1.14.1"),
-    "productpage-c-core": proxyless("gRPC C-core linux Python/C-core 29.0.0 Python 1.51.1"),
+    "productpage-grpc-js": proxyless("productpage-grpc-1", "productpage", "gRPC Node Pure JS/1.14.1"),
+    "productpage-c-core": proxyless("productpage-grpc-1", "productpage", "gRPC C-core linux Python/C-core 29.0.0 Python 1.51.1"),
   },
   statusViews: [
     "http_routes_status",

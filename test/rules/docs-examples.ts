@@ -23,16 +23,6 @@ import { startMesh, type E2eMesh } from "../e2e/harness.ts";
 const update = process.env.UPDATE_DOCS === "1";
 const registry = envoyRegistry();
 
-export const sidecar = (id: string, service: string, appPort: number): Proxy => ({
-  id,
-  service,
-  kind: "envoy",
-  inboundPort: 15006,
-  appPort,
-  outboundPort: 15001,
-  userAgent: "envoy",
-});
-
 export interface DocsExamplesOptions {
   readonly doc: URL;
   /** Proxies the json blocks may name. */

@@ -1,3 +1,4 @@
+import type { Proxy } from "../../src/model/proxy.ts";
 import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
 import type { HttpRoute } from "../../src/model/rules.ts";
 
@@ -39,4 +40,14 @@ export function route(partial: Partial<HttpRoute> & Pick<HttpRoute, "id" | "dest
     retry: null,
     ...partial,
   };
+}
+
+/** A sidecar on the usual ports (inbound 15006, outbound 15001) in front of an app on `appPort`. */
+export function sidecar(id: string, service: string, appPort: number): Proxy {
+  return { id, service, kind: "envoy", inboundPort: 15006, appPort, outboundPort: 15001, userAgent: "envoy" };
+}
+
+/** A proxyless gRPC client of `service`, identified by its user agent. */
+export function proxyless(id: string, service: string, userAgent: string): Proxy {
+  return { id, service, kind: "grpc", inboundPort: null, appPort: null, outboundPort: 15001, userAgent };
 }

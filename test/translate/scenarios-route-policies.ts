@@ -2,7 +2,7 @@ import type { Proxy } from "../../src/model/proxy.ts";
 import type { RegistryState } from "../../src/model/registry.ts";
 import type { PolicyScope, RouteExtensions, RoutePolicies } from "../../src/model/route-policies.ts";
 import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
-import { instance, route, service } from "./builders.ts";
+import { instance, route, service, sidecar } from "./builders.ts";
 
 /**
  * Golden scenario "route-policies": every route-side rule kind of
@@ -191,16 +191,6 @@ const rules: RuleSet = {
   rejected: [],
   routePolicies,
 };
-
-const sidecar = (id: string, service: string, appPort: number): Proxy => ({
-  id,
-  service,
-  kind: "envoy",
-  inboundPort: 15006,
-  appPort,
-  outboundPort: 15001,
-  userAgent: "envoy",
-});
 
 export const routePoliciesScenario = {
   name: "route-policies",
