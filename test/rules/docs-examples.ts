@@ -19,6 +19,7 @@ import { RESOURCE_KINDS, SCHEMAS, type ResourceKind } from "../../src/translate/
 import { translate } from "../../src/translate/translate.ts";
 import { envoyRegistry } from "../../src/validate/pgv.ts";
 import { startMesh, type E2eMesh } from "../e2e/harness.ts";
+import { expectRefusedAsDocumented, refusedStatements } from "../support/refused-sql.ts";
 
 const update = process.env.UPDATE_DOCS === "1";
 const registry = envoyRegistry();
@@ -145,21 +146,9 @@ export function docsExamplesSuite(options: DocsExamplesOptions): void {
     });
 
     it("refuses the statements the docs say are refused, naming the constraint", async () => {
-      const statements = blocks(doc)
-        .filter((b) => b.kind === "refused")
-        .flatMap((b) => b.body.split(/;\s*\n/))
-        .map((s) => s.trim())
-        .filter((s) => s.replace(/--.*$/gm, "").trim() !== "");
+      const statements = refusedStatements(blocks(doc).filter((b) => b.kind === "refused").map((b) => b.body));
       expect(statements.length).toBeGreaterThanOrEqual(5);
-      for (const statement of statements) {
-        const constraint = /constraint\s+"([a-z_]+)"/.exec(statement)?.[1];
-        expect(constraint, `comment naming the constraint in: ${statement}`).toBeDefined();
-        const error = await mesh.sql.query(statement).then(
-          () => null,
-          (err: { constraint?: string }) => err,
-        );
-        expect(error?.constraint, statement).toBe(constraint);
-      }
+      await expectRefusedAsDocumented(statements, (sql) => mesh.sql.query(sql));
     });
   });
 }

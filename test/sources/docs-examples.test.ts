@@ -10,6 +10,7 @@ import type { RegistryState } from "../../src/model/registry.ts";
 import type { RuleSet } from "../../src/model/rules.ts";
 import { PostgresStore } from "../../src/sources/postgres/index.ts";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.ts";
+import { expectRefusedAsDocumented, refusedStatements } from "../support/refused-sql.ts";
 import { Recorder } from "./helpers.ts";
 
 const doc = await readFile(new URL("../../docs/rules.md", import.meta.url), "utf8");
@@ -72,20 +73,8 @@ describe("docs/rules.md examples", () => {
   });
 
   it("refuses the statements the docs say are refused, naming the constraint", async () => {
-    const statements = blocks
-      .filter((b) => b.refused)
-      .flatMap((b) => b.sql.split(/;\s*\n/))
-      .map((s) => s.trim())
-      .filter((s) => s.replace(/--.*$/gm, "").trim() !== "");
+    const statements = refusedStatements(blocks.filter((b) => b.refused).map((b) => b.sql));
     expect(statements.length).toBeGreaterThanOrEqual(4);
-    for (const statement of statements) {
-      const constraint = /constraint\s+"([a-z_]+)"/.exec(statement)?.[1];
-      expect(constraint, `comment naming the constraint in: ${statement}`).toBeDefined();
-      const error = await client.query(statement).then(
-        () => null,
-        (err: { constraint?: string }) => err,
-      );
-      expect(error?.constraint, statement).toBe(constraint);
-    }
+    await expectRefusedAsDocumented(statements, (sql) => client.query(sql));
   });
 });
