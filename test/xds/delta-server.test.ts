@@ -13,6 +13,7 @@ import {
 import type { RegistryState } from "../../src/model/registry.ts";
 import { TYPE_URLS } from "../../src/translate/resource-types.ts";
 import { startStaticSignalbox, StaticRegistry } from "../support/static-sources.ts";
+import { openRawStream } from "./raw-stream.ts";
 
 /**
  * Delta xDS over the wire, with a scripted client: the aggregated service and
@@ -48,22 +49,12 @@ interface Request {
 }
 
 function openDelta(path = DELTA_ADS, nodeId = "web-1") {
-  const call = client.makeBidiStreamRequest<Uint8Array, Buffer>(path, (value) => Buffer.from(value), (bytes) => bytes);
-  const responses: DeltaDiscoveryResponse[] = [];
-  const waiters: Array<() => void> = [];
-  call.on("data", (bytes: Buffer) => {
-    responses.push(fromBinary(DeltaDiscoveryResponseSchema, bytes));
-    waiters.splice(0).forEach((wake) => wake());
-  });
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
-  call.on("error", () => {});
+  const stream = openRawStream(client, path, (bytes) => fromBinary(DeltaDiscoveryResponseSchema, bytes));
   let first = true;
   return {
-    call,
-    responses,
-    status,
+    ...stream,
     send(request: Request): void {
-      call.write(
+      stream.call.write(
         toBinary(
           DeltaDiscoveryRequestSchema,
           create(DeltaDiscoveryRequestSchema, {
@@ -79,17 +70,7 @@ function openDelta(path = DELTA_ADS, nodeId = "web-1") {
       );
       first = false;
     },
-    async next(count: number, withinMs = 3000): Promise<DeltaDiscoveryResponse> {
-      const deadline = Date.now() + withinMs;
-      while (responses.length < count) {
-        if (Date.now() > deadline) throw new Error(`only ${responses.length} responses, wanted ${count}`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 50);
-        });
-      }
-      return responses[count - 1] as DeltaDiscoveryResponse;
-    },
+    next: (count: number, withinMs = 3000): Promise<DeltaDiscoveryResponse> => stream.next(count, withinMs),
   };
 }
 
@@ -152,22 +133,17 @@ describe("delta xDS server", () => {
   });
 
   it("serves the per-type state-of-the-world services too", async () => {
-    const call = client.makeBidiStreamRequest<Uint8Array, Buffer>(
-      "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints",
-      (value) => Buffer.from(value),
-      (bytes) => bytes,
+    const stream = openRawStream(client, "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints", (bytes) =>
+      fromBinary(DiscoveryResponseSchema, bytes),
     );
-    const response = new Promise<Buffer>((resolve) => call.once("data", resolve));
-    call.on("error", () => {});
-    call.write(
+    stream.call.write(
       toBinary(
         DiscoveryRequestSchema,
         create(DiscoveryRequestSchema, { node: { id: "sotw-eds", cluster: "web" }, typeUrl: TYPE_URLS.endpoint, resourceNames: ["outbound|db"] }),
       ),
     );
-    const decoded = fromBinary(DiscoveryResponseSchema, await response);
-    expect(decoded.resources).toHaveLength(1);
-    call.end();
+    expect((await stream.next(1)).resources).toHaveLength(1);
+    stream.call.end();
   });
 
   it("records a NACK per proxy and type, visible on /v1/proxies", async () => {

@@ -2,15 +2,12 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningSignalbox } from "../../src/app.ts";
-import {
-  DiscoveryRequestSchema,
-  DiscoveryResponseSchema,
-  type DiscoveryResponse,
-} from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import { DiscoveryRequestSchema, DiscoveryResponseSchema } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { RegistryState } from "../../src/model/registry.ts";
 import { TYPE_URLS } from "../../src/translate/resource-types.ts";
 import { startStaticSignalbox, StaticRegistry } from "../support/static-sources.ts";
 import { httpService, registryOf } from "../translate/builders.ts";
+import { openRawStream } from "./raw-stream.ts";
 
 /** The gRPC server and admin API with a scripted ADS client and in-memory sources. */
 const ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -31,30 +28,7 @@ afterAll(async () => {
 
 /** A raw ADS stream: write bytes, read decoded responses, see the final status. */
 function openStream() {
-  const call = client.makeBidiStreamRequest<Uint8Array, Buffer>(
-    ADS,
-    (value) => Buffer.from(value),
-    (bytes) => bytes,
-  );
-  const responses: DiscoveryResponse[] = [];
-  const waiters: Array<() => void> = [];
-  call.on("data", (bytes: Buffer) => {
-    responses.push(fromBinary(DiscoveryResponseSchema, bytes));
-    waiters.splice(0).forEach((wake) => wake());
-  });
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
-  call.on("error", () => {});
-  return {
-    call,
-    responses,
-    status,
-    async next(count: number): Promise<DiscoveryResponse> {
-      while (responses.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
-      const response = responses[count - 1];
-      if (!response) throw new Error("no response");
-      return response;
-    },
-  };
+  return openRawStream(client, ADS, (bytes) => fromBinary(DiscoveryResponseSchema, bytes));
 }
 
 async function admin(path: string): Promise<unknown> {
