@@ -44,7 +44,7 @@ function localities(instances: readonly Instance[], priority: number): LocalityL
   if (instances.every((instance) => instance.region === first.region && instance.zone === first.zone)) return [localityGroup(instances, priority)];
   const byLocality = new Map<string, Instance[]>();
   for (const instance of instances) {
-    const key = `${instance.region}\u0000${instance.zone}`;
+    const key = localityKey(instance.region, instance.zone);
     const group = byLocality.get(key) ?? [];
     group.push(instance);
     byLocality.set(key, group);
@@ -65,6 +65,11 @@ function localityGroup(group: readonly Instance[], priority: number): LocalityLb
   });
 }
 
+/** Sorts like (region, zone): the order groups are written in. */
+function localityKey(region: string, zone: string): string {
+  return `${region}\u0000${zone}`;
+}
+
 const localityMessages = new Map<string, Locality>();
 
 /**
@@ -73,7 +78,7 @@ const localityMessages = new Map<string, Locality>();
  * localities the mesh has ever had.
  */
 function localityOf(region: string, zone: string): Locality {
-  const key = `${region}\u0000${zone}`;
+  const key = localityKey(region, zone);
   let locality = localityMessages.get(key);
   if (!locality) localityMessages.set(key, (locality = create(LocalitySchema, { region, zone })));
   return locality;
