@@ -85,33 +85,70 @@ export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly
 
 function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Service[] {
   const services = snapshot.registry.services;
+  const onward = onwardTargets(snapshot);
   const reached = new Set<string>();
   const queue: string[] = [];
+  const out: Service[] = [];
   for (const name of declared) {
-    if (!reached.has(name) && services.has(name)) {
+    const service = services.get(name);
+    if (service !== undefined && !reached.has(name)) {
       reached.add(name);
       queue.push(name);
+      out.push(service);
     }
   }
   // Declared names arrive sorted (dependencyMap); only names a route adds need a sort.
   let added = false;
   while (queue.length > 0) {
-    const routes = snapshot.routesByDestination.get(queue.pop() as string);
-    if (!routes) continue;
-    for (const route of routes) {
-      if (route.source !== null && route.source !== caller) continue;
-      for (const target of routeTargets(route)) {
-        if (!reached.has(target) && services.has(target)) {
-          reached.add(target);
-          queue.push(target);
-          added = true;
-        }
-      }
+    const targets = onward(queue.pop() as string);
+    if (targets === NONE) continue;
+    for (const { source, target } of targets) {
+      if ((source !== null && source !== caller) || reached.has(target)) continue;
+      const service = services.get(target);
+      if (service === undefined) continue;
+      reached.add(target);
+      queue.push(target);
+      out.push(service);
+      added = true;
     }
   }
-  const names = [...reached];
-  if (added) names.sort(compareNames);
-  return names.map((name) => services.get(name) as Service);
+  if (added) out.sort((a, b) => compareNames(a.name, b.name));
+  return out;
+}
+
+interface OnwardTarget {
+  /** The route's source service (null: any caller). */
+  readonly source: string | null;
+  readonly target: string;
+}
+
+const NONE: readonly OnwardTarget[] = [];
+const onwardMemo = new WeakMap<MeshSnapshot, (destination: string) => readonly OnwardTarget[]>();
+
+/**
+ * Per destination, the other services its routes can send to, computed once per
+ * snapshot: most routes split over a service's own subsets, so most
+ * destinations have none, and a caller's closure is then its declared list.
+ */
+function onwardTargets(snapshot: MeshSnapshot): (destination: string) => readonly OnwardTarget[] {
+  let lookup = onwardMemo.get(snapshot);
+  if (!lookup) {
+    const known = new Map<string, readonly OnwardTarget[]>();
+    lookup = (destination) => {
+      let targets = known.get(destination);
+      if (targets === undefined) {
+        const found: OnwardTarget[] = [];
+        for (const route of snapshot.routesByDestination.get(destination) ?? []) {
+          for (const target of routeTargets(route)) if (target !== destination) found.push({ source: route.source, target });
+        }
+        targets = found.length > 0 ? found : NONE;
+        known.set(destination, targets);
+      }
+      return targets;
+    };
+    onwardMemo.set(snapshot, lookup);
+  }
+  return lookup;
 }
 
 function compareNames(a: string, b: string): number {

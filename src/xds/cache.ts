@@ -462,12 +462,11 @@ export class ResourceCache {
       return known;
     }
     const violations = this.gate(kind, name, message);
-    const invalidKey = `${kind}\u0000${name}`;
     if (violations.length > 0) {
-      this.invalid.set(invalidKey, { kind, name, violations });
+      this.invalid.set(`${kind}\u0000${name}`, { kind, name, violations });
       this.logger.error({ kind, name, violations }, "resource fails Envoy field validation; withheld from proxies");
-    } else {
-      this.invalid.delete(invalidKey);
+    } else if (this.invalid.size > 0) {
+      this.invalid.delete(`${kind}\u0000${name}`);
     }
     const entry = { encoded: fresh, violations };
     this.interned.set(key, entry);

@@ -17,9 +17,11 @@ import { binaryOnce } from "./compose-binary.ts";
 /**
  * ClusterLoadAssignment encoding for the hot path: endpoint resources are the
  * most numerous and the ones every endpoint change re-encodes. The assignment
- * and its locality groups are written directly, each endpoint (one message per
- * instance, shared by every assignment and snapshot holding it) is copied from
- * its once-encoded bytes. Byte-identical to toBinary; an assignment using a
+ * its locality groups and their endpoints are sized, then written directly
+ * into one buffer. Endpoints are written in place each time rather than
+ * encoded once and copied: per-endpoint byte arrays, and the weak map to find
+ * them, cost more (in allocation and in garbage collection) than writing tens
+ * of bytes again. Byte-identical to toBinary; an assignment using a
  * field this writer does not handle is encoded by toBinary instead.
  * test/xds/endpoint-binary.test.ts pins both, and fails when the protos gain a
  * field that this file has not decided about.
@@ -35,19 +37,15 @@ export const HANDLED_FIELDS = {
   SocketAddress: ["protocol", "address", "port_value", "named_port", "resolver_name", "ipv4_compat"],
 } as const;
 
-const endpointBytes = new WeakMap<LbEndpoint, Uint8Array>();
-
 export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): Uint8Array {
   if (!handled(assignment)) return toBinary(ClusterLoadAssignmentSchema, assignment);
-  // Sized first, then written into one buffer: endpoints are copied from their
-  // once-encoded bytes, so this is mostly copying. Field-number order, as
-  // protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
+  // Sized first, then written into one buffer. Field-number order, as protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
   const nameBytes = Buffer.byteLength(assignment.clusterName);
   const policy = assignment.policy !== undefined ? binaryOnce(ClusterLoadAssignment_PolicySchema, assignment.policy) : null;
   const groups = assignment.endpoints;
   const groupSizes = new Array<number>(groups.length);
-  // Every endpoint's bytes, looked up once (a WeakMap lookup each) for both passes.
-  const endpoints: Uint8Array[] = [];
+  // Each endpoint's size (or, for one this writer does not handle, its toBinary bytes), for both passes.
+  const endpoints: (number | Uint8Array)[] = [];
   let total = nameBytes > 0 ? 1 + varintSize(nameBytes) + nameBytes : 0;
   for (let g = 0; g < groups.length; g++) {
     const size = groupSize(groups[g] as LocalityLbEndpoints, endpoints);
@@ -81,24 +79,36 @@ export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): 
 }
 
 /** LocalityLbEndpoints: 1 locality, 2 lb_endpoints, 3 load_balancing_weight (a UInt32Value), 5 priority. */
-function groupSize(group: LocalityLbEndpoints, endpoints: Uint8Array[]): number {
+function groupSize(group: LocalityLbEndpoints, endpoints: (number | Uint8Array)[]): number {
   let size = 0;
   if (group.locality !== undefined) size += framedSize(binaryOnce(LocalitySchema, group.locality).length);
   for (const endpoint of group.lbEndpoints) {
-    const bytes = lbEndpointBinary(endpoint);
-    endpoints.push(bytes);
-    size += framedSize(bytes.length);
+    const sized = plainEndpoint(endpoint) ? endpointSize(endpoint) : toBinary(LbEndpointSchema, endpoint);
+    endpoints.push(sized);
+    size += framedSize(typeof sized === "number" ? sized : sized.length);
   }
   if (group.loadBalancingWeight !== undefined) size += framedSize(weightSize(group.loadBalancingWeight));
   if (group.priority !== 0) size += 1 + varintSize(group.priority);
   return size;
 }
 
-/** The group, its endpoints' bytes being endpoints[first …] (as groupSize collected them). */
-function writeGroup(out: Buffer, start: number, group: LocalityLbEndpoints, endpoints: readonly Uint8Array[], first: number): number {
+/** The group, its endpoints' sizes being endpoints[first …] (as groupSize collected them). */
+function writeGroup(out: Buffer, start: number, group: LocalityLbEndpoints, endpoints: readonly (number | Uint8Array)[], first: number): number {
   let at = start;
   if (group.locality !== undefined) at = putFramed(out, at, 0x0a, binaryOnce(LocalitySchema, group.locality)); // 1 locality
-  for (let e = 0; e < group.lbEndpoints.length; e++) at = putFramed(out, at, 0x12, endpoints[first + e] as Uint8Array); // 2 lb_endpoints
+  const lbEndpoints = group.lbEndpoints;
+  for (let e = 0; e < lbEndpoints.length; e++) {
+    const sized = endpoints[first + e] as number | Uint8Array;
+    if (typeof sized !== "number") {
+      at = putFramed(out, at, 0x12, sized); // 2 lb_endpoints
+      continue;
+    }
+    out[at++] = 0x12; // 2 lb_endpoints
+    at = putVarint(out, at, sized);
+    const end = putEndpoint(out, at, lbEndpoints[e] as LbEndpoint);
+    if (end !== at + sized) throw new Error(`endpoint encoding wrote ${end - at} of ${sized} bytes`);
+    at = end;
+  }
   if (group.loadBalancingWeight !== undefined) {
     // A wrapper message whose value field is left out when zero, like any proto3 scalar.
     const weight = group.loadBalancingWeight;
@@ -129,58 +139,64 @@ function framedSize(length: number): number {
 function putFramed(out: Buffer, start: number, tag: number, bytes: Uint8Array): number {
   out[start] = tag;
   const at = putVarint(out, start + 1, bytes.length);
-  // An endpoint is a few tens of bytes: a plain loop beats TypedArray.set's call overhead there.
-  if (bytes.length <= 64) for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i] as number;
-  else out.set(bytes, at);
+  out.set(bytes, at);
   return at + bytes.length;
 }
 
-/** An endpoint's bytes, once per message object. */
-function lbEndpointBinary(endpoint: LbEndpoint): Uint8Array {
-  let bytes = endpointBytes.get(endpoint);
-  if (!bytes) {
-    bytes = plainEndpoint(endpoint) ? writeEndpoint(endpoint) : toBinary(LbEndpointSchema, endpoint);
-    endpointBytes.set(endpoint, bytes);
-  }
-  return bytes;
+/*
+ * LbEndpoint { 1 endpoint { 1 address { 1 socket_address { 1 protocol, 2 address, 3 port_value } } },
+ * 2 health_status, 4 load_balancing_weight (a UInt32Value) }, for an endpoint
+ * plainEndpoint accepts: sized by endpointSize, written by putEndpoint.
+ */
+
+function socketOf(endpoint: LbEndpoint): SocketAddress | undefined {
+  return (endpoint.hostIdentifier.value as Endpoint).address?.address.value as SocketAddress | undefined;
 }
 
-/**
- * LbEndpoint { 1 endpoint { 1 address { 1 socket_address { 1 protocol, 2 address, 3 port_value } } },
- * 2 health_status, 4 load_balancing_weight (a UInt32Value) }, sized first and
- * written into one buffer: it runs once per instance of the mesh.
- */
-function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
-  const host = endpoint.hostIdentifier.value as Endpoint;
-  const socket = host.address?.address.value as SocketAddress | undefined;
-  const port = socket?.portSpecifier.case === "portValue" ? socket.portSpecifier.value : null;
-  const ascii = socket !== undefined && isAscii(socket.address);
-  const addressBytes = socket && socket.address !== "" ? (ascii ? socket.address.length : Buffer.byteLength(socket.address)) : 0;
-  let socketSize = 0;
-  if (socket) {
-    if (socket.protocol !== 0) socketSize += 1 + varintSize(socket.protocol);
-    if (addressBytes > 0) socketSize += 1 + varintSize(addressBytes) + addressBytes;
-    if (port !== null) socketSize += 1 + varintSize(port);
-  }
-  const addressSize = socket ? 1 + varintSize(socketSize) + socketSize : 0;
-  const endpointSize = host.address !== undefined ? 1 + varintSize(addressSize) + addressSize : 0;
+function addressLength(socket: SocketAddress): number {
+  return isAscii(socket.address) ? socket.address.length : Buffer.byteLength(socket.address);
+}
+
+/** SocketAddress's fields (protocol, address, port_value). */
+function socketSize(socket: SocketAddress, addressBytes: number): number {
+  let size = 0;
+  if (socket.protocol !== 0) size += 1 + varintSize(socket.protocol);
+  if (addressBytes > 0) size += 1 + varintSize(addressBytes) + addressBytes;
+  if (socket.portSpecifier.case === "portValue") size += 1 + varintSize(socket.portSpecifier.value);
+  return size;
+}
+
+/** Endpoint's fields: its address (an Address holding the socket address), if any. */
+function hostSize(endpoint: LbEndpoint, socket: SocketAddress | undefined, addressBytes: number): number {
+  if ((endpoint.hostIdentifier.value as Endpoint).address === undefined) return 0;
+  const addressSize = socket ? framedSize(socketSize(socket, addressBytes)) : 0;
+  return framedSize(addressSize);
+}
+
+function endpointSize(endpoint: LbEndpoint): number {
+  const socket = socketOf(endpoint);
   const weight = endpoint.loadBalancingWeight;
-  const weightSize = weight === undefined || weight === 0 ? 0 : 1 + varintSize(weight);
-  const total =
-    1 + varintSize(endpointSize) + endpointSize +
+  return (
+    framedSize(hostSize(endpoint, socket, socket ? addressLength(socket) : 0)) +
     (endpoint.healthStatus !== 0 ? 1 + varintSize(endpoint.healthStatus) : 0) +
-    (weight !== undefined ? 2 + weightSize : 0);
-  // A plain Uint8Array: tens of bytes, which V8 keeps on its heap (no pool slab held, no Buffer object).
-  const out = new Uint8Array(total);
-  let at = 0;
+    (weight !== undefined ? 2 + weightSize(weight) : 0)
+  );
+}
+
+function putEndpoint(out: Uint8Array, start: number, endpoint: LbEndpoint): number {
+  const socket = socketOf(endpoint);
+  const ascii = socket !== undefined && isAscii(socket.address);
+  const addressBytes = socket ? (ascii ? socket.address.length : Buffer.byteLength(socket.address)) : 0;
+  let at = start;
   out[at++] = 0x0a; // 1 endpoint
-  at = putVarint(out, at, endpointSize);
-  if (host.address !== undefined) {
+  at = putVarint(out, at, hostSize(endpoint, socket, addressBytes));
+  if ((endpoint.hostIdentifier.value as Endpoint).address !== undefined) {
+    const fields = socket ? socketSize(socket, addressBytes) : 0;
     out[at++] = 0x0a; // 1 address
-    at = putVarint(out, at, addressSize);
+    at = putVarint(out, at, socket ? framedSize(fields) : 0);
     if (socket) {
       out[at++] = 0x0a; // 1 socket_address
-      at = putVarint(out, at, socketSize);
+      at = putVarint(out, at, fields);
       if (socket.protocol !== 0) {
         out[at++] = 0x08;
         at = putVarint(out, at, socket.protocol);
@@ -190,9 +206,9 @@ function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
         at = putVarint(out, at, addressBytes);
         at = ascii ? putAscii(out, at, socket.address) : putUtf8(out, at, socket.address);
       }
-      if (port !== null) {
+      if (socket.portSpecifier.case === "portValue") {
         out[at++] = 0x18;
-        at = putVarint(out, at, port);
+        at = putVarint(out, at, socket.portSpecifier.value);
       }
     }
   }
@@ -200,16 +216,16 @@ function writeEndpoint(endpoint: LbEndpoint): Uint8Array {
     out[at++] = 0x10; // 2 health_status
     at = putVarint(out, at, endpoint.healthStatus);
   }
+  const weight = endpoint.loadBalancingWeight;
   if (weight !== undefined) {
     out[at++] = 0x22; // 4 load_balancing_weight
-    out[at++] = weightSize;
-    if (weightSize > 0) {
+    out[at++] = weightSize(weight);
+    if (weight !== 0) {
       out[at++] = 0x08;
       at = putVarint(out, at, weight);
     }
   }
-  if (at !== total) throw new Error(`endpoint encoding wrote ${at} of ${total} bytes`);
-  return out;
+  return at;
 }
 
 /** An IP address or host name is ASCII: then its bytes are its char codes. */
