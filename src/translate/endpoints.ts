@@ -37,11 +37,11 @@ export const COLOR_OVERPROVISIONING_FACTOR = 1_000_000;
  * Endpoints grouped by locality (region, zone). Every locality carries a weight
  * (the sum of its endpoints' weights): gRPC clients ignore localities without one.
  */
-function localities(instances: readonly Instance[], priority: number): LocalityLbEndpoints[] {
+function localities(instances: readonly Instance[], priority: number, endpoints: EndpointMemo): LocalityLbEndpoints[] {
   const first = instances[0];
   if (!first) return [];
   // Most services run in one locality: then there is nothing to group or sort.
-  if (instances.every((instance) => instance.region === first.region && instance.zone === first.zone)) return [localityGroup(instances, priority)];
+  if (instances.every((instance) => instance.region === first.region && instance.zone === first.zone)) return [localityGroup(instances, priority, endpoints)];
   const byLocality = new Map<string, Instance[]>();
   for (const instance of instances) {
     const key = localityKey(instance.region, instance.zone);
@@ -49,11 +49,11 @@ function localities(instances: readonly Instance[], priority: number): LocalityL
     group.push(instance);
     byLocality.set(key, group);
   }
-  return [...byLocality.keys()].sort().map((key) => localityGroup(byLocality.get(key) as Instance[], priority));
+  return [...byLocality.keys()].sort().map((key) => localityGroup(byLocality.get(key) as Instance[], priority, endpoints));
 }
 
 /** One locality's endpoints; `group` is not empty and shares one region and zone. */
-function localityGroup(group: readonly Instance[], priority: number): LocalityLbEndpoints {
+function localityGroup(group: readonly Instance[], priority: number, endpoints: EndpointMemo): LocalityLbEndpoints {
   const first = group[0] as Instance;
   let weight = 0;
   for (const instance of group) weight += instance.weight;
@@ -61,7 +61,7 @@ function localityGroup(group: readonly Instance[], priority: number): LocalityLb
     locality: localityOf(first.region, first.zone),
     loadBalancingWeight: weight,
     priority,
-    lbEndpoints: group.map(lbEndpoint),
+    lbEndpoints: group.map((instance) => lbEndpoint(instance, endpoints)),
   });
 }
 
@@ -84,16 +84,18 @@ function localityOf(region: string, zone: string): Locality {
   return locality;
 }
 
-const endpointOf = new WeakMap<Instance, LbEndpoint>();
-
 /**
- * An instance's endpoint, one message per instance object: it sits in the
- * whole-service and subset assignments alike, and the registry keeps an
- * unchanged instance as the same object across snapshots, so each endpoint is
- * built, validated and encoded once (see xds/compose-binary.ts).
+ * The endpoint messages built for one service's assignments, by instance: an
+ * instance sits in the whole-service and subset assignments alike, and gets
+ * one message, validated once. A plain map for the one call, not a weak map
+ * across calls: the assignments themselves are reused while the service's
+ * instances are unchanged (translate.ts), and weak entries for every
+ * instance of the mesh cost more in garbage collection than they save.
  */
-function lbEndpoint(instance: Instance): LbEndpoint {
-  let endpoint = endpointOf.get(instance);
+type EndpointMemo = Map<Instance, LbEndpoint>;
+
+function lbEndpoint(instance: Instance, endpoints: EndpointMemo): LbEndpoint {
+  let endpoint = endpoints.get(instance);
   if (!endpoint) {
     // Written out rather than create()d: this runs for every instance of the
     // mesh, and the types make the literals complete (a new field fails tsc).
@@ -124,13 +126,13 @@ function lbEndpoint(instance: Instance): LbEndpoint {
       healthStatus: HEALTH[instance.health],
       loadBalancingWeight: instance.weight,
     } satisfies LbEndpoint;
-    endpointOf.set(instance, endpoint);
+    endpoints.set(instance, endpoint);
   }
   return endpoint;
 }
 
-export function loadAssignment(clusterName: string, instances: readonly Instance[]): ClusterLoadAssignment {
-  return create(ClusterLoadAssignmentSchema, { clusterName, endpoints: localities(instances, 0) });
+function loadAssignment(clusterName: string, instances: readonly Instance[], endpoints: EndpointMemo): ClusterLoadAssignment {
+  return create(ClusterLoadAssignmentSchema, { clusterName, endpoints: localities(instances, 0, endpoints) });
 }
 
 /**
@@ -139,15 +141,16 @@ export function loadAssignment(clusterName: string, instances: readonly Instance
  * request to the colored instances while any is healthy, and to the baseline
  * otherwise (none left, or all unhealthy).
  */
-export function colorLoadAssignment(
+function colorLoadAssignment(
   clusterName: string,
   colored: readonly Instance[],
   baseline: readonly Instance[],
+  endpoints: EndpointMemo,
 ): ClusterLoadAssignment {
   const groups = [colored, baseline].filter((group) => group.length > 0);
   return create(ClusterLoadAssignmentSchema, {
     clusterName,
-    endpoints: groups.flatMap((group, priority) => localities(group, priority)),
+    endpoints: groups.flatMap((group, priority) => localities(group, priority, endpoints)),
     policy: { overprovisioningFactor: COLOR_OVERPROVISIONING_FACTOR },
   });
 }
@@ -174,20 +177,21 @@ export function serviceLoadAssignments(
   colors: readonly string[],
 ): Map<string, ClusterLoadAssignment> {
   const out = new Map<string, ClusterLoadAssignment>();
+  const endpoints: EndpointMemo = new Map();
   const baseline = colorOf ? service.instances.filter((instance) => colorOf(instance) === "") : service.instances;
-  out.set(names.whole, loadAssignment(names.whole, baseline));
+  out.set(names.whole, loadAssignment(names.whole, baseline, endpoints));
   for (const subset of subsets) {
     const name = names.subset(subset.name);
-    out.set(name, loadAssignment(name, baseline.filter(subset.selects)));
+    out.set(name, loadAssignment(name, baseline.filter(subset.selects), endpoints));
   }
   if (!colorOf) return out;
   for (const color of colors) {
     const colored = service.instances.filter((instance) => colorOf(instance) === color);
     const whole = names.color(null, color);
-    out.set(whole, colorLoadAssignment(whole, colored, baseline));
+    out.set(whole, colorLoadAssignment(whole, colored, baseline, endpoints));
     for (const subset of subsets) {
       const name = names.color(subset.name, color);
-      out.set(name, colorLoadAssignment(name, colored, baseline.filter(subset.selects)));
+      out.set(name, colorLoadAssignment(name, colored, baseline.filter(subset.selects), endpoints));
     }
   }
   return out;
