@@ -35,9 +35,10 @@ function versionHash(data: string | Uint8Array): string {
 }
 
 /**
- * The binary form of a resource. Route configurations and endpoint assignments
- * are assembled from the once-encoded bytes of their shared parts (virtual
- * hosts, endpoints; see compose-binary.ts); equal to toBinary either way.
+ * The binary form of a resource. Route configurations are assembled from the
+ * once-encoded bytes of their shared virtual hosts (compose-binary.ts),
+ * endpoint assignments written by their own sized writer (endpoint-binary.ts);
+ * equal to toBinary either way.
  */
 function resourceBinary(kind: ResourceKind, message: Message): Uint8Array[] {
   switch (kind) {
