@@ -23,7 +23,7 @@ import { binaryOnce } from "./compose-binary.ts";
  * them, cost more (in allocation and in garbage collection) than writing tens
  * of bytes again. Byte-identical to toBinary; an assignment using a
  * field this writer does not handle is encoded by toBinary instead.
- * test/xds/endpoint-binary.test.ts pins both, and fails when the protos gain a
+ * test/xds/resource-binary.test.ts pins both, and fails when the protos gain a
  * field that this file has not decided about.
  */
 
@@ -39,7 +39,8 @@ export const HANDLED_FIELDS = {
 
 export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): Uint8Array {
   if (!handled(assignment)) return toBinary(ClusterLoadAssignmentSchema, assignment);
-  // Sized first, then written into one buffer. Field-number order, as protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
+  // Sized first, then written into one buffer. Field-number order, as
+  // protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
   const nameBytes = Buffer.byteLength(assignment.clusterName);
   const policy = assignment.policy !== undefined ? binaryOnce(ClusterLoadAssignment_PolicySchema, assignment.policy) : null;
   const groups = assignment.endpoints;
