@@ -1,6 +1,7 @@
 import type { Service } from "../model/registry.ts";
 import type { HttpRoute, ServiceDependency } from "../model/rules.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
+import { memoOn } from "./memo.ts";
 
 /**
  * Scoping: which upstream services a proxy of a given service receives.
@@ -85,7 +86,7 @@ export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly
 
 function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Service[] {
   const services = snapshot.registry.services;
-  const onward = onwardTargets(snapshot);
+  const onward = memoOn(snapshot, "onward-targets", () => new Map<string, readonly OnwardTarget[]>());
   const reached = new Set<string>();
   const queue: string[] = [];
   const out: Service[] = [];
@@ -100,7 +101,7 @@ function closure(snapshot: MeshSnapshot, caller: string, declared: readonly stri
   // Declared names arrive sorted (dependencyMap); only names a route adds need a sort.
   let added = false;
   while (queue.length > 0) {
-    const targets = onward(queue.pop() as string);
+    const targets = onwardTargets(snapshot, onward, queue.pop() as string);
     if (targets === NONE) continue;
     for (const { source, target } of targets) {
       if ((source !== null && source !== caller) || reached.has(target)) continue;
@@ -123,32 +124,24 @@ interface OnwardTarget {
 }
 
 const NONE: readonly OnwardTarget[] = [];
-const onwardMemo = new WeakMap<MeshSnapshot, (destination: string) => readonly OnwardTarget[]>();
 
 /**
- * Per destination, the other services its routes can send to, computed once per
- * snapshot: most routes split over a service's own subsets, so most
- * destinations have none, and a caller's closure is then its declared list.
+ * The other services `destination`'s routes can send to, found once per
+ * snapshot (`known` is the snapshot's table): most routes split over a
+ * service's own subsets, so most destinations have none, and a caller's
+ * closure is then its declared list.
  */
-function onwardTargets(snapshot: MeshSnapshot): (destination: string) => readonly OnwardTarget[] {
-  let lookup = onwardMemo.get(snapshot);
-  if (!lookup) {
-    const known = new Map<string, readonly OnwardTarget[]>();
-    lookup = (destination) => {
-      let targets = known.get(destination);
-      if (targets === undefined) {
-        const found: OnwardTarget[] = [];
-        for (const route of snapshot.routesByDestination.get(destination) ?? []) {
-          for (const target of routeTargets(route)) if (target !== destination) found.push({ source: route.source, target });
-        }
-        targets = found.length > 0 ? found : NONE;
-        known.set(destination, targets);
-      }
-      return targets;
-    };
-    onwardMemo.set(snapshot, lookup);
+function onwardTargets(snapshot: MeshSnapshot, known: Map<string, readonly OnwardTarget[]>, destination: string): readonly OnwardTarget[] {
+  let targets = known.get(destination);
+  if (targets === undefined) {
+    const found: OnwardTarget[] = [];
+    for (const route of snapshot.routesByDestination.get(destination) ?? []) {
+      for (const target of routeTargets(route)) if (target !== destination) found.push({ source: route.source, target });
+    }
+    targets = found.length > 0 ? found : NONE;
+    known.set(destination, targets);
   }
-  return lookup;
+  return targets;
 }
 
 function compareNames(a: string, b: string): number {
