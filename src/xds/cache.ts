@@ -463,10 +463,10 @@ export class ResourceCache {
     }
     const violations = this.gate(kind, name, message);
     if (violations.length > 0) {
-      this.invalid.set(`${kind}\u0000${name}`, { kind, name, violations });
+      this.invalid.set(invalidKey(kind, name), { kind, name, violations });
       this.logger.error({ kind, name, violations }, "resource fails Envoy field validation; withheld from proxies");
     } else if (this.invalid.size > 0) {
-      this.invalid.delete(`${kind}\u0000${name}`);
+      this.invalid.delete(invalidKey(kind, name));
     }
     const entry = { encoded: fresh, violations };
     this.interned.set(key, entry);
@@ -476,6 +476,10 @@ export class ResourceCache {
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
+
+function invalidKey(kind: ResourceKind, name: string): string {
+  return `${kind}\u0000${name}`;
+}
 
 function internKey(kind: ResourceKind, name: string, version: string): string {
   return `${kind}\u0000${name}\u0000${version}`;
