@@ -1,4 +1,5 @@
 import { shareStructure } from "../model/share.ts";
+import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 
 /**
@@ -52,24 +53,39 @@ export function releaseMemo(owner: object): void {
 
 /**
  * Reuse across snapshots: the value computed for (`owner`, `key`) is returned
- * again as long as every entry of `deps` is the same (===) as when it was
- * computed. Sources share unchanged parts of the mesh structurally (see
- * model/share.ts), so after a rule change every service the rule does not touch
- * keeps its clusters, endpoints and virtual hosts, as the same message objects
- * (which the cache has already encoded).
+ * again as long as `owner` is the same service object and every entry of
+ * `deps` is the same (===) as when it was computed. Sources share unchanged
+ * parts of the mesh structurally (see model/share.ts), so after a rule change
+ * every service the rule does not touch keeps its clusters, endpoints and
+ * virtual hosts, as the same message objects (which the cache has already
+ * encoded).
  *
  * The rule for `compute`: it may read nothing but `owner` and `deps`. When you
  * make a piece read something more from the snapshot (a new kind of rule), add
  * that value to its deps, or the piece will not change when it does.
  * test/xds/incremental.test.ts checks this by removing each rule in turn.
+ *
+ * Held strongly, by service name: a newer object for the service (its
+ * instances changed) replaces the name's pieces, so the old ones become
+ * ordinary garbage at once. Not a WeakMap keyed by the service objects: that
+ * is an ephemeron table, and every endpoint change left one dead entry (with
+ * its messages) in it for the next major GC to revisit in its pause (docs/
+ * benchmarks.md, "GC pauses"). Services that leave the mesh are dropped by
+ * forgetServicesOutside.
  */
-const reused = new WeakMap<object, Map<string, { readonly deps: readonly unknown[]; readonly value: unknown }>>();
-const reusedByName = new Map<string, { readonly deps: readonly unknown[]; readonly value: unknown }>();
+type Reused = { readonly deps: readonly unknown[]; readonly value: unknown };
+const reused = new Map<string, { readonly owner: Service; readonly pieces: Map<string, Reused> }>();
+const reusedByName = new Map<string, Reused>();
 
-export function acrossSnapshots<T>(owner: object, key: string, deps: readonly unknown[], compute: () => T): T {
-  let memo = reused.get(owner);
-  if (!memo) reused.set(owner, (memo = new Map()));
-  return reuseIn(memo, key, deps, compute);
+export function acrossSnapshots<T>(owner: Service, key: string, deps: readonly unknown[], compute: () => T): T {
+  let held = reused.get(owner.name);
+  if (held?.owner !== owner) reused.set(owner.name, (held = { owner, pieces: new Map() }));
+  return reuseIn(held.pieces, key, deps, compute);
+}
+
+/** Drops the reused pieces of services not in `services` (the mesh after a full rebuild). */
+export function forgetServicesOutside(services: ReadonlyMap<string, Service>): void {
+  for (const name of reused.keys()) if (!services.has(name)) reused.delete(name);
 }
 
 /** acrossSnapshots for pieces owned by a name (a calling service) rather than an object. */
@@ -78,7 +94,7 @@ export function acrossSnapshotsByName<T>(name: string, deps: readonly unknown[],
 }
 
 function reuseIn<T>(
-  memo: Map<string, { readonly deps: readonly unknown[]; readonly value: unknown }>,
+  memo: Map<string, Reused>,
   key: string,
   deps: readonly unknown[],
   compute: () => T,

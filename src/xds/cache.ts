@@ -5,7 +5,7 @@ import type { Service } from "../model/registry.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { sameFieldsExcept } from "../model/share.ts";
 import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
-import { releaseMemo } from "../translate/memo.ts";
+import { forgetServicesOutside, releaseMemo } from "../translate/memo.ts";
 import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
 import { serviceEndpoints } from "../translate/translate.ts";
 import { EncodedPart, PartsMap } from "./encoded-parts.ts";
@@ -329,6 +329,8 @@ export class ResourceCache {
     }
     // Views no stream retains any more.
     for (const view of old.values()) this.unindex(view);
+    // Pieces kept for reuse by services that left the mesh.
+    forgetServicesOutside(snapshot.registry.services);
     // New versions replace old ones (a first build only adds).
     if (hadViews) this.replacedSinceCompaction += this.interned.size - internedBefore;
     else this.internedAtRebuild = Math.max(this.internedAtRebuild, this.interned.size);
