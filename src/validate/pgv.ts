@@ -100,16 +100,23 @@ export interface Violation {
  * Validates a message against the PGV rules in its descriptor (recursively).
  * Pass a registry (see envoyRegistry()) to also validate google.protobuf.Any payloads.
  * Returns an empty array when the message is valid.
+ *
+ * `sharedTypes` names message types whose objects the caller shares between
+ * the messages it validates (and never mutates): one found valid is not
+ * walked again, in this call or a later one (see runCached).
  */
 export function validateMessage<Desc extends DescMessage>(
   schema: Desc,
   message: MessageShape<Desc>,
   registry?: Registry,
+  sharedTypes: ReadonlySet<string> = NO_TYPES,
 ): Violation[] {
-  const ctx = newCtx(registry);
+  const ctx = newCtx(registry, sharedTypes);
   runCached(planFor(schema), message as unknown as Rec, ctx);
   return ctx.out;
 }
+
+const NO_TYPES: ReadonlySet<string> = new Set();
 
 /**
  * Unpacks an Any by its type URL and validates the payload recursively. A type URL the
@@ -143,10 +150,12 @@ interface Ctx {
   nowNs: bigint | undefined;
   /** Message objects already found valid under this registry (see cleanSetFor). */
   clean: WeakSet<object>;
+  /** Message types whose clean objects are remembered in `clean` (see runCached). */
+  sharedTypes: ReadonlySet<string>;
 }
 
-function newCtx(registry: Registry | undefined): Ctx {
-  return { out: [], path: [], registry, nowNs: undefined, clean: cleanSetFor(registry) };
+function newCtx(registry: Registry | undefined, sharedTypes: ReadonlySet<string> = NO_TYPES): Ctx {
+  return { out: [], path: [], registry, nowNs: undefined, clean: cleanSetFor(registry), sharedTypes };
 }
 
 /**
@@ -248,11 +257,19 @@ function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
 
 /**
  * runPlan, skipping a message already found clean; a clean walk that did not
- * read the clock is remembered. Used for whole resources and for elements of
- * repeated fields (where sharing happens: virtual hosts, endpoints); a WeakSet
- * entry for every singular sub-message would cost more than it saves.
+ * read the clock is remembered when the caller named its type as shared. Used
+ * for whole messages and for elements of repeated fields (where sharing
+ * happens: virtual hosts in many route configurations). Only shared types are
+ * remembered because the set is an ephemeron table: every entry costs the
+ * garbage collector, and a large one stalls for tens of milliseconds, up to
+ * 200 ms at 5,000 services, each time it is resized after a collection
+ * (docs/benchmarks.md, "GC pauses").
  */
 function runCached(plan: Plan, m: Rec, ctx: Ctx): void {
+  if (ctx.sharedTypes.size === 0 || !ctx.sharedTypes.has(m.$typeName as string)) {
+    runPlan(plan, m, ctx);
+    return;
+  }
   if (ctx.clean.has(m)) return;
   const mark = cleanMark(ctx);
   runPlan(plan, m, ctx);
@@ -1242,7 +1259,8 @@ function compileAny(r: AnyRules | undefined, rule: string, skip: boolean): Value
     if (notIn.length > 0 && notIn.includes(any.typeUrl)) {
       report(ctx, `${rule}.not_in`, `type URL must not be one of [${notIn.map(show).join(", ")}], got ${show(any.typeUrl)}`);
     }
-    // A payload is decoded to be checked: remember a clean one (Anys are shared, like other sub-messages).
+    // A payload is decoded to be checked: remember a clean one, whatever the
+    // caller shares (decoding is the cost; translation shares packed configs).
     if (skip || ctx.clean.has(any)) return;
     const mark = cleanMark(ctx);
     visitAnyPayload(any, ctx);

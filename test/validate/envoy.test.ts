@@ -483,23 +483,35 @@ describe("validateAny", () => {
 });
 
 describe("shared sub-messages", () => {
-  // The validator remembers messages it found clean (translation shares them
-  // between resources); a broken shared message must still be reported at every
-  // place it appears, and a clean one must not hide a broken sibling.
+  // The validator remembers objects of the types the caller says it shares
+  // (translation shares virtual hosts between route configurations); a broken
+  // shared message must still be reported at every place it appears, and a
+  // clean one must not hide a broken sibling.
+  const shared = new Set([VirtualHostSchema.typeName]);
   it("a broken virtual host shared by two route configurations is reported in both, at its position", () => {
     const broken = create(VirtualHostSchema, { name: "", domains: ["a"] });
     const good = create(VirtualHostSchema, { name: "ok", domains: ["b"] });
     const first = create(RouteConfigurationSchema, { name: "one", virtualHosts: [good, broken] });
     const second = create(RouteConfigurationSchema, { name: "two", virtualHosts: [broken] });
-    expect(validateMessage(RouteConfigurationSchema, first).map((v) => v.path)).toEqual(["virtual_hosts[1].name"]);
-    expect(validateMessage(RouteConfigurationSchema, second).map((v) => v.path)).toEqual(["virtual_hosts[0].name"]);
-    expect(validateMessage(RouteConfigurationSchema, first).map((v) => v.path)).toEqual(["virtual_hosts[1].name"]);
+    expect(validateMessage(RouteConfigurationSchema, first, undefined, shared).map((v) => v.path)).toEqual(["virtual_hosts[1].name"]);
+    expect(validateMessage(RouteConfigurationSchema, second, undefined, shared).map((v) => v.path)).toEqual(["virtual_hosts[0].name"]);
+    expect(validateMessage(RouteConfigurationSchema, first, undefined, shared).map((v) => v.path)).toEqual(["virtual_hosts[1].name"]);
   });
 
   it("a clean shared virtual host does not excuse the configuration holding it", () => {
     const good = create(VirtualHostSchema, { name: "ok", domains: ["b"] });
-    expect(validateMessage(RouteConfigurationSchema, create(RouteConfigurationSchema, { name: "one", virtualHosts: [good] }))).toEqual([]);
+    expect(validateMessage(RouteConfigurationSchema, create(RouteConfigurationSchema, { name: "one", virtualHosts: [good] }), undefined, shared)).toEqual([]);
     const withBadField = create(RouteConfigurationSchema, { name: "two", virtualHosts: [good], internalOnlyHeaders: ["bad\nheader"] });
-    expect(validateMessage(RouteConfigurationSchema, withBadField).map((v) => v.path)).toEqual(["internal_only_headers[0]"]);
+    expect(validateMessage(RouteConfigurationSchema, withBadField, undefined, shared).map((v) => v.path)).toEqual(["internal_only_headers[0]"]);
+  });
+
+  it("walks a clean object again unless its type is named shared", () => {
+    // Shared objects are never mutated; mutating one here shows whether it was walked again.
+    const host = create(VirtualHostSchema, { name: "ok", domains: ["b"] });
+    const config = (name: string) => create(RouteConfigurationSchema, { name, virtualHosts: [host] });
+    expect(validateMessage(RouteConfigurationSchema, config("one"), undefined, shared)).toEqual([]);
+    host.name = "";
+    expect(validateMessage(RouteConfigurationSchema, config("two"), undefined, shared)).toEqual([]);
+    expect(validateMessage(RouteConfigurationSchema, config("three")).map((v) => v.path)).toEqual(["virtual_hosts[0].name"]);
   });
 });
