@@ -262,3 +262,17 @@ export function leastCalledService(rows: MeshRows): string {
   }
   return best;
 }
+
+/**
+ * The registry with instance 0 of `service` moved to an address derived from
+ * `sequence`, every other service object kept: one endpoint change as the
+ * PostgreSQL source delivers it (structurally shared).
+ */
+export function moveInstance(registry: RegistryState, service: string, sequence: number): RegistryState {
+  const services = new Map(registry.services);
+  const old = services.get(service);
+  const first = old?.instances[0];
+  if (!old || !first) throw new Error(`no instance of ${service}`);
+  services.set(service, { ...old, instances: [{ ...first, address: `10.251.${(sequence >> 8) & 255}.${sequence & 255}` }, ...old.instances.slice(1)] });
+  return { services };
+}

@@ -27,7 +27,7 @@ import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
-import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
+import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
 export interface TranslateResult {
   readonly services: number;
@@ -95,7 +95,7 @@ export function runTranslateBench(services = 5000, instances = 20, endpointChang
   let registry: RegistryState = model.registry;
   for (let k = 1; k <= 2 * endpointChanges + 1; k++) {
     const service = serviceName(1 + ((k * 7919) % (services - 1)));
-    const next = structuredReplace(registry, service, k);
+    const next = moveInstance(registry, service, k);
     const before = cache.stats().endpointPatches;
     const started = performance.now();
     c = cpuMs();
@@ -178,17 +178,6 @@ function fullBuild(snapshot: MeshSnapshot, services: number): { cache: ResourceC
   const c = cpuMs();
   cache.setSnapshot(snapshot);
   return { cache, wallMs: performance.now() - t, cpuMs: cpuMs() - c };
-}
-
-/** The registry with instance 0 of `service` moved, every other service object kept (as the source delivers it). */
-function structuredReplace(registry: RegistryState, service: string, sequence: number): RegistryState {
-  const services = new Map(registry.services);
-  const old = services.get(service);
-  if (!old) throw new Error(`no service ${service}`);
-  const [first, ...rest] = old.instances;
-  if (!first) throw new Error(`service ${service} has no instances`);
-  services.set(service, { ...old, instances: [{ ...first, address: `10.251.${(sequence >> 8) & 255}.${sequence & 255}` }, ...rest] });
-  return { services };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
