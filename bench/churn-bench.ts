@@ -17,8 +17,9 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
+import { flag, numberOption } from "./cli.ts";
 import { APP_PORT, INBOUND_PORT, meshModel, meshRows, moveInstance, serviceName } from "./mesh.ts";
-import { percentiles, type Percentiles } from "./stats.ts";
+import { nearestRank, percentiles, type Percentiles } from "./stats.ts";
 
 export interface ChurnResult {
   readonly services: number;
@@ -64,11 +65,10 @@ export async function runChurnBench(services = 5000, instances = 20, changes = 1
   // GC entries are delivered asynchronously.
   await new Promise((resolve) => setTimeout(resolve, 50));
   observer.disconnect();
-  const sorted = [...wall].sort((a, b) => a - b);
   return {
     services,
     changes,
-    changeWallMs: { ...percentiles(wall), p999: sorted[Math.ceil(0.999 * sorted.length) - 1] ?? NaN },
+    changeWallMs: { ...percentiles(wall), p999: nearestRank([...wall].sort((a, b) => a - b), 0.999) },
     over5Ms: wall.filter((ms) => ms > 5).length,
     over20Ms: wall.filter((ms) => ms > 20).length,
     slowest: wall.map((ms, i) => [i + 1, ms] as const).sort((a, b) => b[1] - a[1]).slice(0, 5),
@@ -78,14 +78,9 @@ export async function runChurnBench(services = 5000, instances = 20, changes = 1
   };
 }
 
-function arg(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? Number(process.argv[index + 1]) : fallback;
-}
-
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await runChurnBench(arg("services", 5000), arg("instances", 20), arg("changes", 15000));
-  if (process.argv.includes("--json")) console.log(JSON.stringify(result));
+  const result = await runChurnBench(numberOption("services", 5000), numberOption("instances", 20), numberOption("changes", 15000));
+  if (flag("json")) console.log(JSON.stringify(result));
   else {
     console.table({ "wall ms per change": result.changeWallMs, "major GC pause ms": result.majorGcPauseMs });
     console.log(result);

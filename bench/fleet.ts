@@ -48,6 +48,7 @@ import {
 import type { ServerStats } from "./proc-common.ts";
 import { markdown as profileMarkdown, summarize } from "./profile-summary.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
+import { flag, numberOption, option } from "./cli.ts";
 import type { TranslateResult } from "./translate-bench.ts";
 import { nowMs } from "./wire.ts";
 
@@ -55,25 +56,19 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 // --- options -------------------------------------------------------------------
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
-const flag = (name: string) => process.argv.includes(`--${name}`);
-
 const SIZES = option("n", "1000,5000,10000").split(",").map(Number);
 const PROTOCOLS = option("protocols", "sotw,delta").split(",") as Array<"sotw" | "delta">;
 const SERVERS = option("servers", "floor,signalbox").split(",") as Array<"floor" | "signalbox">;
-const ENDPOINT_CHANGES = Number(option("endpoint-changes", "3"));
-const RULE_CHANGES = Number(option("rule-changes", "2"));
-const DEBOUNCE_MS = Number(option("debounce-ms", "50"));
-const MAX_DELAY_MS = Number(option("max-delay-ms", "250"));
+const ENDPOINT_CHANGES = numberOption("endpoint-changes", 3);
+const RULE_CHANGES = numberOption("rule-changes", 2);
+const DEBOUNCE_MS = numberOption("debounce-ms", 50);
+const MAX_DELAY_MS = numberOption("max-delay-ms", 250);
 const OUT = option("out", join(here, "results"));
-const PROXIES_PER_WORKER = Number(option("proxies-per-worker", "2500"));
-const STREAMS_PER_CHANNEL = Number(option("streams-per-channel", "250"));
+const PROXIES_PER_WORKER = numberOption("proxies-per-worker", 2500);
+const STREAMS_PER_CHANNEL = numberOption("streams-per-channel", 250);
 const PROFILE = flag("profile");
-const PUSH_BATCH = Number(option("push-batch", "0"));
-const PUSH_SLICE_MS = Number(option("push-slice-ms", "0"));
+const PUSH_BATCH = numberOption("push-batch", 0);
+const PUSH_SLICE_MS = numberOption("push-slice-ms", 0);
 
 // --- child processes -----------------------------------------------------------
 

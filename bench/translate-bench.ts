@@ -26,6 +26,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
+import { flag, numberOption } from "./cli.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
 import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
@@ -61,11 +62,6 @@ export interface TranslateResult {
 function cpuMs(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
-}
-
-function arg(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? Number(process.argv[index + 1]) : fallback;
 }
 
 export function runTranslateBench(services = 5000, instances = 20, endpointChanges = 20): TranslateResult {
@@ -181,8 +177,8 @@ function fullBuild(snapshot: MeshSnapshot, services: number): { cache: ResourceC
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = runTranslateBench(arg("services", 5000), arg("instances", 20), arg("endpoint-changes", 20));
-  if (process.argv.includes("--json")) {
+  const result = runTranslateBench(numberOption("services", 5000), numberOption("instances", 20), numberOption("endpoint-changes", 20));
+  if (flag("json")) {
     if (process.send) process.send({ type: "result", result }, () => process.exit(0));
     else console.log(JSON.stringify(result));
   } else {
