@@ -69,9 +69,9 @@ export function releaseMemo(owner: object): void {
  * instances changed) replaces the name's pieces, so the old ones become
  * ordinary garbage at once. Not a WeakMap keyed by the service objects: that
  * is an ephemeron table, and every endpoint change left one dead entry (with
- * its messages) in it for the next major GC to revisit in its pause (docs/
- * benchmarks.md, "GC pauses"). Services that leave the mesh are dropped by
- * forgetServicesOutside.
+ * its messages) in it for the next major GC to revisit in its pause
+ * (docs/benchmarks.md, "GC pauses under endpoint churn"). Services that leave
+ * the mesh are dropped by forgetServicesOutside.
  */
 type Reused = { readonly deps: readonly unknown[]; readonly value: unknown };
 const reused = new Map<string, { readonly owner: Service; readonly pieces: Map<string, Reused> }>();

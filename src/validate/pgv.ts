@@ -263,7 +263,7 @@ function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
  * remembered because the set is an ephemeron table: every entry costs the
  * garbage collector, and a large one stalls for tens of milliseconds, up to
  * 200 ms at 5,000 services, each time it is resized after a collection
- * (docs/benchmarks.md, "GC pauses").
+ * (docs/benchmarks.md, "GC pauses under endpoint churn").
  */
 function runCached(plan: Plan, m: Rec, ctx: Ctx): void {
   if (ctx.sharedTypes.size === 0 || !ctx.sharedTypes.has(m.$typeName as string)) {
