@@ -10,6 +10,7 @@ import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type 
 import { serviceEndpoints } from "../translate/translate.ts";
 import { EncodedPart, PartsMap } from "./encoded-parts.ts";
 import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
+import { InternTable } from "./intern-table.ts";
 import { viewKey } from "./node.ts";
 
 /**
@@ -151,6 +152,8 @@ export interface CacheStats {
   /** Views a route-only change left untranslated: they read none of the changed routes. */
   readonly viewsKeptOnRouteChange: number;
   readonly resourcesEncoded: number;
+  /** Distinct resource versions held (the views' resources, each counted once). */
+  readonly internedResources: number;
 }
 
 export class ResourceCache {
@@ -166,15 +169,14 @@ export class ResourceCache {
   private readonly viewsByEndpointPart = new Map<EncodedPart, Set<string>>();
   /** Endpoint resource name (withheld ones too) -> the indexed parts holding it. */
   private readonly endpointPartsByName = new Map<string, Set<EncodedPart>>();
-  /** Encoded resources by kind/name/version, so equal content is encoded and validated once. */
-  private interned = new Map<string, Interned>();
+  /** Encoded resources by kind/name/version, so equal content is encoded and validated once; holds what views hold. */
+  private readonly interned = new InternTable();
   /** Encoded resources by message object: a message shared by many views is encoded once. */
   private byMessage = new WeakMap<Message, Interned>();
   /** The same for the shared parts of composed maps (a service's clusters, its endpoints). */
   private readonly internedParts = new WeakMap<ResourceMap, EncodedPart>();
-  private internedAtRebuild = 0;
-  private replacedSinceCompaction = 0;
-  private readonly invalid = new Map<string, InvalidResource>();
+  /** The version of each resource name that failed validation last, with its violations (the admin API lists them). */
+  private readonly rejected = new Map<string, Interned>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, viewsKeptOnRouteChange: 0, resourcesEncoded: 0 };
 
@@ -199,7 +201,7 @@ export class ResourceCache {
   }
 
   stats(): CacheStats {
-    return { ...this.counters };
+    return { ...this.counters, internedResources: this.interned.size };
   }
 
   /** Number of views held (one per distinct proxy view in use). */
@@ -214,6 +216,8 @@ export class ResourceCache {
     this.generation += 1;
     this.counters.snapshots++;
     const changed = this.endpointFastPath(previous, snapshot) ?? this.rebuildAll(snapshot, routeOnlyChanges(previous, snapshot));
+    // Versions this snapshot encoded that no view holds (a service no view calls).
+    this.interned.sweep();
     // The previous snapshot's translation pieces are not needed any more.
     if (previous) releaseMemo(previous);
     for (const listener of this.listeners) listener(this.generation, changed);
@@ -226,7 +230,7 @@ export class ResourceCache {
 
   /** Resources that failed Envoy's field validation and were withheld, for the admin API. */
   invalidResources(): InvalidResource[] {
-    return [...this.invalid.values()];
+    return [...this.rejected.values()].map(({ encoded, violations }) => ({ kind: encoded.kind, name: encoded.name, violations }));
   }
 
   /** A stream serving `proxy` keeps its view up to date across snapshots until released. Returns the view key. */
@@ -244,7 +248,10 @@ export class ResourceCache {
     if (--entry.count > 0) return;
     this.retained.delete(key);
     const view = this.views.get(key);
-    if (view) this.unindex(view);
+    if (view) {
+      this.unindex(view);
+      this.holdResources(view, null);
+    }
     this.views.delete(key);
     this.routeReads.delete(key);
   }
@@ -257,8 +264,25 @@ export class ResourceCache {
       view = this.translateView(this.snapshot, key, proxy);
       this.views.set(key, view);
       this.index(view);
+      this.holdResources(null, view);
     }
     return view;
+  }
+
+  /**
+   * The intern table's counts follow the views: `after` replaces `before`
+   * (either may be null: a view added or dropped). Kinds whose map is the same
+   * object hold the same parts and are skipped; new parts are held before old
+   * ones are released, so a part in both never drops to zero.
+   */
+  private holdResources(before: ProxyView | null, after: ProxyView | null): void {
+    for (const kind of RESOURCE_KINDS) {
+      const from = before?.resources[kind];
+      const to = after?.resources[kind];
+      if (from === to) continue;
+      if (to) this.interned.holdParts(to.parts);
+      if (from) this.interned.releaseParts(from.parts);
+    }
   }
 
   private index(view: ProxyView): void {
@@ -304,8 +328,6 @@ export class ResourceCache {
   private rebuildAll(snapshot: MeshSnapshot, routesChanged: ReadonlySet<string> | null = null): ReadonlySet<string> {
     this.counters.fullRebuilds++;
     const old = this.views;
-    const hadViews = old.size > 0;
-    const internedBefore = this.interned.size;
     this.views = new Map();
     const changed = new Set<string>();
     for (const [key, { proxy }] of this.retained) {
@@ -320,7 +342,10 @@ export class ResourceCache {
       const fresh = this.translateView(snapshot, key, proxy);
       const view = before ? reuseUnchanged(before, fresh) : fresh;
       old.delete(key);
-      if (view !== before) changed.add(key);
+      if (view !== before) {
+        changed.add(key);
+        this.holdResources(before ?? null, view);
+      }
       this.views.set(key, view);
       if (before?.resources.endpoint !== view.resources.endpoint) {
         if (before) this.unindex(before);
@@ -328,13 +353,12 @@ export class ResourceCache {
       }
     }
     // Views no stream retains any more.
-    for (const view of old.values()) this.unindex(view);
+    for (const view of old.values()) {
+      this.unindex(view);
+      this.holdResources(view, null);
+    }
     // Pieces kept for reuse by services that left the mesh.
     forgetServicesOutside(snapshot.registry.services);
-    // New versions replace old ones (a first build only adds).
-    if (hadViews) this.replacedSinceCompaction += this.interned.size - internedBefore;
-    else this.internedAtRebuild = Math.max(this.internedAtRebuild, this.interned.size);
-    this.compactIfGrown();
     return changed;
   }
 
@@ -390,7 +414,6 @@ export class ResourceCache {
     for (const service of changedServices) {
       const part = this.internPart("endpoint", this.endpointsOf(next, service));
       for (const name of part.names()) newPartByName.set(name, part);
-      this.replacedSinceCompaction += part.nameCount;
     }
     // The held parts with any of those names, and what replaces each.
     const successors = new Map<EncodedPart, EncodedPart>();
@@ -417,36 +440,14 @@ export class ResourceCache {
       for (const [held, successor] of swaps) {
         this.unindexPart(held, key);
         this.indexPart(successor, key);
+        this.interned.holdPart(successor);
+        this.interned.releasePart(held);
       }
       this.views.set(key, view.with(this.generation, { endpoint: view.resources.endpoint.replacing(swaps) }));
       changed.add(key);
     }
-    // Keep the intern table bounded under endpoint churn: re-derive it from the views now and then.
-    this.compactIfGrown();
     return changed;
   }
-
-  /**
-   * The intern table keeps every version seen; once about as many versions have
-   * been replaced as the table held after the last compaction, re-derive it from
-   * the live views (views being added do not count: their entries stay live).
-   */
-  private compactIfGrown(): void {
-    if (this.replacedSinceCompaction > Math.max(this.internedAtRebuild, 1000)) this.compactInterned();
-  }
-
-  private compactInterned(): void {
-    const live = new Set<EncodedResource>();
-    for (const view of this.views.values()) {
-      for (const kind of RESOURCE_KINDS) for (const resource of view.resources[kind].values()) live.add(resource);
-    }
-    const kept = new Map<string, Interned>();
-    for (const [key, entry] of this.interned) if (live.has(entry.encoded)) kept.set(key, entry);
-    this.interned = kept;
-    this.internedAtRebuild = kept.size;
-    this.replacedSinceCompaction = 0;
-  }
-
 
   // --- encoding ----------------------------------------------------------------
 
@@ -457,35 +458,34 @@ export class ResourceCache {
     if (shared && shared.encoded.kind === kind && shared.encoded.name === name) return shared;
     const fresh = encodeResource(kind, name, message);
     this.counters.resourcesEncoded++;
-    const key = internKey(kind, name, fresh.version);
-    const known = this.interned.get(key);
-    if (known) {
-      this.byMessage.set(message, known);
-      return known;
-    }
+    const known = this.interned.get(kind, name, fresh.version);
+    if (known) return this.remember(message, { encoded: known, violations: NO_VIOLATIONS });
+    const rejected = this.rejected.get(invalidKey(kind, name));
+    if (rejected?.encoded.version === fresh.version) return this.remember(message, rejected);
     const violations = this.gate(kind, name, message);
     if (violations.length > 0) {
-      this.invalid.set(invalidKey(kind, name), { kind, name, violations });
+      this.rejected.set(invalidKey(kind, name), { encoded: fresh, violations });
       this.logger.error({ kind, name, violations }, "resource fails Envoy field validation; withheld from proxies");
-    } else if (this.invalid.size > 0) {
-      this.invalid.delete(invalidKey(kind, name));
+    } else {
+      if (this.rejected.size > 0) this.rejected.delete(invalidKey(kind, name));
+      this.interned.add(fresh);
     }
-    const entry = { encoded: fresh, violations };
-    this.interned.set(key, entry);
+    return this.remember(message, { encoded: fresh, violations });
+  }
+
+  private remember(message: Message, entry: Interned): Interned {
     this.byMessage.set(message, entry);
     return entry;
   }
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
+const NO_VIOLATIONS: readonly string[] = [];
 
 function invalidKey(kind: ResourceKind, name: string): string {
   return `${kind}\u0000${name}`;
 }
 
-function internKey(kind: ResourceKind, name: string, version: string): string {
-  return `${kind}\u0000${name}\u0000${version}`;
-}
 
 /**
  * The destinations whose routes differ, when routes are all that differ

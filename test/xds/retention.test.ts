@@ -3,7 +3,9 @@ import { runInNewContext } from "node:vm";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { RegistryState } from "../../src/model/registry.ts";
+import type { Proxy } from "../../src/model/proxy.ts";
 import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
+import { RESOURCE_KINDS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
 import { scenarios } from "../translate/scenarios.ts";
@@ -47,5 +49,64 @@ describe("memory under endpoint churn", () => {
     await new Promise((resolve) => setTimeout(resolve, 0));
     gc();
     expect(early.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+  });
+});
+
+/** Distinct resource versions in the views of `proxies`, as kind/name/version. */
+function servedVersions(cache: ResourceCache, proxies: readonly Proxy[]): Set<string> {
+  const versions = new Set<string>();
+  for (const proxy of proxies) {
+    const view = cache.viewFor(proxy)!;
+    for (const kind of RESOURCE_KINDS) for (const resource of view.resources[kind].values()) versions.add(`${kind}/${resource.name}/${resource.version}`);
+  }
+  return versions;
+}
+
+describe("the intern table under churn", () => {
+  it("holds exactly the versions the views serve: after endpoint changes, a rule change and a released view", () => {
+    const scenario = scenarios[0]!;
+    const proxies = Object.values(scenario.proxies);
+    const builder = new SnapshotBuilder();
+    const cache = new ResourceCache(translate, () => [], pino({ level: "silent" }));
+    const keys = proxies.map((proxy) => cache.retain(proxy));
+    let registry = scenario.registry;
+    cache.setSnapshot(builder.build(registry, scenario.rules));
+    const exact = (served: readonly Proxy[]) => expect(cache.stats().internedResources).toBe(servedVersions(cache, served).size);
+    exact(proxies);
+    // Each change replaces endpoint versions; the replaced ones must leave the table.
+    for (let step = 1; step <= 40; step++) {
+      registry = moved(registry, step);
+      cache.setSnapshot(builder.build(registry, scenario.rules));
+      exact(proxies);
+    }
+    expect(cache.stats().endpointPatches).toBe(40);
+    // A rule change rebuilds every view: replaced cluster and route versions leave too.
+    const fewerRoutes = { ...scenario.rules, httpRoutes: scenario.rules.httpRoutes.slice(1) };
+    cache.setSnapshot(builder.build(registry, fewerRoutes));
+    expect(cache.stats().fullRebuilds).toBe(2);
+    exact(proxies);
+    // A view no stream retains any more gives up what only it held.
+    const before = cache.stats().internedResources;
+    cache.release(keys[0]!);
+    exact(proxies.slice(1));
+    expect(cache.stats().internedResources).toBeLessThan(before);
+  });
+
+  it("drops the versions of a service no retained view calls", () => {
+    const scenario = scenarios.find((each) => each.name === "scoped")!;
+    // web is the first service (the one `moved` changes) and neither of these views calls it.
+    const proxies = [scenario.proxies["web-sidecar"]!, scenario.proxies["api-sidecar"]!];
+    expect([...scenario.registry.services.keys()][0]).toBe("web");
+    const builder = new SnapshotBuilder();
+    const cache = new ResourceCache(translate, () => [], pino({ level: "silent" }));
+    for (const proxy of proxies) cache.retain(proxy);
+    let registry = scenario.registry;
+    cache.setSnapshot(builder.build(registry, scenario.rules));
+    for (let step = 1; step <= 5; step++) {
+      registry = moved(registry, step);
+      cache.setSnapshot(builder.build(registry, scenario.rules));
+      expect(cache.stats().internedResources).toBe(servedVersions(cache, proxies).size);
+    }
+    expect(cache.stats().endpointPatches).toBe(5);
   });
 });
