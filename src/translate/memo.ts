@@ -76,6 +76,7 @@ export function releaseMemo(owner: object): void {
 type Reused = { readonly deps: readonly unknown[]; readonly value: unknown };
 const reused = new Map<string, { readonly owner: Service; readonly pieces: Map<string, Reused> }>();
 const reusedByName = new Map<string, Reused>();
+const reusedByCaller = new Map<string, Map<string, Reused>>();
 
 export function acrossSnapshots<T>(owner: Service, key: string, deps: readonly unknown[], compute: () => T): T {
   let held = reused.get(owner.name);
@@ -83,14 +84,33 @@ export function acrossSnapshots<T>(owner: Service, key: string, deps: readonly u
   return reuseIn(held.pieces, key, deps, compute);
 }
 
-/** Drops the reused pieces of services not in `services` (the mesh after a full rebuild). */
+/**
+ * Drops the reused pieces of services not in `services` (the mesh after a full
+ * rebuild), as owners and as callers.
+ */
 export function forgetServicesOutside(services: ReadonlyMap<string, Service>): void {
   for (const name of reused.keys()) if (!services.has(name)) reused.delete(name);
+  for (const name of reusedByCaller.keys()) if (!services.has(name)) reusedByCaller.delete(name);
 }
 
-/** acrossSnapshots for pieces owned by a name (a calling service) rather than an object. */
+/**
+ * acrossSnapshots for pieces named by a constant-bounded key (ports, a
+ * protocol) rather than owned by a service: shared by every view with the same
+ * settings, and never dropped (there are as many as distinct settings).
+ */
 export function acrossSnapshotsByName<T>(name: string, deps: readonly unknown[], compute: () => T): T {
   return reuseIn(reusedByName, name, deps, compute);
+}
+
+/**
+ * acrossSnapshots for pieces of one calling service's views (say, its outbound
+ * route configuration), by the caller's name: a proxy may name a service the
+ * registry does not have yet. Dropped with the service (forgetServicesOutside).
+ */
+export function acrossSnapshotsForCaller<T>(caller: string, key: string, deps: readonly unknown[], compute: () => T): T {
+  let pieces = reusedByCaller.get(caller);
+  if (!pieces) reusedByCaller.set(caller, (pieces = new Map()));
+  return reuseIn(pieces, key, deps, compute);
 }
 
 function reuseIn<T>(

@@ -8,7 +8,7 @@ import { clusterDialect, inboundAppCluster, serviceClusterSet, type ClusterDiale
 import { serviceLoadAssignments } from "./endpoints.ts";
 import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener } from "./listeners.ts";
 import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
-import { acrossSnapshots, acrossSnapshotsByName, byIdentity, memoOn, perSnapshot, perSnapshotIn } from "./memo.ts";
+import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn } from "./memo.ts";
 import { ComposedMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { policiesSingleOut } from "../model/route-policies.ts";
@@ -214,7 +214,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     OUTBOUND_HTTP,
     perSnapshotIn(snapshot, "outbound-routes", proxy.service, () => {
       const vhosts = upstreams.map((service) => virtualHostFor(snapshot, service, proxy, "envoy"));
-      return acrossSnapshotsByName(`outbound-routes|${proxy.service}`, vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
+      return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
     }),
   );
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Service } from "../../src/model/registry.ts";
-import { acrossSnapshots, forgetServicesOutside } from "../../src/translate/memo.ts";
+import { acrossSnapshots, acrossSnapshotsForCaller, forgetServicesOutside } from "../../src/translate/memo.ts";
 
 /** Reuse across snapshots: by service object and deps, held by name, dropped with the service. */
 function svc(name: string, address = "10.0.0.1"): Service {
@@ -65,5 +65,23 @@ describe("acrossSnapshots", () => {
     expect(memo.calls).toBe(2);
     memo.piece(gone, []);
     expect(memo.calls).toBe(3);
+  });
+
+  it("forgets a calling service's pieces when it leaves the mesh", () => {
+    let calls = 0;
+    const piece = (caller: string) =>
+      acrossSnapshotsForCaller(caller, "routes", [], () => {
+        calls++;
+        return { caller };
+      });
+    const kept = svc("memo-caller-kept");
+    const keptPiece = piece(kept.name);
+    piece("memo-caller-gone");
+    expect(calls).toBe(2);
+    forgetServicesOutside(new Map([[kept.name, kept]]));
+    expect(piece(kept.name)).toBe(keptPiece);
+    expect(calls).toBe(2);
+    piece("memo-caller-gone");
+    expect(calls).toBe(3);
   });
 });
