@@ -379,17 +379,24 @@ export class ResourceCache {
   private internPart(kind: ResourceKind, part: ResourceMap): EncodedPart {
     let encoded = this.internedParts.get(part);
     if (!encoded) {
-      encoded = this.encodePart(kind, part);
+      encoded = this.encodePart(kind, part, false);
       this.internedParts.set(part, encoded);
     }
     return encoded;
   }
 
-  private encodePart(kind: ResourceKind, map: ResourceMap): EncodedPart {
+  /**
+   * `byMessage`: look each message up, and remember it, by object. A view's own
+   * maps are new per translation but hold messages reused across views and
+   * snapshots (listeners, route configurations). A shared part's messages are
+   * built with the part and the part is looked up as a whole (internPart), so
+   * remembering them would only grow the weak map.
+   */
+  private encodePart(kind: ResourceKind, map: ResourceMap, byMessage = true): EncodedPart {
     const resources = new Map<string, EncodedResource>();
     let withheld: Set<string> | null = null;
     for (const [name, message] of map) {
-      const entry = this.intern(kind, name, message);
+      const entry = this.intern(kind, name, message, byMessage);
       if (entry.violations.length === 0) resources.set(name, entry.encoded);
       else (withheld ??= new Set()).add(name);
     }
@@ -451,17 +458,28 @@ export class ResourceCache {
 
   // --- encoding ----------------------------------------------------------------
 
-  /** Encode (and validate) each distinct resource version once. */
-  private intern(kind: ResourceKind, name: string, message: Message): Interned {
-    // The same message object (shared by views, or reused across snapshots) is encoded once.
-    const shared = this.byMessage.get(message);
-    if (shared && shared.encoded.kind === kind && shared.encoded.name === name) return shared;
-    const fresh = encodeResource(kind, name, message);
+  /**
+   * Encode (and validate) each distinct resource version once. With
+   * `byMessage`, the same message object (shared by views, or reused across
+   * snapshots) is encoded once.
+   */
+  private intern(kind: ResourceKind, name: string, message: Message, byMessage: boolean): Interned {
+    if (byMessage) {
+      const shared = this.byMessage.get(message);
+      if (shared && shared.encoded.kind === kind && shared.encoded.name === name) return shared;
+    }
+    const entry = this.internEncoded(encodeResource(kind, name, message), message);
+    if (byMessage) this.byMessage.set(message, entry);
+    return entry;
+  }
+
+  private internEncoded(fresh: EncodedResource, message: Message): Interned {
+    const { kind, name } = fresh;
     this.counters.resourcesEncoded++;
     const known = this.interned.get(kind, name, fresh.version);
-    if (known) return this.remember(message, { encoded: known, violations: NO_VIOLATIONS });
+    if (known) return { encoded: known, violations: NO_VIOLATIONS };
     const rejected = this.rejected.get(invalidKey(kind, name));
-    if (rejected?.encoded.version === fresh.version) return this.remember(message, rejected);
+    if (rejected?.encoded.version === fresh.version) return rejected;
     const violations = this.gate(kind, name, message);
     if (violations.length > 0) {
       this.rejected.set(invalidKey(kind, name), { encoded: fresh, violations });
@@ -470,12 +488,7 @@ export class ResourceCache {
       if (this.rejected.size > 0) this.rejected.delete(invalidKey(kind, name));
       this.interned.add(fresh);
     }
-    return this.remember(message, { encoded: fresh, violations });
-  }
-
-  private remember(message: Message, entry: Interned): Interned {
-    this.byMessage.set(message, entry);
-    return entry;
+    return { encoded: fresh, violations };
   }
 }
 
