@@ -8,7 +8,7 @@
  * the main thread's time, GC pauses included) and every major GC's pause:
  * what a proxy waits for when a collection lands in the middle of a push.
  *
- *   node --expose-gc --import tsx bench/churn-bench.ts [--services 5000] [--instances 20] [--changes 15000] [--json]
+ *   node --expose-gc --max-semi-space-size=64 --import tsx bench/churn-bench.ts [--services 5000] [--instances 20] [--changes 15000] [--json]
  */
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { pino } from "pino";
@@ -17,7 +17,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { flag, numberOption } from "./cli.ts";
+import { flag, numberOption, warnWithoutServerFlags } from "./cli.ts";
 import { APP_PORT, INBOUND_PORT, meshModel, meshRows, moveInstance, serviceName } from "./mesh.ts";
 import { nearestRank, percentiles, type Percentiles } from "./stats.ts";
 
@@ -79,6 +79,7 @@ export async function runChurnBench(services = 5000, instances = 20, changes = 1
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  warnWithoutServerFlags();
   const result = await runChurnBench(numberOption("services", 5000), numberOption("instances", 20), numberOption("changes", 15000));
   if (flag("json")) console.log(JSON.stringify(result));
   else {

@@ -1,3 +1,5 @@
+import { missingServerFlags } from "../src/cli/node-flags.ts";
+
 /** Command-line options of the benchmarks: `--name value` and bare `--flag`. */
 
 export function option(name: string, fallback: string): string {
@@ -11,4 +13,13 @@ export function numberOption(name: string, fallback: number): number {
 
 export function flag(name: string): boolean {
   return process.argv.includes(`--${name}`);
+}
+
+/**
+ * In-process benches measure what `signalbox serve` runs only with its V8
+ * flags (src/cli/node-flags.ts); says so on stderr when they are missing.
+ */
+export function warnWithoutServerFlags(): void {
+  const missing = missingServerFlags(process.execArgv, process.env.NODE_OPTIONS ?? "");
+  if (missing.length > 0) console.error(`note: without ${missing.join(" ")} (what \`signalbox serve\` runs with): run as node --expose-gc ${missing.join(" ")} --import tsx …`);
 }

@@ -49,6 +49,7 @@ import type { ServerStats } from "./proc-common.ts";
 import { markdown as profileMarkdown, summarize } from "./profile-summary.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
 import { flag, numberOption, option } from "./cli.ts";
+import { SERVER_NODE_FLAGS } from "../src/cli/node-flags.ts";
 import type { TranslateResult } from "./translate-bench.ts";
 import { nowMs } from "./wire.ts";
 
@@ -230,7 +231,8 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
   // The server.
   const dbName = `signalbox_bench_${n}_${protocol}`;
   let sql: pg.Pool | null = null;
-  const server = new Child(kind, kind === "signalbox" ? "signalbox-proc.ts" : "floor-proc.ts", ["--expose-gc"]);
+  // Both servers run with the V8 flags `signalbox serve` uses, so the floor differs only in its code.
+  const server = new Child(kind, kind === "signalbox" ? "signalbox-proc.ts" : "floor-proc.ts", ["--expose-gc", ...SERVER_NODE_FLAGS]);
   await server.waitFor("alive");
   if (kind === "signalbox") {
     const url = await createDatabase(serverUrl, dbName);
@@ -454,7 +456,7 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
 }
 
 async function translateBench(): Promise<TranslateResult> {
-  const child = new Child("translate", "translate-bench.ts", ["--expose-gc"], ["--json"]);
+  const child = new Child("translate", "translate-bench.ts", ["--expose-gc", ...SERVER_NODE_FLAGS], ["--json"]);
   const result = await new Promise<TranslateResult>((resolve, reject) => {
     child.proc.on("message", (m: AnyMessage) => {
       if (m.type === "result") resolve(m.result as TranslateResult);

@@ -16,7 +16,7 @@
  *    re-translated from reused pieces, the changed ones re-encoded.
  *
  * CPU is process.cpuUsage() of this process around each step. Run alone:
- *   npx tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
+ *   node --expose-gc --max-semi-space-size=64 --import tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
  */
 import { pino } from "pino";
 import type { RegistryState } from "../src/model/registry.ts";
@@ -26,7 +26,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { flag, numberOption } from "./cli.ts";
+import { flag, numberOption, warnWithoutServerFlags } from "./cli.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
 import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
@@ -177,6 +177,7 @@ function fullBuild(snapshot: MeshSnapshot, services: number): { cache: ResourceC
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  warnWithoutServerFlags();
   const result = runTranslateBench(numberOption("services", 5000), numberOption("instances", 20), numberOption("endpoint-changes", 20));
   if (flag("json")) {
     if (process.send) process.send({ type: "result", result }, () => process.exit(0));

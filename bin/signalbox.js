@@ -3,4 +3,6 @@
 import { register } from "tsx/esm/api";
 
 register();
-await import("../src/cli/main.ts");
+// `serve` runs in a child Node with the server's V8 flags, unless they are set already (node-flags.ts).
+const { relaunchWithServerFlags } = await import("../src/cli/node-flags.ts");
+if (!relaunchWithServerFlags(process.argv)) await import("../src/cli/main.ts");

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { envoyBootstrap, grpcBootstrap } from "./bootstrap.ts";
+import { stopWhenParentDies } from "./node-flags.ts";
 import { serve } from "./serve.ts";
 
 /** The `signalbox` command line. Wiring only: parse, then call into the app. */
@@ -48,9 +49,12 @@ program
   .addOption(new Option("--log-level <level>", "pino log level").env("LOG_LEVEL").default("info"))
   .action(async (options) => {
     const logger = pino({ level: options.logLevel });
-    const running = await serve(options, logger);
+    logger.info({ node: process.version, nodeFlags: process.execArgv }, "starting signalbox");
+    let running: Awaited<ReturnType<typeof serve>> | null = null;
     const shutdown = (signal: string) => {
       logger.info({ signal }, "shutting down");
+      // Still starting: nothing is served yet, so stop as a signal's default would.
+      if (!running) process.exit(1);
       running.stop().then(
         () => process.exit(0),
         (error: unknown) => {
@@ -59,6 +63,9 @@ program
         },
       );
     };
+    // Watched from the start: the launcher may die while this process is starting.
+    stopWhenParentDies(shutdown);
+    running = await serve(options, logger);
     process.once("SIGINT", () => shutdown("SIGINT"));
     process.once("SIGTERM", () => shutdown("SIGTERM"));
   });

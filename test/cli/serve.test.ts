@@ -37,7 +37,7 @@ describe("signalbox serve (embedded default)", () => {
   let child: ChildProcess | undefined;
   let dataDir: string | undefined;
   afterEach(async () => {
-    if (child && child.exitCode === null) {
+    if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child?.once("exit", resolve));
       child.kill("SIGTERM");
       await exited;
@@ -65,8 +65,37 @@ describe("signalbox serve (embedded default)", () => {
     console.log(`[serve] /readyz ready ${Math.round(health.ms + ready.ms)} ms after spawn`);
     expect(ready.body).toMatchObject({ status: "ready" });
     expect(output).toContain("using the embedded store");
+    // `serve` relaunched Node with the server's V8 flags (src/cli/node-flags.ts).
+    expect(output).toContain("--max-semi-space-size=64");
     const exit = new Promise<number | null>((resolve) => child?.once("exit", resolve));
     child.kill("SIGTERM");
     expect(await exit).toBe(0);
+  });
+
+  it("stops the relaunched server when the launcher is killed outright", { timeout: 90_000 }, async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "signalbox-serve-"));
+    const [xdsPort, adminPort] = [await freePort(), await freePort()];
+    const env = { ...process.env };
+    delete env.DATABASE_URL;
+    child = spawn(
+      process.execPath,
+      ["bin/signalbox.js", "serve", "--data-dir", dataDir, "--xds-port", String(xdsPort), "--admin-port", String(adminPort), "--admin-host", "127.0.0.1", "--xds-host", "127.0.0.1"],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    await waitFor(`http://127.0.0.1:${adminPort}/healthz`, 10_000);
+    // SIGKILL cannot be forwarded: the server notices its launcher is gone and stops.
+    const exit = new Promise((resolve) => child?.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exit;
+    const started = performance.now();
+    let answering = true;
+    while (answering && performance.now() - started < 15_000) {
+      answering = await fetch(`http://127.0.0.1:${adminPort}/healthz`).then(
+        () => true,
+        () => false,
+      );
+      if (answering) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(answering).toBe(false);
   });
 });
