@@ -45,14 +45,7 @@ export class InternTable {
 
   /** A view map that held `part` no longer does. */
   releasePart(part: EncodedPart): void {
-    const holders = this.partHolders.get(part);
-    if (holders === undefined) return;
-    if (holders > 1) {
-      this.partHolders.set(part, holders - 1);
-      return;
-    }
-    this.partHolders.delete(part);
-    for (const resource of part.resources.values()) this.unuse(resource);
+    if (countDown(this.partHolders, part)) for (const resource of part.resources.values()) this.unuse(resource);
   }
 
   holdParts(parts: Iterable<EncodedPart>): void {
@@ -83,14 +76,7 @@ export class InternTable {
   }
 
   private unuse(resource: EncodedResource): void {
-    const uses = this.resourceUses.get(resource);
-    if (uses === undefined) return;
-    if (uses > 1) {
-      this.resourceUses.set(resource, uses - 1);
-      return;
-    }
-    this.resourceUses.delete(resource);
-    this.dropIfCurrent(resource);
+    if (countDown(this.resourceUses, resource)) this.dropIfCurrent(resource);
   }
 
   /** Removes `resource`'s entry, unless its key now names another object of the same version. */
@@ -98,6 +84,18 @@ export class InternTable {
     const key = keyOf(resource);
     if (this.byKey.get(key) === resource) this.byKey.delete(key);
   }
+}
+
+/** Decrements `key`'s count, removing it at zero; true when it reached zero (false if it had none). */
+function countDown<K>(counts: Map<K, number>, key: K): boolean {
+  const count = counts.get(key);
+  if (count === undefined) return false;
+  if (count > 1) {
+    counts.set(key, count - 1);
+    return false;
+  }
+  counts.delete(key);
+  return true;
 }
 
 function keyOf(resource: EncodedResource): string {

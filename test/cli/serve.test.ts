@@ -36,6 +36,21 @@ async function waitFor(url: string, withinMs: number): Promise<{ status: number;
 describe("signalbox serve (embedded default)", () => {
   let child: ChildProcess | undefined;
   let dataDir: string | undefined;
+  /** Spawns `signalbox serve` (the launcher) on the embedded store in a fresh data dir. */
+  async function startServe(): Promise<{ server: ChildProcess; adminPort: number }> {
+    dataDir = mkdtempSync(join(tmpdir(), "signalbox-serve-"));
+    const [xdsPort, adminPort] = [await freePort(), await freePort()];
+    const env = { ...process.env };
+    delete env.DATABASE_URL;
+    const server = spawn(
+      process.execPath,
+      ["bin/signalbox.js", "serve", "--data-dir", dataDir, "--xds-port", String(xdsPort), "--admin-port", String(adminPort), "--admin-host", "127.0.0.1", "--xds-host", "127.0.0.1"],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child = server;
+    return { server, adminPort };
+  }
+
   afterEach(async () => {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child?.once("exit", resolve));
@@ -46,18 +61,10 @@ describe("signalbox serve (embedded default)", () => {
   });
 
   it("answers /healthz within 10 s and becomes ready, then stops cleanly on SIGTERM", { timeout: 90_000 }, async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "signalbox-serve-"));
-    const [xdsPort, adminPort] = [await freePort(), await freePort()];
-    const env = { ...process.env };
-    delete env.DATABASE_URL;
-    child = spawn(
-      process.execPath,
-      ["bin/signalbox.js", "serve", "--data-dir", dataDir, "--xds-port", String(xdsPort), "--admin-port", String(adminPort), "--admin-host", "127.0.0.1", "--xds-host", "127.0.0.1"],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const { server, adminPort } = await startServe();
     let output = "";
-    child.stdout?.on("data", (chunk) => (output += chunk));
-    child.stderr?.on("data", (chunk) => (output += chunk));
+    server.stdout?.on("data", (chunk) => (output += chunk));
+    server.stderr?.on("data", (chunk) => (output += chunk));
     const health = await waitFor(`http://127.0.0.1:${adminPort}/healthz`, 10_000);
     console.log(`[serve] /healthz answered ${Math.round(health.ms)} ms after spawn`);
     expect(health.status).toBe(200);
@@ -67,25 +74,17 @@ describe("signalbox serve (embedded default)", () => {
     expect(output).toContain("using the embedded store");
     // `serve` relaunched Node with the server's V8 flags (src/cli/node-flags.ts).
     expect(output).toContain("--max-semi-space-size=64");
-    const exit = new Promise<number | null>((resolve) => child?.once("exit", resolve));
-    child.kill("SIGTERM");
+    const exit = new Promise<number | null>((resolve) => server.once("exit", resolve));
+    server.kill("SIGTERM");
     expect(await exit).toBe(0);
   });
 
   it("stops the relaunched server when the launcher is killed outright", { timeout: 90_000 }, async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "signalbox-serve-"));
-    const [xdsPort, adminPort] = [await freePort(), await freePort()];
-    const env = { ...process.env };
-    delete env.DATABASE_URL;
-    child = spawn(
-      process.execPath,
-      ["bin/signalbox.js", "serve", "--data-dir", dataDir, "--xds-port", String(xdsPort), "--admin-port", String(adminPort), "--admin-host", "127.0.0.1", "--xds-host", "127.0.0.1"],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const { server, adminPort } = await startServe();
     await waitFor(`http://127.0.0.1:${adminPort}/healthz`, 10_000);
     // SIGKILL cannot be forwarded: the server notices its launcher is gone and stops.
-    const exit = new Promise((resolve) => child?.once("exit", resolve));
-    child.kill("SIGKILL");
+    const exit = new Promise((resolve) => server.once("exit", resolve));
+    server.kill("SIGKILL");
     await exit;
     const started = performance.now();
     let answering = true;
