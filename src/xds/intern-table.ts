@@ -38,9 +38,7 @@ export class InternTable {
 
   /** Another view map holds `part`. */
   holdPart(part: EncodedPart): void {
-    const holders = this.partHolders.get(part) ?? 0;
-    this.partHolders.set(part, holders + 1);
-    if (holders === 0) for (const resource of part.resources.values()) this.use(resource);
+    if (countUp(this.partHolders, part)) for (const resource of part.resources.values()) this.use(resource);
   }
 
   /** A view map that held `part` no longer does. */
@@ -65,11 +63,9 @@ export class InternTable {
   }
 
   private use(resource: EncodedResource): void {
-    const uses = this.resourceUses.get(resource) ?? 0;
-    this.resourceUses.set(resource, uses + 1);
     // A part encoded earlier (memoized by the cache) may come back after its
     // resources left the table: they are current again.
-    if (uses === 0) {
+    if (countUp(this.resourceUses, resource)) {
       const key = keyOf(resource);
       if (!this.byKey.has(key)) this.byKey.set(key, resource);
     }
@@ -84,6 +80,13 @@ export class InternTable {
     const key = keyOf(resource);
     if (this.byKey.get(key) === resource) this.byKey.delete(key);
   }
+}
+
+/** Increments `key`'s count; true when it had none before. */
+function countUp<K>(counts: Map<K, number>, key: K): boolean {
+  const count = counts.get(key) ?? 0;
+  counts.set(key, count + 1);
+  return count === 0;
 }
 
 /** Decrements `key`'s count, removing it at zero; true when it reached zero (false if it had none). */
