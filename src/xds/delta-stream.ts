@@ -4,7 +4,7 @@ import { classifyDeltaRequest } from "./delta-ack.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
-import { XdsStream } from "./xds-stream.ts";
+import { perKind, XdsStream } from "./xds-stream.ts";
 
 /**
  * One incremental (delta) xDS stream: ADS or a single-type service. Per type it
@@ -134,6 +134,22 @@ class Outstanding {
   }
 }
 
+/** What the client holds, brought up to date if the synced fast path left it behind. */
+function knownOf(state: DeltaTypeState): Map<string, string> {
+  const lag = state.knownLag;
+  if (lag !== null) {
+    state.knownLag = null;
+    state.known.clear();
+    for (const [name, resource] of lag) state.known.set(name, resource.version);
+  }
+  return state.known;
+}
+
+/** Answer `name` on the next push, even if unchanged. */
+function mustAnswerName(state: DeltaTypeState, name: string): void {
+  (state.mustAnswer ??= new Set()).add(name);
+}
+
 interface DeltaTypeState {
   readonly kind: ResourceKind;
   started: boolean;
@@ -141,10 +157,19 @@ interface DeltaTypeState {
   readonly subscribed: Set<string>;
   /** namesKey of `subscribed`, or null to recompute. */
   subscribedKey: string | null;
-  /** Name -> version the client holds (what we last sent it, or told us on reconnect). */
+  /**
+   * Name -> version the client holds (what we last sent it, or told us on
+   * reconnect). Stale while `knownLag` is set: read it through `knownOf`.
+   */
   readonly known: Map<string, string>;
-  /** Names to answer on the next push even if unchanged (new subscriptions, re-sent parents). */
-  readonly mustAnswer: Set<string>;
+  /**
+   * The synced fast path leaves `known` behind: the client holds exactly this
+   * map, and `known` is brought up to it only when something reads it. A push
+   * to a synced stream then touches no per-name state at all.
+   */
+  knownLag: ReadonlyMap<string, EncodedResource> | null;
+  /** Names to answer on the next push even if unchanged (new subscriptions, re-sent parents); null when none. */
+  mustAnswer: Set<string> | null;
   /** The view's map of this kind at the last push: an identical map means nothing to do. */
   lastMap: ReadonlyMap<string, EncodedResource> | null;
   /**
@@ -160,7 +185,7 @@ interface DeltaTypeState {
 }
 
 export class DeltaStream extends XdsStream {
-  private readonly types = new Map<ResourceKind, DeltaTypeState>();
+  private readonly types = perKind<DeltaTypeState>();
 
   handleRequest(request: DeltaRequest): void {
     const kind = this.kindOf(request.typeUrl);
@@ -174,7 +199,8 @@ export class DeltaStream extends XdsStream {
     if (verdict.kind === "initial") {
       state.started = true;
       if (verdict.legacyWildcard) state.wildcard = true;
-      for (const [name, version] of Object.entries(request.initialResourceVersions)) state.known.set(name, version);
+      const known = knownOf(state);
+      for (const [name, version] of Object.entries(request.initialResourceVersions)) known.set(name, version);
     }
     if (verdict.kind === "stale") this.metrics.staleRequests.inc({ type: kind });
     if (verdict.kind === "ack" || verdict.kind === "nack") {
@@ -205,13 +231,13 @@ export class DeltaStream extends XdsStream {
     const view = this.cache.viewFor(this.proxy, this.viewKey);
     if (!view) return;
     for (const kind of RESOURCE_KINDS) {
-      const state = this.types.get(kind);
+      const state = this.types[kind];
       if (state?.started) this.push(state, false, view);
     }
   }
 
   private typeState(kind: ResourceKind): DeltaTypeState {
-    let state = this.types.get(kind);
+    let state = this.types[kind];
     if (!state) {
       const status: TypeStatus = { sentVersion: null, ackedVersion: null, state: "idle", resourceCount: 0, lastError: null };
       state = {
@@ -221,14 +247,15 @@ export class DeltaStream extends XdsStream {
         subscribed: new Set(),
         subscribedKey: "",
         known: new Map(),
-        mustAnswer: new Set(),
+        knownLag: null,
+        mustAnswer: null,
         lastMap: null,
         synced: null,
         lastNonce: null,
         outstanding: new Outstanding(),
         status,
       };
-      this.types.set(kind, state);
+      this.types[kind] = state;
       this.status.types[kind] = status;
     }
     return state;
@@ -237,6 +264,7 @@ export class DeltaStream extends XdsStream {
   /** Applies subscribe/unsubscribe; true when the client needs an answer. */
   private updateSubscription(state: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[], initial: boolean): boolean {
     let answer = false;
+    const known = knownOf(state);
     // What the client holds no longer follows from the last map alone.
     if (subscribe.length > 0 || unsubscribe.length > 0) state.synced = null;
     for (const name of subscribe) {
@@ -249,8 +277,8 @@ export class DeltaStream extends XdsStream {
       state.subscribed.add(name);
       // Answer even a resource the client seems to have, unless it just told us
       // (on reconnect) that it holds it.
-      if (!(initial && state.known.has(name))) {
-        state.mustAnswer.add(name);
+      if (!(initial && known.has(name))) {
+        mustAnswerName(state, name);
         answer = true;
       }
     }
@@ -258,18 +286,19 @@ export class DeltaStream extends XdsStream {
       if (name === "*") {
         state.wildcard = false;
         // Whatever only the wildcard covered is forgotten by the client.
-        for (const known of [...state.known.keys()]) if (!state.subscribed.has(known)) state.known.delete(known);
+        for (const name of [...known.keys()]) if (!state.subscribed.has(name)) known.delete(name);
         continue;
       }
       if (state.subscribed.delete(name)) state.subscribedKey = null;
       if (state.wildcard) {
         // The client cannot tell whether the wildcard still covers the name: tell it.
-        state.known.set(name, "");
-        state.mustAnswer.add(name);
+        known.set(name, "");
+        mustAnswerName(state, name);
         answer = true;
       } else {
-        state.known.delete(name);
-        state.mustAnswer.delete(name);
+        known.delete(name);
+        state.mustAnswer?.delete(name);
+        if (state.mustAnswer?.size === 0) state.mustAnswer = null;
       }
     }
     return answer;
@@ -284,30 +313,32 @@ export class DeltaStream extends XdsStream {
       return;
     }
     const available = view.resources[state.kind];
-    if (!force && available === state.lastMap && state.mustAnswer.size === 0) return;
-    if (!force && state.synced !== null && state.synced === state.lastMap && state.mustAnswer.size === 0 && this.pushSynced(state, view, available)) return;
+    const mustAnswer = state.mustAnswer;
+    if (!force && available === state.lastMap && mustAnswer === null) return;
+    if (!force && state.synced !== null && state.synced === state.lastMap && mustAnswer === null && this.pushSynced(state, view, available)) return;
 
+    const known = knownOf(state);
     const send: EncodedResource[] = [];
     const sentNames = new Set<string>();
     let removed: string[] = [];
     const consider = (name: string, resource: EncodedResource | undefined): void => {
       if (sentNames.has(name)) return;
-      const must = state.mustAnswer.has(name);
+      const must = mustAnswer !== null && mustAnswer.has(name);
       if (resource) {
-        if (must || state.known.get(name) !== resource.version) {
+        if (must || known.get(name) !== resource.version) {
           send.push(resource);
           sentNames.add(name);
         }
-      } else if (must || state.known.has(name)) {
+      } else if (must || known.has(name)) {
         removed.push(name);
         sentNames.add(name);
       }
     };
     if (state.wildcard) for (const [name, resource] of available) consider(name, resource);
     for (const name of state.subscribed) consider(name, available.get(name));
-    for (const name of state.mustAnswer) consider(name, this.covers(state, name) ? available.get(name) : undefined);
+    if (mustAnswer !== null) for (const name of mustAnswer) consider(name, this.covers(state, name) ? available.get(name) : undefined);
     // Resources the client holds that are no longer in its view.
-    for (const name of state.known.keys()) {
+    for (const name of known.keys()) {
       if (!sentNames.has(name) && !(this.covers(state, name) && available.has(name))) {
         removed.push(name);
         sentNames.add(name);
@@ -317,12 +348,12 @@ export class DeltaStream extends XdsStream {
     let held = false;
     if (state.kind === "cluster" && removed.length > 0 && !this.dependentsSettled(view)) {
       // Clusters the client holds wait; answers about names it does not hold go now.
-      const kept = removed.filter((name) => !state.known.get(name));
+      const kept = removed.filter((name) => !known.get(name));
       held = kept.length !== removed.length;
       removed = kept;
     }
     state.lastMap = held ? null : available;
-    state.mustAnswer.clear();
+    state.mustAnswer = null;
     if (send.length === 0 && removed.length === 0) {
       state.synced = !held && this.holdsExactly(state, available) ? available : null;
       return;
@@ -331,10 +362,10 @@ export class DeltaStream extends XdsStream {
     // What the client holds after this response.
     const updatedClusters: string[] = [];
     for (const resource of send) {
-      if (state.kind === "cluster" && state.known.has(resource.name) && state.known.get(resource.name) !== "") updatedClusters.push(resource.name);
-      state.known.set(resource.name, resource.version);
+      if (state.kind === "cluster" && known.has(resource.name) && known.get(resource.name) !== "") updatedClusters.push(resource.name);
+      known.set(resource.name, resource.version);
     }
-    for (const name of removed) state.known.delete(name);
+    for (const name of removed) known.delete(name);
     state.synced = !held && this.holdsExactly(state, available) ? available : null;
 
     const systemVersion = this.systemVersion(state, view);
@@ -344,24 +375,25 @@ export class DeltaStream extends XdsStream {
     state.outstanding.add(nonce, systemVersion);
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
-    state.status.resourceCount = state.known.size;
+    state.status.resourceCount = known.size;
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
     if (!this.sink.write(body, nonce)) this.pause();
 
     // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
     if (updatedClusters.length > 0) {
-      const endpoints = this.types.get("endpoint");
+      const endpoints = this.types.endpoint;
       if (endpoints?.started) {
-        for (const name of updatedClusters) if (this.covers(endpoints, name)) endpoints.mustAnswer.add(name);
+        for (const name of updatedClusters) if (this.covers(endpoints, name)) mustAnswerName(endpoints, name);
       }
     }
   }
 
   /** The client holds exactly `map` (names and versions), and its subscription covers all of it. */
   private holdsExactly(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>): boolean {
-    if (state.known.size !== map.size) return false;
+    const known = knownOf(state);
+    if (known.size !== map.size) return false;
     for (const [name, resource] of map) {
-      if (state.known.get(name) !== resource.version || !this.covers(state, name)) return false;
+      if (known.get(name) !== resource.version || !this.covers(state, name)) return false;
     }
     return true;
   }
@@ -380,7 +412,7 @@ export class DeltaStream extends XdsStream {
     state.lastMap = available;
     state.synced = available;
     if (delta.changed.length === 0) return true;
-    for (const resource of delta.changed) state.known.set(resource.name, resource.version);
+    state.knownLag = available;
     const nonce = this.nextNonce();
     state.lastNonce = nonce;
     state.outstanding.add(nonce, delta.systemVersion);
@@ -389,8 +421,8 @@ export class DeltaStream extends XdsStream {
     this.metrics.recordResponse(state.kind, delta.body.length + 2 + nonce.length);
     if (!this.sink.write(delta.body, nonce)) this.pause();
     if (state.kind === "cluster") {
-      const endpoints = this.types.get("endpoint");
-      if (endpoints?.started) for (const resource of delta.changed) if (this.covers(endpoints, resource.name)) endpoints.mustAnswer.add(resource.name);
+      const endpoints = this.types.endpoint;
+      if (endpoints?.started) for (const resource of delta.changed) if (this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);
     }
     return true;
   }
@@ -410,10 +442,10 @@ export class DeltaStream extends XdsStream {
   /** Listeners and routes hold the current view (or are not used) and nothing is awaiting an answer. */
   private dependentsSettled(view: ProxyView): boolean {
     for (const kind of ["listener", "route"] as const) {
-      const state = this.types.get(kind);
+      const state = this.types[kind];
       if (!state?.started) continue;
       if (state.outstanding.size > 0) return false;
-      if (state.lastMap !== view.resources[kind] || state.mustAnswer.size > 0) return false;
+      if (state.lastMap !== view.resources[kind] || state.mustAnswer !== null) return false;
     }
     return true;
   }
@@ -426,7 +458,7 @@ export class DeltaStream extends XdsStream {
    */
   private onAnswered(kind: ResourceKind): void {
     if (kind !== "listener" && kind !== "route") return;
-    const clusters = this.types.get("cluster");
-    if (clusters?.started && (clusters.lastMap === null || clusters.mustAnswer.size > 0)) this.push(clusters, false);
+    const clusters = this.types.cluster;
+    if (clusters?.started && (clusters.lastMap === null || clusters.mustAnswer !== null)) this.push(clusters, false);
   }
 }

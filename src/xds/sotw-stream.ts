@@ -4,7 +4,7 @@ import { namesKey, Target, type ProxyView } from "./cache.ts";
 import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
-import { XdsStream } from "./xds-stream.ts";
+import { perKind, XdsStream } from "./xds-stream.ts";
 
 export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
 
@@ -46,7 +46,7 @@ interface TypeState {
 }
 
 export class SotwStream extends XdsStream {
-  private readonly types = new Map<ResourceKind, TypeState>();
+  private readonly types = perKind<TypeState>();
   /** Clusters kept in CDS only until new listeners and routes are ACKed. */
   private retainedClusters = new Map<string, EncodedResource>();
 
@@ -111,7 +111,7 @@ export class SotwStream extends XdsStream {
     const view = this.view();
     if (!view) return;
     for (const kind of RESOURCE_KINDS) {
-      const state = this.types.get(kind);
+      const state = this.types[kind];
       if (state) this.push(state, false, view);
     }
   }
@@ -121,7 +121,7 @@ export class SotwStream extends XdsStream {
   }
 
   private typeState(kind: ResourceKind): TypeState {
-    let state = this.types.get(kind);
+    let state = this.types[kind];
     if (!state) {
       const status: TypeStatus = { sentVersion: null, ackedVersion: null, state: "idle", resourceCount: 0, lastError: null };
       state = {
@@ -137,7 +137,7 @@ export class SotwStream extends XdsStream {
         resendOnRequest: false,
         status,
       };
-      this.types.set(kind, state);
+      this.types[kind] = state;
       this.status.types[kind] = status;
     }
     return state;
@@ -196,7 +196,7 @@ export class SotwStream extends XdsStream {
     if (!this.sink.write(body, nonce)) this.pause();
     const child = state.kind === "cluster" ? "endpoint" : state.kind === "listener" ? "route" : null;
     if (child && previous !== target.resources && changedAny(previous, target.resources)) {
-      const childState = this.types.get(child);
+      const childState = this.types[child];
       if (childState) childState.resendOnRequest = true;
     }
   }
@@ -222,7 +222,7 @@ export class SotwStream extends XdsStream {
   /** Listeners and routes have been answered at the current generation (or are not used). */
   private dependentsSettled(view: ProxyView): boolean {
     for (const kind of ["listener", "route"] as const) {
-      const state = this.types.get(kind);
+      const state = this.types[kind];
       if (!state || state.subscribed === null) continue;
       const upToDate = this.target(state, view).version === state.status.sentVersion;
       if (!upToDate || state.status.state === "pending") return false;
@@ -232,7 +232,7 @@ export class SotwStream extends XdsStream {
 
   private onAck(kind: ResourceKind): void {
     if ((kind === "listener" || kind === "route") && this.retainedClusters.size > 0) {
-      const clusters = this.types.get("cluster");
+      const clusters = this.types.cluster;
       if (clusters) this.push(clusters, false);
     }
   }

@@ -25,6 +25,17 @@ export interface ResponseSink {
   onDrain(callback: () => void): void;
 }
 
+/**
+ * A stream's state per resource kind. A plain object with every kind's slot
+ * present from the start, not a Map: it is read on every push and every ACK
+ * of every stream, and a fixed-shape object is one load away.
+ */
+export type PerKind<T> = Record<ResourceKind, T | undefined>;
+
+export function perKind<T>(): PerKind<T> {
+  return { cluster: undefined, endpoint: undefined, listener: undefined, route: undefined };
+}
+
 export class UnsupportedTypeError extends Error {
   constructor(readonly typeUrl: string) {
     super(`unsupported resource type ${JSON.stringify(typeUrl)}; this server serves ${RESOURCE_KINDS.map((k) => TYPE_URLS[k]).join(", ")}`);

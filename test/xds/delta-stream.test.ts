@@ -143,6 +143,24 @@ describe.each([
     expect(names(c.last())).toEqual(["outbound|api"]);
   });
 
+  it("after changes sent on the fast path, still knows what the client holds when its subscription changes", () => {
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    c.ack("endpoint");
+    set(registryOf(httpService("api", ["10.0.0.7"]), httpService("db", ["10.0.0.2"])));
+    c.ack("endpoint");
+    set(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.2"])));
+    c.ack("endpoint");
+    expect(names(c.last())).toEqual(["outbound|api"]);
+    // A new name is answered alone: api and db are already held at their current versions.
+    c.request("endpoint", { subscribe: ["outbound|nope"] });
+    expect(names(c.last())).toEqual([]);
+    expect(c.last().removedResources).toEqual(["outbound|nope"]);
+    c.ack("endpoint");
+    set(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.3"])));
+    expect(names(c.last())).toEqual(["outbound|db"]);
+    expect(c.holdings("endpoint")).toEqual(new Map([...cache.viewFor(sidecar)!.resources.endpoint].map(([name, r]) => [name, r.version])));
+  });
+
   it("answers a subscription to a resource that does not exist in removed_resources", () => {
     c.request("endpoint", { subscribe: ["outbound|nope"] });
     expect(c.last().resources).toEqual([]);
