@@ -151,6 +151,8 @@ interface ChangeResult {
   readonly fromPush: Percentiles;
   readonly pushDelayMs: number;
   readonly cpuMs: number;
+  /** Of cpuMs, what the cache spent on the new snapshot (translating, encoding, validating); 0 for the floor. */
+  readonly translateCpuMs: number;
   readonly responsesPerProxy: number;
   readonly maxResponses: number;
   readonly bytesPerProxy: number;
@@ -336,6 +338,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
       fromPush: percentiles(times.map((t) => t - pushAt)),
       pushDelayMs: pushAt - start,
       cpuMs: s1.cpuMs - s0.cpuMs - idleRate * (s1.at - s0.at),
+      translateCpuMs: translateCpu(s1) - translateCpu(s0),
       responsesPerProxy: expected > 0 ? sum((c) => c.expectedResponses) / expected : 0,
       maxResponses: Math.max(...counters.map((c) => c.maxResponses)),
       bytesPerProxy: expected > 0 ? sum((c) => c.expectedBytes) / expected : 0,
@@ -345,7 +348,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     };
     changes.push(result);
     console.error(
-      `    ${change.kind}${scoped ? " (scoped)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
+      `    ${change.kind}${scoped ? " (scoped)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
     );
     await sleep(300);
   }
@@ -376,6 +379,12 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
   };
 }
 
+/** The server's running total of CPU spent in the cache on new snapshots (Signalbox only). */
+function translateCpu(stats: ServerStats): number {
+  const value = stats.extra.translateCpuMs;
+  return typeof value === "number" ? value : 0;
+}
+
 // --- report ------------------------------------------------------------------------
 
 function pooled(run: RunResult, kind: "endpoint" | "rule") {
@@ -389,6 +398,7 @@ function pooled(run: RunResult, kind: "endpoint" | "rule") {
     fromCommit,
     fromPush,
     cpuMs: mean((c) => c.cpuMs),
+    pushCpuMs: mean((c) => c.cpuMs - c.translateCpuMs),
     responses: mean((c) => c.responsesPerProxy),
     maxResponses: Math.max(0, ...all((c) => [c.maxResponses])),
     bytes: mean((c) => c.bytesPerProxy),
@@ -420,8 +430,8 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
   }
   lines.push("", "Signalbox as a multiple of the floor (same N, same protocol):", "");
   lines.push(
-    "| N | xDS | endpoint p99 from push | endpoint p99 from commit | endpoint CPU/change | rule p99 from push | rule CPU/change | RSS/proxy | connect all |",
-    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| N | xDS | endpoint p99 from push | endpoint p99 from commit | endpoint CPU/change | endpoint CPU/change without translation | rule p99 from push | rule CPU/change | rule CPU/change without translation | RSS/proxy | connect all |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   );
   for (const r of runs.filter((x) => x.server === "signalbox")) {
     const floor = runs.find((x) => x.server === "floor" && x.n === r.n && x.protocol === r.protocol);
@@ -432,7 +442,7 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
     const rb = pooled(floor, "rule");
     const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined || y <= 0 ? "–" : `${(x / y).toFixed(2)}x`);
     lines.push(
-      `| ${r.n} | ${r.protocol} | ${ratio(a.fromPush?.p99, b.fromPush?.p99)} | ${ratio(a.fromCommit?.p99, b.fromCommit?.p99)} | ${ratio(a.cpuMs, b.cpuMs)} | ${ratio(ra.fromPush?.p99, rb.fromPush?.p99)} | ${ratio(ra.cpuMs, rb.cpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
+      `| ${r.n} | ${r.protocol} | ${ratio(a.fromPush?.p99, b.fromPush?.p99)} | ${ratio(a.fromCommit?.p99, b.fromCommit?.p99)} | ${ratio(a.cpuMs, b.cpuMs)} | ${ratio(a.pushCpuMs, b.pushCpuMs)} | ${ratio(ra.fromPush?.p99, rb.fromPush?.p99)} | ${ratio(ra.cpuMs, rb.cpuMs)} | ${ratio(ra.pushCpuMs, rb.pushCpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
     );
   }
   if (translate) {

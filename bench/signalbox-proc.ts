@@ -15,6 +15,7 @@ type Message = ToServer | { type: "start"; databaseUrl: string; debounceMs: numb
 
 let signalbox: RunningSignalbox | null = null;
 let lastChangeAt = 0;
+let translateCpuMs = 0;
 
 process.on("message", (message: Message) => {
   void (async () => {
@@ -34,12 +35,17 @@ process.on("message", (message: Message) => {
         ...(message.pushBatchSize ? { pushBatchSize: message.pushBatchSize } : {}),
         ...(message.pushSliceMs ? { pushSliceMs: message.pushSliceMs } : {}),
       });
-      // Instrumentation only: when a new snapshot reaches the cache (the push starts).
+      // Instrumentation only: when a new snapshot reaches the cache (the push
+      // starts), and the CPU the cache spends on it (translation, encoding,
+      // validation; the floor has none of this: it precomputed its responses).
       const cache = signalbox.cache;
       const setSnapshot = cache.setSnapshot.bind(cache);
       cache.setSnapshot = (snapshot: MeshSnapshot) => {
         lastChangeAt = nowMs();
+        const before = process.cpuUsage();
         setSnapshot(snapshot);
+        const spent = process.cpuUsage(before);
+        translateCpuMs += (spent.user + spent.system) / 1000;
       };
       process.send?.({ type: "listening", port: signalbox.xdsPort });
       return;
@@ -52,6 +58,7 @@ process.on("message", (message: Message) => {
       collectStats(signalbox?.xds.streamCount ?? 0, lastChangeAt, {
         cache: signalbox?.cache.stats(),
         views: signalbox?.cache.viewCount,
+        translateCpuMs,
       }),
     );
   })().catch((error: Error) => {
