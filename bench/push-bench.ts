@@ -1,0 +1,131 @@
+/**
+ * The cost of Signalbox's own push and ACK code, without gRPC: `--proxies` delta
+ * streams over the fleet benchmark's mesh (N/10 + 1 services, 10 instances
+ * each), driven in process with fake sinks. Each stream does Envoy's exchange
+ * first (CDS and LDS wildcard, EDS and RDS by name, ACKing each response). Then,
+ * per round, one endpoint change (an instance of the service every proxy calls
+ * moves) and one rule change (a route for that service), each timed in three
+ * steps: the cache taking the new snapshot, refreshing every affected stream,
+ * and decoding and handling every stream's ACK.
+ *
+ * Wall time of the main thread (nothing else runs in this process); medians of
+ * the rounds after the first two. Run alone:
+ *   node --expose-gc --max-semi-space-size=64 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12]
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { DeltaDiscoveryRequestSchema } from "../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { Proxy } from "../src/model/proxy.ts";
+import { shareStructure } from "../src/model/share.ts";
+import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
+import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../src/translate/resource-types.ts";
+import { translate } from "../src/translate/translate.ts";
+import { ResourceCache } from "../src/xds/cache.ts";
+import { DeltaStream } from "../src/xds/delta-stream.ts";
+import { XdsMetrics } from "../src/xds/metrics.ts";
+import { decodeDeltaDiscoveryRequest } from "../src/xds/request-decode.ts";
+import { resourceGate } from "../src/xds/validation-gate.ts";
+import { numberOption, warnWithoutServerFlags } from "./cli.ts";
+import { APP_PORT, applyChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName } from "./mesh.ts";
+
+interface FakeEnvoy {
+  readonly stream: DeltaStream;
+  /** The nonce of the last response written to this stream. */
+  lastNonce: string;
+}
+
+function request(kind: ResourceKind, nonce: string, subscribe: string[] = []): Uint8Array {
+  return toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, { typeUrl: TYPE_URLS[kind], responseNonce: nonce, resourceNamesSubscribe: subscribe }));
+}
+
+function send(envoy: FakeEnvoy, bytes: Uint8Array): void {
+  envoy.stream.handleRequest(decodeDeltaDiscoveryRequest(bytes).request);
+}
+
+export function runPushBench(proxies: number, rounds: number): Record<"endpoint" | "rule", { cacheMs: number; pushMs: number; ackMs: number; streams: number }> {
+  const spec = { services: Math.ceil(proxies / 10) + 1, instances: 10, dependencies: 5, routesPerService: 1 };
+  let rows = meshRows(spec);
+  const model = meshModel(rows);
+  let registry = model.registry;
+  let rules = model.rules;
+  const builder = new SnapshotBuilder();
+  const logger = pino({ level: "silent" });
+  const cache = new ResourceCache(translate, resourceGate(), logger);
+  const metrics = new XdsMetrics();
+  cache.setSnapshot(builder.build(registry, rules));
+
+  const envoys: FakeEnvoy[] = [];
+  const byView = new Map<string, FakeEnvoy[]>();
+  for (let i = 0; i < proxies; i++) {
+    const service = serviceName(1 + (i % (spec.services - 1)));
+    const proxy: Proxy = { id: `proxy-${i}`, service, kind: "envoy", inboundPort: INBOUND_PORT, appPort: APP_PORT, outboundPort: 15001, userAgent: "envoy" };
+    const sink = { write: (_body: Uint8Array, nonce: string) => ((envoy.lastNonce = nonce), true), onDrain: () => {} };
+    const status = { streamId: i, proxy, protocol: "delta" as const, connectedAt: "", types: {} };
+    const envoy: FakeEnvoy = { stream: new DeltaStream(status, cache, sink, metrics, logger, RESOURCE_KINDS), lastNonce: "" };
+    envoys.push(envoy);
+    let peers = byView.get(envoy.stream.viewKey);
+    if (!peers) byView.set(envoy.stream.viewKey, (peers = []));
+    peers.push(envoy);
+    const view = cache.viewFor(proxy, envoy.stream.viewKey);
+    if (!view) throw new Error("no view");
+    for (const [kind, names] of [
+      ["cluster", []],
+      ["endpoint", [...view.resources.endpoint.keys()]],
+      ["listener", []],
+      ["route", [...view.resources.route.keys()]],
+    ] as const) {
+      send(envoy, request(kind, "", [...names]));
+      send(envoy, request(kind, envoy.lastNonce));
+    }
+  }
+
+  let changedViews: ReadonlySet<string> | null = null;
+  cache.onChange((_, changed) => (changedViews = changed));
+  const samples = { endpoint: [] as number[][], rule: [] as number[][] };
+  let streams = { endpoint: 0, rule: 0 };
+  for (let round = 1; round <= rounds; round++) {
+    for (const change of ["endpoint", "rule"] as const) {
+      if (change === "endpoint") registry = moveInstance(registry, serviceName(0), round);
+      else {
+        rows = applyChange(rows, ruleChange(serviceName(0), round));
+        rules = shareStructure(rules, meshModel(rows).rules);
+      }
+      const before = envoys.map((envoy) => envoy.lastNonce);
+      (globalThis as { gc?: () => void }).gc?.();
+      const t0 = performance.now();
+      cache.setSnapshot(builder.build(registry, rules));
+      const t1 = performance.now();
+      for (const key of changedViews ?? byView.keys()) for (const envoy of byView.get(key) ?? []) envoy.stream.refresh();
+      const t2 = performance.now();
+      // The ACKs, encoded outside the timing as a client would.
+      const kind = change === "endpoint" ? "endpoint" : "route";
+      const acks = envoys.flatMap((envoy, i) => (envoy.lastNonce !== before[i] ? [[envoy, request(kind, envoy.lastNonce)] as const] : []));
+      const t3 = performance.now();
+      for (const [envoy, bytes] of acks) send(envoy, bytes);
+      const t4 = performance.now();
+      streams = { ...streams, [change]: acks.length };
+      if (round > 2) samples[change].push([t1 - t0, t2 - t1, t4 - t3]);
+    }
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+  const summary = (change: "endpoint" | "rule") => ({
+    cacheMs: median(samples[change].map((s) => s[0] as number)),
+    pushMs: median(samples[change].map((s) => s[1] as number)),
+    ackMs: median(samples[change].map((s) => s[2] as number)),
+    streams: streams[change],
+  });
+  return { endpoint: summary("endpoint"), rule: summary("rule") };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  warnWithoutServerFlags();
+  const proxies = numberOption("proxies", 10_000);
+  const result = runPushBench(proxies, Math.max(3, numberOption("rounds", 12)));
+  console.log(`${proxies} delta streams, wall time per change (median):\n`);
+  console.log("| change | streams pushed | cache takes the snapshot (ms) | refresh every stream (ms) | handle every ACK (ms) |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  for (const change of ["endpoint", "rule"] as const) {
+    const r = result[change];
+    console.log(`| ${change} | ${r.streams} | ${r.cacheMs.toFixed(1)} | ${r.pushMs.toFixed(1)} | ${r.ackMs.toFixed(1)} |`);
+  }
+}
