@@ -36,6 +36,7 @@ import {
   applyChangeSql,
   dependentsOf,
   endpointChange,
+  fleetMeshSpec,
   INBOUND_PORT,
   leastCalledService,
   meshRows,
@@ -178,10 +179,6 @@ interface RunResult {
   readonly workerErrors: number;
 }
 
-function specFor(n: number): MeshSpec {
-  return { services: Math.ceil(n / 10) + 1, instances: 10, dependencies: 5, routesPerService: 1 };
-}
-
 interface PlannedChange {
   readonly change: Change;
   readonly scoped: boolean;
@@ -223,7 +220,7 @@ async function dropDatabase(serverUrl: string, name: string): Promise<void> {
 }
 
 async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kind: "floor" | "signalbox", profile: boolean): Promise<RunResult> {
-  const spec = specFor(n);
+  const spec = fleetMeshSpec(n);
   const rows = meshRows(spec);
   const plan = plannedChanges(spec, profile);
   const proxies: WorkerProxy[] = rows.instances.filter((i) => i.service !== serviceName(0)).map((i) => ({ id: i.id, service: i.service }));

@@ -34,6 +34,14 @@ export interface MeshSpec {
   readonly routesPerService: number;
 }
 
+/**
+ * The fleet benchmark's mesh for `proxies` sidecars: 10 per service (one view
+ * each), plus the shared service every other one calls, which has none.
+ */
+export function fleetMeshSpec(proxies: number): MeshSpec {
+  return { services: Math.ceil(proxies / 10) + 1, instances: 10, dependencies: 5, routesPerService: 1 };
+}
+
 export const INBOUND_PORT = 15006;
 export const APP_PORT = 8080;
 

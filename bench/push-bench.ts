@@ -26,7 +26,7 @@ import { XdsMetrics } from "../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../src/xds/request-decode.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
 import { numberOption, warnWithoutServerFlags } from "./cli.ts";
-import { APP_PORT, applyChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName } from "./mesh.ts";
+import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName } from "./mesh.ts";
 
 interface FakeEnvoy {
   readonly stream: DeltaStream;
@@ -43,7 +43,7 @@ function send(envoy: FakeEnvoy, bytes: Uint8Array): void {
 }
 
 export function runPushBench(proxies: number, rounds: number): Record<"endpoint" | "rule", { cacheMs: number; pushMs: number; ackMs: number; streams: number }> {
-  const spec = { services: Math.ceil(proxies / 10) + 1, instances: 10, dependencies: 5, routesPerService: 1 };
+  const spec = fleetMeshSpec(proxies);
   let rows = meshRows(spec);
   const model = meshModel(rows);
   let registry = model.registry;
