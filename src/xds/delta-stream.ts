@@ -150,6 +150,16 @@ function mustAnswerName(state: DeltaTypeState, name: string): void {
   (state.mustAnswer ??= new Set()).add(name);
 }
 
+/** No longer answer `name`; an emptied set is dropped. */
+function forgetMustAnswer(state: DeltaTypeState, name: string): void {
+  if (state.mustAnswer?.delete(name) && state.mustAnswer.size === 0) state.mustAnswer = null;
+}
+
+/** Whether some name must be answered on the next push (one comparison in the usual case: no set). */
+function hasNamesToAnswer(state: DeltaTypeState): boolean {
+  return state.mustAnswer !== null && state.mustAnswer.size > 0;
+}
+
 interface DeltaTypeState {
   readonly kind: ResourceKind;
   started: boolean;
@@ -297,8 +307,7 @@ export class DeltaStream extends XdsStream {
         answer = true;
       } else {
         known.delete(name);
-        state.mustAnswer?.delete(name);
-        if (state.mustAnswer?.size === 0) state.mustAnswer = null;
+        forgetMustAnswer(state, name);
       }
     }
     return answer;
@@ -314,8 +323,9 @@ export class DeltaStream extends XdsStream {
     }
     const available = view.resources[state.kind];
     const mustAnswer = state.mustAnswer;
-    if (!force && available === state.lastMap && mustAnswer === null) return;
-    if (!force && state.synced !== null && state.synced === state.lastMap && mustAnswer === null && this.pushSynced(state, view, available)) return;
+    const answerOwed = hasNamesToAnswer(state);
+    if (!force && available === state.lastMap && !answerOwed) return;
+    if (!force && state.synced !== null && state.synced === state.lastMap && !answerOwed && this.pushSynced(state, view, available)) return;
 
     const known = knownOf(state);
     const send: EncodedResource[] = [];
@@ -445,7 +455,7 @@ export class DeltaStream extends XdsStream {
       const state = this.types[kind];
       if (!state?.started) continue;
       if (state.outstanding.size > 0) return false;
-      if (state.lastMap !== view.resources[kind] || state.mustAnswer !== null) return false;
+      if (state.lastMap !== view.resources[kind] || hasNamesToAnswer(state)) return false;
     }
     return true;
   }
@@ -459,6 +469,6 @@ export class DeltaStream extends XdsStream {
   private onAnswered(kind: ResourceKind): void {
     if (kind !== "listener" && kind !== "route") return;
     const clusters = this.types.cluster;
-    if (clusters?.started && (clusters.lastMap === null || clusters.mustAnswer !== null)) this.push(clusters, false);
+    if (clusters?.started && (clusters.lastMap === null || hasNamesToAnswer(clusters))) this.push(clusters, false);
   }
 }
