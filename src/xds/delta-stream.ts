@@ -1,7 +1,7 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { namesKey, type ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
-import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
+import { encodeDeltaBody, setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
 import { perKind, XdsStream } from "./xds-stream.ts";
@@ -53,11 +53,10 @@ function versionDelta(
   from: ReadonlyMap<string, EncodedResource>,
   to: ReadonlyMap<string, EncodedResource>,
   typeUrl: string,
-  systemVersion: () => string,
 ): VersionDelta | null {
   if (from === lastFrom && to === lastTo) return lastDelta;
   const known = deltas.get(from);
-  const delta = known?.to === to ? known.delta : computeDelta(from, to, typeUrl, systemVersion);
+  const delta = known?.to === to ? known.delta : computeDelta(from, to, typeUrl);
   lastFrom = from;
   lastTo = to;
   lastDelta = delta;
@@ -68,7 +67,6 @@ function computeDelta(
   from: ReadonlyMap<string, EncodedResource>,
   to: ReadonlyMap<string, EncodedResource>,
   typeUrl: string,
-  systemVersion: () => string,
 ): VersionDelta | null {
   let delta: VersionDelta | null = null;
   if (from.size === to.size) {
@@ -83,7 +81,8 @@ function computeDelta(
       if (before.version !== resource.version) changed.push(resource);
     }
     if (sameNames) {
-      const version = systemVersion();
+      // The client then holds all of `to`: its subscription's version is the whole map's.
+      const version = setVersion(to.values());
       delta = { to, changed, systemVersion: version, body: encodeDeltaBody(typeUrl, version, changed, []) };
     }
   }
@@ -325,7 +324,7 @@ export class DeltaStream extends XdsStream {
     const mustAnswer = state.mustAnswer;
     const answerOwed = hasNamesToAnswer(state);
     if (!force && available === state.lastMap && !answerOwed) return;
-    if (!force && state.synced !== null && state.synced === state.lastMap && !answerOwed && this.pushSynced(state, view, available)) return;
+    if (!force && state.synced !== null && state.synced === state.lastMap && !answerOwed && this.pushSynced(state, available)) return;
 
     const known = knownOf(state);
     const send: EncodedResource[] = [];
@@ -413,11 +412,9 @@ export class DeltaStream extends XdsStream {
    * new map has the same names, the response is the shared difference between
    * the two maps. Returns false to fall back to the full comparison.
    */
-  private pushSynced(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
+  private pushSynced(state: DeltaTypeState, available: ReadonlyMap<string, EncodedResource>): boolean {
     const from = state.synced as ReadonlyMap<string, EncodedResource>;
-    // The client holds every resource of the map and nothing else, so its
-    // subscription's version is the whole map's (memoized once per view).
-    const delta = versionDelta(from, available, TYPE_URLS[state.kind], () => view.all(state.kind).version);
+    const delta = versionDelta(from, available, TYPE_URLS[state.kind]);
     if (!delta) return false;
     state.lastMap = available;
     state.synced = available;

@@ -14,7 +14,7 @@ import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
-import { withNonce } from "../../src/xds/encoding.ts";
+import { setVersion, withNonce } from "../../src/xds/encoding.ts";
 import { DeltaStream } from "../../src/xds/delta-stream.ts";
 import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
@@ -159,6 +159,17 @@ describe.each([
     set(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.3"])));
     expect(names(c.last())).toEqual(["outbound|db"]);
     expect(c.holdings("endpoint")).toEqual(new Map([...cache.viewFor(sidecar)!.resources.endpoint].map(([name, r]) => [name, r.version])));
+  });
+
+  it("gives a response the version of what the client then holds, on the fast path as on the full comparison", () => {
+    const held = () => setVersion(cache.viewFor(sidecar)!.resources.endpoint.values());
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    expect(c.last().systemVersionInfo).toBe(held());
+    c.ack("endpoint");
+    set(registryOf(httpService("api", ["10.0.0.7"]), httpService("db", ["10.0.0.2"])));
+    expect(names(c.last())).toEqual(["outbound|api"]);
+    expect(c.last().systemVersionInfo).toBe(held());
+    expect(c.status.types.endpoint?.sentVersion).toBe(held());
   });
 
   it("answers a subscription to a resource that does not exist in removed_resources", () => {
