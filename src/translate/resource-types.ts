@@ -95,4 +95,12 @@ export interface ResourceSet extends Readonly<Record<ResourceKind, ResourceMap>>
    * and the cache does not re-translate it. Absent: it may read any.
    */
   readonly routeReads?: ReadonlySet<string>;
+  /**
+   * The names of the upstream services the view was translated for
+   * (scope.ts), the only way routes reach clusters, endpoints and listeners:
+   * when only routes changed and the scope is the same, the cache
+   * re-translates just the routes (translateRoutes). Absent: every kind may
+   * depend on the routes.
+   */
+  readonly scope?: readonly string[];
 }

@@ -201,7 +201,6 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   const clusters: ResourceMap[] = [];
   const endpoints: ResourceMap[] = [];
   const listeners = new Map<string, Message>();
-  const routes = new Map<string, Message>();
   const upstreams = httpUpstreams(snapshot, proxy);
   upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints, "envoy");
 
@@ -210,13 +209,6 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     sidecarOutboundListener(proxy.outboundPort),
   );
   listeners.set(outbound.name, outbound);
-  routes.set(
-    OUTBOUND_HTTP,
-    perSnapshotIn(snapshot, "outbound-routes", proxy.service, () => {
-      const vhosts = upstreams.map((service) => virtualHostFor(snapshot, service, proxy, "envoy"));
-      return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
-    }),
-  );
 
   const own = snapshot.registry.services.get(proxy.service);
   if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
@@ -234,15 +226,39 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
       sidecarInboundListener(inboundPort, routeName, options),
     );
     listeners.set(inbound.name, inbound);
-    routes.set(routeName, inboundRoutes(snapshot, own, inboundPort, appPort));
   }
 
   // Plain TCP services on local ports (tcp.ts).
-  const tcp = sidecarTcp(snapshot.clusterPolicies, proxy, upstreamsOf(snapshot, proxy));
+  const scope = upstreamsOf(snapshot, proxy);
+  const tcp = sidecarTcp(snapshot.clusterPolicies, proxy, scope);
   for (const listener of tcp.listeners) listeners.set(listener.name, listener);
   const tcpServices = tcp.services.flatMap((name) => snapshot.registry.services.get(name) ?? []);
   upstreamClustersAndEndpoints(snapshot, tcpServices, clusters, endpoints, "envoy");
-  return { cluster: new ComposedMap(clusters), endpoint: new ComposedMap(endpoints), listener: listeners, route: routes, routeReads: routeReads(snapshot, proxy) };
+  return {
+    cluster: new ComposedMap(clusters),
+    endpoint: new ComposedMap(endpoints),
+    listener: listeners,
+    route: sidecarRoutes(snapshot, proxy, upstreams),
+    routeReads: routeReads(snapshot, proxy),
+    scope: namesOf(scope),
+  };
+}
+
+/** A sidecar's route configurations: outbound over its HTTP upstreams, and inbound when it has an inbound port. */
+function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Map<string, Message> {
+  const routes = new Map<string, Message>();
+  routes.set(
+    OUTBOUND_HTTP,
+    perSnapshotIn(snapshot, "outbound-routes", proxy.service, () => {
+      const vhosts = upstreams.map((service) => virtualHostFor(snapshot, service, proxy, "envoy"));
+      return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
+    }),
+  );
+  const own = snapshot.registry.services.get(proxy.service);
+  if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
+    routes.set(inboundRouteConfig(proxy.inboundPort), inboundRoutes(snapshot, own, proxy.inboundPort, proxy.appPort));
+  }
+  return routes;
 }
 
 /**
@@ -280,23 +296,65 @@ export function translateProxyless(snapshot: MeshSnapshot, proxy: Proxy): Resour
   const clusters: ResourceMap[] = [];
   const endpoints: ResourceMap[] = [];
   const listeners = new Map<string, Message>();
-  const routes = new Map<string, Message>();
   const upstreams = httpUpstreams(snapshot, proxy);
   upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints, clusterDialect(proxy));
   for (const service of upstreams) {
-    const routeName = proxylessRouteConfig(service.name);
-    const listener = perSnapshot(snapshot, `api-listener|${service.name}`, () => proxylessApiListener(service.name, routeName));
+    const listener = perSnapshot(snapshot, `api-listener|${service.name}`, () => proxylessApiListener(service.name, proxylessRouteConfig(service.name)));
     listeners.set(listener.name, listener);
+  }
+  return {
+    cluster: new ComposedMap(clusters),
+    endpoint: new ComposedMap(endpoints),
+    listener: listeners,
+    route: proxylessRoutes(snapshot, proxy, upstreams),
+    routeReads: routeReads(snapshot, proxy),
+    scope: namesOf(upstreamsOf(snapshot, proxy)),
+  };
+}
+
+/** A proxyless client's route configurations: one per upstream, named like its API listener. */
+function proxylessRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Map<string, Message> {
+  const routes = new Map<string, Message>();
+  for (const service of upstreams) {
+    const routeName = proxylessRouteConfig(service.name);
     const vhost = virtualHostFor(snapshot, service, proxy, "grpc");
     routes.set(
       routeName,
       perSnapshot(snapshot, `api-routes|${service.name}|${callerKey(snapshot, service, proxy)}`, () => routeConfiguration(routeName, [vhost])),
     );
   }
-  return { cluster: new ComposedMap(clusters), endpoint: new ComposedMap(endpoints), listener: listeners, route: routes, routeReads: routeReads(snapshot, proxy) };
+  return routes;
 }
 
 export function translate(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {
   return proxy.kind === "envoy" ? translateSidecar(snapshot, proxy) : translateProxyless(snapshot, proxy);
+}
+
+/**
+ * A view's route configurations alone, for a snapshot that differs from the
+ * one before only in routes (the cache's route-only path). `scope` is
+ * ResourceSet.scope as the view's other kinds were last brought up to date
+ * with. Routes reach those kinds only through the scope (a split adds a
+ * service, scope.ts), and the registry is unchanged: when the scope still
+ * names exactly the same services, the clusters, endpoints and listeners are
+ * what they were, and this equals translate(snapshot, proxy).route. Returns
+ * null when the scope differs: the whole view must be translated.
+ */
+export function translateRoutes(snapshot: MeshSnapshot, proxy: Proxy, scope: readonly string[]): ResourceMap | null {
+  if (!sameElements(namesOf(upstreamsOf(snapshot, proxy)), scope)) return null;
+  const upstreams = httpUpstreams(snapshot, proxy);
+  return proxy.kind === "envoy" ? sidecarRoutes(snapshot, proxy, upstreams) : proxylessRoutes(snapshot, proxy, upstreams);
+}
+
+/** A scope's service names, once per scope list (views of one caller, or of every caller without dependencies, share it). */
+function namesOf(services: readonly Service[]): readonly string[] {
+  return memoOn(services, "names", () => services.map((service) => service.name));
+}
+
+function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 

@@ -7,7 +7,7 @@ import { sameFieldsExcept } from "../model/share.ts";
 import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
 import { forgetServicesOutside, releaseMemo } from "../translate/memo.ts";
 import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
-import { serviceEndpoints } from "../translate/translate.ts";
+import { serviceEndpoints, translateRoutes } from "../translate/translate.ts";
 import { EncodedPart, PartsMap } from "./encoded-parts.ts";
 import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
 import { InternTable } from "./intern-table.ts";
@@ -35,6 +35,12 @@ export type Translator = (snapshot: MeshSnapshot, proxy: Proxy) => ResourceSet;
 
 /** A service's endpoint resources in a snapshot (see serviceEndpoints in translate.ts). */
 export type EndpointTranslator = (snapshot: MeshSnapshot, service: Service) => ReadonlyMap<string, Message>;
+
+/**
+ * A view's route configurations alone when its upstreams are still `scope`,
+ * else null (see translateRoutes in translate.ts).
+ */
+export type RouteTranslator = (snapshot: MeshSnapshot, proxy: Proxy, scope: readonly string[]) => ResourceMap | null;
 
 /** Field-level validation of one resource; returns human-readable violations. */
 export type ResourceGate = (kind: ResourceKind, name: string, message: Message) => string[];
@@ -151,6 +157,8 @@ export interface CacheStats {
   readonly viewsTranslated: number;
   /** Views a route-only change left untranslated: they read none of the changed routes. */
   readonly viewsKeptOnRouteChange: number;
+  /** Views a route-only change re-translated only the routes of: their scope was unchanged. */
+  readonly viewsRoutesOnly: number;
   readonly resourcesEncoded: number;
   /** Distinct resource versions held (the views' resources, each counted once). */
   readonly internedResources: number;
@@ -163,8 +171,8 @@ export class ResourceCache {
   private views = new Map<string, ProxyView>();
   /** A proxy per retained view key (to translate the view) and how many streams retain it. */
   private readonly retained = new Map<string, { proxy: Proxy; count: number }>();
-  /** Per view key, the services whose routes its last translation read (ResourceSet.routeReads). */
-  private readonly routeReads = new Map<string, ReadonlySet<string>>();
+  /** Per view key, what its last translation depended on through the routes (ResourceSet.routeReads and scope). */
+  private readonly routeDeps = new Map<string, RouteDeps>();
   /** Endpoint part -> keys of the views holding it (the fast path visits only those). */
   private readonly viewsByEndpointPart = new Map<EncodedPart, Set<string>>();
   /** Endpoint resource name (withheld ones too) -> the indexed parts holding it. */
@@ -178,7 +186,7 @@ export class ResourceCache {
   /** The version of each resource name that failed validation last, with its violations (the admin API lists them). */
   private readonly rejected = new Map<string, Interned>();
   private readonly listeners = new Set<ChangeListener>();
-  private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, viewsKeptOnRouteChange: 0, resourcesEncoded: 0 };
+  private readonly counters = { snapshots: 0, fullRebuilds: 0, endpointPatches: 0, viewsTranslated: 0, viewsKeptOnRouteChange: 0, viewsRoutesOnly: 0, resourcesEncoded: 0 };
 
   constructor(
     private readonly translator: Translator,
@@ -186,6 +194,8 @@ export class ResourceCache {
     private readonly logger: Logger,
     /** Enables the endpoint fast path; must agree with `translator`. Null disables it. */
     private readonly endpointsOf: EndpointTranslator | null = serviceEndpoints,
+    /** Enables the route-only path; must agree with `translator`. Null disables it. */
+    private readonly routesOf: RouteTranslator | null = translateRoutes,
   ) {}
 
   get currentGeneration(): number {
@@ -253,7 +263,7 @@ export class ResourceCache {
       this.holdResources(view, null);
     }
     this.views.delete(key);
-    this.routeReads.delete(key);
+    this.routeDeps.delete(key);
   }
 
   /** The encoded resources for a proxy, shared by every proxy with the same view key. */
@@ -323,7 +333,8 @@ export class ResourceCache {
    * Re-translates every retained view; a view (or kind) whose content is
    * unchanged keeps its identity. When only the routes of `routesChanged`
    * changed (see routeOnlyChanges), a view that read none of their routes
-   * is kept as it is, untranslated.
+   * is kept as it is, untranslated, and one whose scope is unchanged has
+   * only its routes re-translated.
    */
   private rebuildAll(snapshot: MeshSnapshot, routesChanged: ReadonlySet<string> | null = null): ReadonlySet<string> {
     this.counters.fullRebuilds++;
@@ -332,15 +343,15 @@ export class ResourceCache {
     const changed = new Set<string>();
     for (const [key, { proxy }] of this.retained) {
       const before = old.get(key);
-      const reads = this.routeReads.get(key);
-      if (before && routesChanged && reads && !intersects(reads, routesChanged)) {
+      const deps = this.routeDeps.get(key);
+      if (before && routesChanged && deps?.reads && !intersects(deps.reads, routesChanged)) {
         this.counters.viewsKeptOnRouteChange++;
         old.delete(key);
         this.views.set(key, before);
         continue;
       }
-      const fresh = this.translateView(snapshot, key, proxy);
-      const view = before ? reuseUnchanged(before, fresh) : fresh;
+      const routesOnly = before && routesChanged && deps?.scope ? this.retranslateRoutes(snapshot, before, proxy, deps.scope) : null;
+      const view = routesOnly ?? (before ? reuseUnchanged(before, this.translateView(snapshot, key, proxy)) : this.translateView(snapshot, key, proxy));
       old.delete(key);
       if (view !== before) {
         changed.add(key);
@@ -366,14 +377,30 @@ export class ResourceCache {
     this.counters.viewsTranslated++;
     const set = this.translator(snapshot, proxy);
     const out = {} as Record<ResourceKind, PartsMap>;
-    for (const kind of RESOURCE_KINDS) {
-      const map = set[kind];
-      // A composed map's parts are shared by many views: each is encoded once and held, not copied.
-      out[kind] = new PartsMap(map instanceof ComposedMap ? map.parts.map((part) => this.internPart(kind, part)) : [this.encodePart(kind, map)]);
-    }
-    if (set.routeReads) this.routeReads.set(key, set.routeReads);
-    else this.routeReads.delete(key);
+    for (const kind of RESOURCE_KINDS) out[kind] = this.partsOf(kind, set[kind]);
+    if (set.routeReads || set.scope) this.routeDeps.set(key, { reads: set.routeReads ?? null, scope: set.scope ?? null });
+    else this.routeDeps.delete(key);
     return new ProxyView(key, this.generation, out);
+  }
+
+  private partsOf(kind: ResourceKind, map: ResourceMap): PartsMap {
+    // A composed map's parts are shared by many views: each is encoded once and held, not copied.
+    return new PartsMap(map instanceof ComposedMap ? map.parts.map((part) => this.internPart(kind, part)) : [this.encodePart(kind, map)]);
+  }
+
+  /**
+   * The route-only path: `before` with only its routes re-translated, when
+   * the view's scope is unchanged (every other kind then is too; see
+   * translateRoutes). Null when the scope changed or there is no route
+   * translator: translate the whole view. What the view depends on through
+   * the routes stays as recorded, since it follows from the scope.
+   */
+  private retranslateRoutes(snapshot: MeshSnapshot, before: ProxyView, proxy: Proxy, scope: readonly string[]): ProxyView | null {
+    const routes = this.routesOf?.(snapshot, proxy, scope);
+    if (!routes) return null;
+    this.counters.viewsRoutesOnly++;
+    const map = this.partsOf("route", routes);
+    return before.resources.route.sameContent(map) ? before : before.with(this.generation, { route: map });
   }
 
   private internPart(kind: ResourceKind, part: ResourceMap): EncodedPart {
@@ -490,6 +517,12 @@ export class ResourceCache {
     }
     return { encoded: fresh, violations };
   }
+}
+
+/** What a view's translation depended on through the routes (ResourceSet.routeReads and scope); null: unknown. */
+interface RouteDeps {
+  readonly reads: ReadonlySet<string> | null;
+  readonly scope: readonly string[] | null;
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();

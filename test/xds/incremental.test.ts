@@ -121,4 +121,40 @@ describe("incremental translation equals a fresh translation", () => {
     if (!scoped) throw new Error("the scoped translation scenario is gone");
     expect(walkAndCompare(scoped).viewsKeptOnRouteChange).toBeGreaterThan(0);
   });
+
+  it("re-translates only the routes of views whose scope a route change leaves as it is, and all of a view whose scope it changes", () => {
+    // In "scoped", billing's route splits to ledger: dropping it takes ledger
+    // out of its callers' scope (their clusters change); dropping api's route
+    // changes no scope. The walk above checks both against a fresh translation.
+    const scoped = scenarios.find((scenario) => scenario.name === "scoped");
+    if (!scoped) throw new Error("the scoped translation scenario is gone");
+    const stats = walkAndCompare(scoped);
+    expect(stats.viewsRoutesOnly).toBeGreaterThan(0);
+    expect(stats.viewsTranslated).toBeGreaterThan(Object.keys(scoped.proxies).length);
+  });
+
+  it("keeps to the route-only path for a route change that follows endpoint changes of services in scope", () => {
+    const scoped = scenarios.find((scenario) => scenario.name === "scoped");
+    if (!scoped) throw new Error("the scoped translation scenario is gone");
+    const builder = new SnapshotBuilder();
+    const cache = new ResourceCache(translate, () => [], logger);
+    const proxies = Object.values(scoped.proxies);
+    for (const proxy of proxies) cache.retain(proxy);
+    cache.setSnapshot(builder.build(scoped.registry, scoped.rules));
+    // Every service's instances move (the fast path patches endpoints; the views are not re-translated).
+    let registry = scoped.registry;
+    for (const name of registry.services.keys()) {
+      registry = withService(registry, name, (s) => ({ ...s, instances: s.instances.map((i) => ({ ...i, address: "10.99.0.1" })) }));
+    }
+    cache.setSnapshot(builder.build(registry, scoped.rules));
+    const before = cache.stats();
+    // api's route goes: no scope changes.
+    const rules = { ...scoped.rules, httpRoutes: scoped.rules.httpRoutes.filter((route) => route.destination !== "api") };
+    cache.setSnapshot(builder.build(registry, rules));
+    const after = cache.stats();
+    expect(after.endpointPatches).toBe(1);
+    expect(after.viewsRoutesOnly - before.viewsRoutesOnly).toBeGreaterThan(0);
+    expect(after.viewsTranslated).toBe(before.viewsTranslated);
+    for (const proxy of proxies) expect(fingerprint(cache, proxy)).toEqual(reference(registry, rules, proxy));
+  });
 });
