@@ -491,6 +491,98 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
     });
   });
 
+  describe("incremental rule reloads", () => {
+    const RULE_TABLES = `mesh.subsets, mesh.http_routes, mesh.http_route_destinations, mesh.service_dependencies,
+      mesh.timeout_policies, mesh.http_route_rewrites, mesh.circuit_breakers, mesh.rule_status`;
+    beforeEach(async () => {
+      await sql(`TRUNCATE ${RULE_TABLES} RESTART IDENTITY CASCADE`);
+    });
+    afterAll(async () => {
+      await sql(`TRUNCATE ${RULE_TABLES} RESTART IDENTITY CASCADE`);
+    });
+
+    const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
+
+    /** What a whole read delivers now: a fresh store's first state. */
+    async function wholeRead(): Promise<RuleSet> {
+      const recorder = new Recorder<RuleSet>();
+      const store = newStore();
+      await store.rules.start(recorder.onChange);
+      await store.rules.stop();
+      return recorder.latest;
+    }
+
+    it("reads only the groups of rule tables a write touched, and delivers what a whole read would", async () => {
+      await sql(`INSERT INTO mesh.subsets (service, name, selector) VALUES ('api', 'v1', '{"version": "v1"}')`);
+      await sql("INSERT INTO mesh.http_routes (id, destination, path_match, path) VALUES (1, 'api', 'prefix', '/api/')");
+      await sql("SELECT setval('mesh.http_routes_id_seq', 10)");
+      await sql("INSERT INTO mesh.http_route_rewrites (route_id, prefix) VALUES (1, '/v2/')");
+      const store = newStore();
+      const recorder = new Recorder<RuleSet>();
+      await store.rules.start(recorder.onChange);
+      expect(store.metrics().ruleGroupReads).toEqual({ subsets: 1, routes: 1, dependencies: 1, routePolicies: 1, clusterPolicies: 1 });
+      const caughtUp = async () => {
+        const revision = await dbRevision();
+        const deadline = performance.now() + 5000;
+        while (store.rules.status().revision !== revision) {
+          if (performance.now() > deadline) throw new Error(`store stuck at revision ${store.rules.status().revision}, database at ${revision}`);
+          await sleep(10);
+        }
+      };
+
+      const steps: { what: string; groups: string[]; write: () => Promise<unknown> }[] = [
+        { what: "a subset", groups: ["subsets"], write: () => sql(`INSERT INTO mesh.subsets (service, name, selector) VALUES ('api', 'v2', '{"version": "v2"}')`) },
+        // Route policies are read joined with their routes: a route write re-reads them too.
+        { what: "a route", groups: ["routes", "routePolicies"], write: () => sql("INSERT INTO mesh.http_routes (destination, priority) VALUES ('web', 5)") },
+        { what: "a split", groups: ["routes"], write: () => sql("INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (1, 'api', 'v1', 100)") },
+        { what: "a dependency", groups: ["dependencies"], write: () => sql("INSERT INTO mesh.service_dependencies (service, depends_on) VALUES ('web', 'api')") },
+        { what: "a timeout policy", groups: ["routePolicies"], write: () => sql("INSERT INTO mesh.timeout_policies (destination, timeout_ms) VALUES ('api', 2500)") },
+        { what: "a circuit breaker", groups: ["clusterPolicies"], write: () => sql("INSERT INTO mesh.circuit_breakers (destination, max_requests) VALUES ('api', 10)") },
+        // The rewrite of a disabled route is dropped: only a re-read of the route policies sees that.
+        { what: "a route disabled", groups: ["routes", "routePolicies"], write: () => sql("UPDATE mesh.http_routes SET enabled = false WHERE id = 1") },
+        {
+          what: "two groups in one transaction",
+          groups: ["subsets", "dependencies"],
+          write: async () => {
+            await sql("BEGIN");
+            await sql("DELETE FROM mesh.subsets WHERE name = 'v2'");
+            await sql("DELETE FROM mesh.service_dependencies");
+            await sql("COMMIT");
+          },
+        },
+      ];
+      for (const step of steps) {
+        const before = store.metrics().ruleGroupReads;
+        const state = recorder.latest;
+        await step.write();
+        await caughtUp();
+        const after = store.metrics().ruleGroupReads;
+        const read = Object.keys(after).filter((group) => after[group as keyof typeof after] > before[group as keyof typeof before]);
+        expect(read.sort(), step.what).toEqual([...step.groups].sort());
+        expect(recorder.latest, step.what).not.toBe(state);
+        expect(recorder.latest, step.what).toEqual(await wholeRead());
+      }
+      expect(recorder.latest.httpRoutes.map((route) => route.id)).toEqual(["11"]);
+    });
+
+    it("reads no rule table and delivers nothing when only the registry moved", async () => {
+      await sql("INSERT INTO mesh.http_routes (destination) VALUES ('api')");
+      // The poll notices the registry write's revision and reloads everything.
+      const store = newStore({ pollIntervalMs: 50 });
+      const recorder = new Recorder<RuleSet>();
+      await store.rules.start(recorder.onChange);
+      const reads = store.metrics().ruleGroupReads;
+      const loads = store.metrics().ruleLoads;
+      await sql("INSERT INTO mesh.services (name) VALUES ('rule-reload-probe')");
+      const revision = await dbRevision();
+      await waitFor(async () => store.rules.status().revision === revision, "the poll's reload");
+      expect(store.metrics().ruleLoads).toBeGreaterThan(loads);
+      expect(store.metrics().ruleGroupReads).toEqual(reads);
+      expect(recorder.count).toBe(1);
+      await sql("DELETE FROM mesh.services WHERE name = 'rule-reload-probe'");
+    });
+  });
+
   describe("schema", () => {
     it("applies migrations once, also when replicas race", async () => {
       const again = await migrate(admin);

@@ -14,12 +14,16 @@
  * delivered. On failure the last delivered state stands and status() reports
  * degraded.
  *
- * The rules are always read whole. The registry is read whole once (and again
- * after a reconnect or a failed reload); after that a reload reads only the
- * services the change log (migration 0005) names since the revision of the
- * last registry load, and patches them into the delivered state
- * (patch-registry.ts). The log falls back to a full read by itself when it
- * cannot answer (load-registry.ts). The store also prunes the log now and then.
+ * The rules are read whole once; after that a reload reads only the groups of
+ * rule tables whose revision (migration 0006) moved since the last read, and
+ * parses them with the other groups' last rows (load-rules.ts); a reload that
+ * finds no rule table changed delivers nothing. The registry is read whole
+ * once (and again after a reconnect or a failed reload); after that a reload
+ * reads only the services the change log (migration 0005) names since the
+ * revision of the last registry load, and patches them into the delivered
+ * state (patch-registry.ts). The log falls back to a full read by itself when
+ * it cannot answer (load-registry.ts). The store also prunes the log now and
+ * then.
  */
 import { performance } from "node:perf_hooks";
 import pg from "pg";
@@ -34,6 +38,7 @@ import { Health } from "./health.ts";
 import { ChangeListener } from "./listener.ts";
 import { loadRows, readRevision } from "./load.ts";
 import { hasRegistryChangeLog, pruneRegistryChanges, type RegistryRequest } from "./load-registry.ts";
+import { hasTableRevisions, RULE_GROUPS, type RuleGroup, type RuleRowsRead } from "./load-rules.ts";
 import { migrate } from "./migrate.ts";
 import {
   clientConfig,
@@ -72,6 +77,9 @@ export interface PostgresStoreMetrics {
   readonly fullRegistryLoads: number;
   /** Registry loads that read only the services named by the change log. */
   readonly incrementalRegistryLoads: number;
+  /** Rule loads, and how often each group of rule tables was read by them (load-rules.ts). */
+  readonly ruleLoads: number;
+  readonly ruleGroupReads: Readonly<Record<RuleGroup, number>>;
   readonly reloadFailures: number;
   readonly notifications: number;
   readonly polls: number;
@@ -95,6 +103,8 @@ interface Connection {
   readonly settings: ResolvedSettings;
   /** The schema has the registry change log (migration 0005). */
   readonly changeLog: boolean;
+  /** The schema has mesh.table_revisions (migration 0006). */
+  readonly tableRevisions: boolean;
 }
 
 /** How often (at most) a store prunes the registry change log. */
@@ -119,6 +129,8 @@ export class PostgresStore {
   #registryRevision: string | null = null;
   /** The next registry load reads everything (start, resync after reconnect, after a failure). */
   #registryFull = true;
+  /** The last rule read: its rows and table revisions, which the next read reuses for unchanged groups. */
+  #ruleRead: RuleRowsRead | null = null;
   #lastPruneAt = -Infinity;
   #pruning: Promise<void> | null = null;
   /** Facets whose tables changed since they were last read. */
@@ -133,6 +145,8 @@ export class PostgresStore {
     reloads: 0,
     fullRegistryLoads: 0,
     incrementalRegistryLoads: 0,
+    ruleLoads: 0,
+    ruleGroupReads: Object.fromEntries(Object.keys(RULE_GROUPS).map((group) => [group, 0])) as Record<RuleGroup, number>,
     reloadFailures: 0,
     notifications: 0,
     polls: 0,
@@ -166,7 +180,7 @@ export class PostgresStore {
   }
 
   metrics(): PostgresStoreMetrics {
-    return { ...this.#metrics };
+    return { ...this.#metrics, ruleGroupReads: { ...this.#metrics.ruleGroupReads } };
   }
 
   // --- subscriptions ---------------------------------------------------------
@@ -228,6 +242,7 @@ export class PostgresStore {
     const target = describeTarget(this.#options.connectionString);
     let backend: PostgresBackend;
     let changeLog: boolean;
+    let tableRevisions: boolean;
     // A short-lived client identifies the server and migrates, before the pool
     // is sized for it.
     const boot = new pg.Client(config);
@@ -247,6 +262,8 @@ export class PostgresStore {
       }
       changeLog = await hasRegistryChangeLog(boot);
       if (!changeLog) this.#log.warn({ target }, "mesh.registry_changes is missing (schema older than migration 5): every registry reload reads all rows");
+      tableRevisions = await hasTableRevisions(boot);
+      if (!tableRevisions) this.#log.warn({ target }, "mesh.table_revisions is missing (schema older than migration 6): every rule reload reads all rule rows");
     } catch (err) {
       this.#health.fail("connect", err);
       throw err;
@@ -297,7 +314,7 @@ export class PostgresStore {
       }
     }
     this.#health.ok("connect");
-    const conn: Connection = { pool, listener, notifications, settings, changeLog };
+    const conn: Connection = { pool, listener, notifications, settings, changeLog, tableRevisions };
     this.#conn = conn;
     this.#schedulePoll(conn);
     this.#log.info({ target, backend, listen: settings.listen, pollIntervalMs: settings.pollIntervalMs }, "watching mesh tables");
@@ -322,6 +339,7 @@ export class PostgresStore {
     this.#health.reset();
     this.#registryRevision = null;
     this.#registryFull = true;
+    this.#ruleRead = null;
   }
 
   // --- change detection ------------------------------------------------------
@@ -378,9 +396,11 @@ export class PostgresStore {
     this.#stale = { registry: false, rules: false };
     const want = { registry: registry !== null && stale.registry, rules: rules !== null && stale.rules };
     const registryRequest = want.registry && registry ? this.#registryRequest(conn, registry) : null;
+    // Only a subscription that has its state can be handed just the changed groups.
+    const rulesRequest = want.rules ? { previous: rules?.ready ? this.#ruleRead : null, withRevisions: conn.tableRevisions } : null;
     let loaded;
     try {
-      loaded = await loadRows(conn.pool, { registry: registryRequest, rules: want.rules });
+      loaded = await loadRows(conn.pool, { registry: registryRequest, rules: rulesRequest });
     } catch (err) {
       this.#metrics.reloadFailures++;
       this.#stale = { registry: true, rules: true };
@@ -412,7 +432,14 @@ export class PostgresStore {
       }
       this.#registryRevision = loaded.revision;
     }
-    if (loaded.rules) this.#deliver(this.#rulesSub === rules ? rules : null, parseRules(loaded.rules));
+    if (loaded.rules) {
+      const read = loaded.rules;
+      this.#ruleRead = read;
+      this.#metrics.ruleLoads++;
+      for (const group of read.groupsRead) this.#metrics.ruleGroupReads[group]++;
+      // No group read: no rule table changed since the delivered state was read.
+      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, parseRules(read.rows));
+    }
     // A status write that failed while the database was away is retried now.
     if (this.#statusDirty) void this.#statusWrites.run().catch(() => {});
     this.#maybePrune(conn);
