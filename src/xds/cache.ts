@@ -24,6 +24,9 @@ import { viewKey } from "./node.ts";
  *    services (the endpoint fast path) re-translates just those services'
  *    endpoints, once, and patches them into the views that contain them; every
  *    other view, and every other resource, stays the same object;
+ *  - a snapshot that differs only in routes re-translates only the views that
+ *    read the changed routes, and of those whose scope is unchanged only the
+ *    route configurations (the route-only path);
  *  - a view (or one kind of it) whose content did not change keeps its identity,
  *    and listeners are told which views changed, so unaffected streams are not
  *    even visited;
@@ -350,8 +353,11 @@ export class ResourceCache {
         this.views.set(key, before);
         continue;
       }
-      const routesOnly = before && routesChanged && deps?.scope ? this.retranslateRoutes(snapshot, before, proxy, deps.scope) : null;
-      const view = routesOnly ?? (before ? reuseUnchanged(before, this.translateView(snapshot, key, proxy)) : this.translateView(snapshot, key, proxy));
+      let view = before && routesChanged && deps?.scope ? this.retranslateRoutes(snapshot, before, proxy, deps.scope) : null;
+      if (!view) {
+        const fresh = this.translateView(snapshot, key, proxy);
+        view = before ? reuseUnchanged(before, fresh) : fresh;
+      }
       old.delete(key);
       if (view !== before) {
         changed.add(key);
