@@ -106,7 +106,7 @@ const READERS: Record<RuleGroup, (client: pg.ClientBase) => Promise<Partial<Requ
  * group when either read has no revisions. A table absent from both (not
  * written since it was created) has not changed.
  */
-export function staleGroups(before: TableRevisions | null, now: TableRevisions | null): RuleGroup[] {
+function staleGroups(before: TableRevisions | null, now: TableRevisions | null): RuleGroup[] {
   if (before === null || now === null) return [...ALL_GROUPS];
   return ALL_GROUPS.filter((group) => RULE_GROUPS[group].some((table) => before.get(table) !== now.get(table)));
 }
