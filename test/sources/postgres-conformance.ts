@@ -38,6 +38,16 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
     return store;
   };
   const sql = (text: string, values?: unknown[]) => admin.query(text, values);
+  const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
+  /** Waits until `source` has read the database's current revision. */
+  async function caughtUp(source: { status(): { revision: string } }): Promise<void> {
+    const revision = await dbRevision();
+    const deadline = performance.now() + 5000;
+    while (source.status().revision !== revision) {
+      if (performance.now() > deadline) throw new Error(`store stuck at revision ${source.status().revision}, database at ${revision}`);
+      await sleep(10);
+    }
+  }
 
   beforeAll(async () => {
     db = await backend.open();
@@ -321,8 +331,6 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
   describe("incremental registry reloads", () => {
     beforeEach(reset);
 
-    const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
-
     /** What a full reload delivers now: a fresh store's first state. */
     async function fullReload(): Promise<RegistryState> {
       const recorder = new Recorder<RegistryState>();
@@ -349,15 +357,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       const store = newStore(extra);
       const recorder = new Recorder<RegistryState>();
       await store.registry.start(recorder.onChange);
-      const caughtUp = async () => {
-        const revision = await dbRevision();
-        const deadline = performance.now() + 5000;
-        while (store.registry.status().revision !== revision) {
-          if (performance.now() > deadline) throw new Error(`store stuck at revision ${store.registry.status().revision}, database at ${revision}`);
-          await sleep(10);
-        }
-      };
-      return { store, recorder, caughtUp };
+      return { store, recorder, caughtUp: () => caughtUp(store.registry) };
     }
 
     it("delivers exactly what a full reload would, reading only the changed services", async () => {
@@ -501,8 +501,6 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       await sql(`TRUNCATE ${RULE_TABLES} RESTART IDENTITY CASCADE`);
     });
 
-    const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
-
     /** What a whole read delivers now: a fresh store's first state. */
     async function wholeRead(): Promise<RuleSet> {
       const recorder = new Recorder<RuleSet>();
@@ -521,14 +519,6 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       const recorder = new Recorder<RuleSet>();
       await store.rules.start(recorder.onChange);
       expect(store.metrics().ruleGroupReads).toEqual({ subsets: 1, routes: 1, dependencies: 1, routePolicies: 1, clusterPolicies: 1 });
-      const caughtUp = async () => {
-        const revision = await dbRevision();
-        const deadline = performance.now() + 5000;
-        while (store.rules.status().revision !== revision) {
-          if (performance.now() > deadline) throw new Error(`store stuck at revision ${store.rules.status().revision}, database at ${revision}`);
-          await sleep(10);
-        }
-      };
 
       const steps: { what: string; groups: string[]; write: () => Promise<unknown> }[] = [
         { what: "a subset", groups: ["subsets"], write: () => sql(`INSERT INTO mesh.subsets (service, name, selector) VALUES ('api', 'v2', '{"version": "v2"}')`) },
@@ -555,7 +545,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
         const before = store.metrics().ruleGroupReads;
         const state = recorder.latest;
         await step.write();
-        await caughtUp();
+        await caughtUp(store.rules);
         const after = store.metrics().ruleGroupReads;
         const read = Object.keys(after).filter((group) => after[group as keyof typeof after] > before[group as keyof typeof before]);
         expect(read.sort(), step.what).toEqual([...step.groups].sort());
@@ -574,8 +564,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       const reads = store.metrics().ruleGroupReads;
       const loads = store.metrics().ruleLoads;
       await sql("INSERT INTO mesh.services (name) VALUES ('rule-reload-probe')");
-      const revision = await dbRevision();
-      await waitFor(async () => store.rules.status().revision === revision, "the poll's reload");
+      await caughtUp(store.rules);
       expect(store.metrics().ruleLoads).toBeGreaterThan(loads);
       expect(store.metrics().ruleGroupReads).toEqual(reads);
       expect(recorder.count).toBe(1);
