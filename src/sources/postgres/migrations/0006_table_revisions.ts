@@ -17,23 +17,6 @@
 import type { Migration } from "./index.ts";
 
 const sql = String.raw`
--- Writers to the watched tables that are still running the old function
--- finish first (and new ones wait for this migration): their writes are then
--- below the revision recorded for their table at the end.
-DO $$
-DECLARE t text;
-BEGIN
-  FOR t IN SELECT DISTINCT c.relname
-             FROM pg_trigger tr
-             JOIN pg_class c ON c.oid = tr.tgrelid
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_proc p ON p.oid = tr.tgfoid
-            WHERE n.nspname = 'mesh' AND p.proname = 'note_change' AND NOT tr.tgisinternal
-            ORDER BY c.relname LOOP
-    EXECUTE format('LOCK TABLE mesh.%I IN SHARE ROW EXCLUSIVE MODE', t);
-  END LOOP;
-END $$;
-
 CREATE TABLE mesh.table_revisions (
   table_name text PRIMARY KEY,
   revision   bigint NOT NULL
@@ -52,14 +35,28 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- Every table watched through mesh.note_change() starts at the current revision.
-INSERT INTO mesh.table_revisions (table_name, revision)
-SELECT DISTINCT c.relname, (SELECT value FROM mesh.revision)
-  FROM pg_trigger t
-  JOIN pg_class c ON c.oid = t.tgrelid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  JOIN pg_proc p ON p.oid = t.tgfoid
- WHERE n.nspname = 'mesh' AND p.proname = 'note_change' AND NOT t.tgisinternal;
+-- Every table watched through mesh.note_change() starts at the current
+-- revision. Locking them first lets writers still running the old function
+-- finish (new ones wait for this migration and then run the new one), so
+-- every write without a recorded revision is below the one recorded here.
+DO $$
+DECLARE
+  watched text[];
+  t text;
+BEGIN
+  SELECT array_agg(DISTINCT c.relname ORDER BY c.relname) INTO watched
+    FROM pg_trigger tr
+    JOIN pg_class c ON c.oid = tr.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_proc p ON p.oid = tr.tgfoid
+   WHERE n.nspname = 'mesh' AND p.proname = 'note_change' AND NOT tr.tgisinternal;
+  FOREACH t IN ARRAY watched LOOP
+    EXECUTE format('LOCK TABLE mesh.%I IN SHARE ROW EXCLUSIVE MODE', t);
+  END LOOP;
+  INSERT INTO mesh.table_revisions (table_name, revision)
+  SELECT unnest(watched), (SELECT value FROM mesh.revision)
+  ON CONFLICT (table_name) DO UPDATE SET revision = EXCLUDED.revision;
+END $$;
 `;
 
 export const migration0006: Migration = { version: 6, name: "table_revisions", sql };
