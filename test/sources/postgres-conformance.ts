@@ -27,6 +27,12 @@ export interface PostgresBackendUnderTest {
 
 const MAX_LATENCY_MS = 1000;
 
+/** A store's registry or rule facet, typed by its state. */
+interface FacetSource<T> {
+  start(onChange: (state: T) => void): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export function postgresSourceConformance(backend: PostgresBackendUnderTest): void {
   let db: DatabaseUnderTest;
   let admin: pg.Client;
@@ -39,6 +45,14 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
   };
   const sql = (text: string, values?: unknown[]) => admin.query(text, values);
   const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
+  /** What a full read of one facet delivers now: a fresh store's first state. */
+  async function firstState<T>(facet: (store: PostgresStore) => FacetSource<T>): Promise<T> {
+    const recorder = new Recorder<T>();
+    const source = facet(newStore());
+    await source.start(recorder.onChange);
+    await source.stop();
+    return recorder.latest;
+  }
   /** Waits until `source` has read the database's current revision. */
   async function caughtUp(source: { status(): { revision: string } }): Promise<void> {
     const revision = await dbRevision();
@@ -331,14 +345,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
   describe("incremental registry reloads", () => {
     beforeEach(reset);
 
-    /** What a full reload delivers now: a fresh store's first state. */
-    async function fullReload(): Promise<RegistryState> {
-      const recorder = new Recorder<RegistryState>();
-      const store = newStore();
-      await store.registry.start(recorder.onChange);
-      await store.registry.stop();
-      return recorder.latest;
-    }
+    const fullReload = () => firstState<RegistryState>((store) => store.registry);
 
     async function seed(services: Record<string, number>): Promise<void> {
       for (const [name, instances] of Object.entries(services)) {
@@ -501,14 +508,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       await sql(`TRUNCATE ${RULE_TABLES} RESTART IDENTITY CASCADE`);
     });
 
-    /** What a whole read delivers now: a fresh store's first state. */
-    async function wholeRead(): Promise<RuleSet> {
-      const recorder = new Recorder<RuleSet>();
-      const store = newStore();
-      await store.rules.start(recorder.onChange);
-      await store.rules.stop();
-      return recorder.latest;
-    }
+    const wholeRead = () => firstState<RuleSet>((store) => store.rules);
 
     it("reads only the groups of rule tables a write touched, and delivers what a whole read would", async () => {
       await sql(`INSERT INTO mesh.subsets (service, name, selector) VALUES ('api', 'v1', '{"version": "v1"}')`);
