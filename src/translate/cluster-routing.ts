@@ -1,4 +1,5 @@
-import { clone, create } from "@bufbuild/protobuf";
+import { clone } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import {
   HeaderMatcherSchema,
   RouteAction_HashPolicySchema,

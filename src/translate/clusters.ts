@@ -1,4 +1,5 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { CircuitBreakersSchema, type CircuitBreakers } from "../gen/envoy/config/cluster/v3/circuit_breaker_pb.ts";
 import {

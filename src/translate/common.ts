@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import { anyPack, DurationSchema, type Any, type Duration } from "@bufbuild/protobuf/wkt";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { AddressSchema, type Address } from "../gen/envoy/config/core/v3/address_pb.ts";

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import { HealthStatus } from "../gen/envoy/config/core/v3/health_check_pb.ts";
 import {
   ClusterLoadAssignmentSchema,

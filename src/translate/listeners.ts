@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { ListenerSchema, type Listener } from "../gen/envoy/config/listener/v3/listener_pb.ts";
 import {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { HeaderValueOption_HeaderAppendAction, HeaderValueOptionSchema } from "../gen/envoy/config/core/v3/base_pb.ts";
 import {

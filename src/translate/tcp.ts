@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create } from "./create.ts";
 import { ListenerSchema, type Listener } from "../gen/envoy/config/listener/v3/listener_pb.ts";
 import { TcpProxySchema, type TcpProxy } from "../gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.ts";
 import { clusterPolicyFor, resolveHashPolicies, type ActiveClusterPolicies, type TcpRoute } from "../model/cluster-policies.ts";
