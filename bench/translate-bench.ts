@@ -16,7 +16,7 @@
  *    re-translated from reused pieces, the changed ones re-encoded.
  *
  * CPU is process.cpuUsage() of this process around each step. Run alone:
- *   node --expose-gc --max-semi-space-size=64 --import tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --import tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
  */
 import { pino } from "pino";
 import type { RegistryState } from "../src/model/registry.ts";

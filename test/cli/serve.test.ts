@@ -74,6 +74,7 @@ describe("signalbox serve (embedded default)", () => {
     expect(output).toContain("using the embedded store");
     // `serve` relaunched Node with the server's V8 flags (src/cli/node-flags.ts).
     expect(output).toContain("--max-semi-space-size=64");
+    expect(output).toContain("--no-allocation-site-pretenuring");
     const exit = new Promise<number | null>((resolve) => server.once("exit", resolve));
     server.kill("SIGTERM");
     expect(await exit).toBe(0);
