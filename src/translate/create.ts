@@ -1,5 +1,6 @@
 import { create as createGeneric, isMessage, ScalarType, type DescField, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { scalarZeroValue } from "@bufbuild/protobuf/reflect";
+import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 
 /**
  * protobuf-es's `create`, compiled per message type into one object literal.
@@ -74,7 +75,7 @@ function compile(desc: DescMessage): Compiled {
       default: {
         const zero = member.presence === IMPLICIT ? zeroValue(member) : undefined;
         const value = member.fieldKind === "scalar" && member.scalar === ScalarType.BYTES ? `${ref(toBytes)}(${read})` : read;
-        // A constant zero that is an object (64-bit zero as bigint is not) would be shared: none is.
+        // One zero value per field, shared by every message as protobuf-es shares it (an empty bytes value is one Uint8Array).
         props.push(`${key}: ${read} != null ? ${value} : ${zero === undefined ? "undefined" : literal(zero, ref)}`);
       }
     }
@@ -104,7 +105,7 @@ function toBytes(value: unknown): unknown {
 /** How an init value for a message-typed field becomes the message; undefined: used as given. */
 function messageConverter(field: DescField & { message: DescMessage }): Convert | undefined {
   const message = field.message;
-  if (field.fieldKind === "message" && !field.oneof && isWrapper(message)) {
+  if (field.fieldKind === "message" && !field.oneof && isWrapperDesc(message)) {
     // Wrapper types in singular fields hold the unwrapped value.
     return message.fields[0]?.scalar === ScalarType.BYTES ? toBytes : undefined;
   }
@@ -141,20 +142,4 @@ function mapConverter(convert: Convert): Convert {
 
 function isObject(value: unknown): value is object {
   return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-const WRAPPERS = new Set([
-  "google.protobuf.DoubleValue",
-  "google.protobuf.FloatValue",
-  "google.protobuf.Int64Value",
-  "google.protobuf.UInt64Value",
-  "google.protobuf.Int32Value",
-  "google.protobuf.UInt32Value",
-  "google.protobuf.BoolValue",
-  "google.protobuf.StringValue",
-  "google.protobuf.BytesValue",
-]);
-
-function isWrapper(message: DescMessage): boolean {
-  return WRAPPERS.has(message.typeName);
 }
