@@ -18,9 +18,10 @@ import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
  * protobuf-es itself does not observe: an unset message field (or proto3
  * `optional` scalar) is an own property holding `undefined` rather than an
  * absent one; protobuf-es treats both as unset (reflect's unsafeIsSet).
- * test/translate/create.test.ts compares the two over every type the
- * translation builds. Types that need protobuf-es's prototype chain (proto2
- * defaults) and non-proto3 files go to protobuf-es's create unchanged.
+ * test/translate/create.test.ts compares the two over every message type of
+ * the registry. Types from files other than proto3 (proto2 and editions, where
+ * protobuf-es may need a prototype chain for field presence) go to
+ * protobuf-es's create unchanged.
  */
 export function create<Desc extends DescMessage>(schema: Desc, init?: MessageInitShape<Desc>): MessageShape<Desc> {
   if (isMessage(init, schema)) return init as MessageShape<Desc>;

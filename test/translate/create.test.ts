@@ -1,4 +1,5 @@
 import { create as createGeneric, equals, ScalarType, toBinary, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { create } from "../../src/translate/create.ts";
 import { ClusterSchema } from "../../src/gen/envoy/config/cluster/v3/cluster_pb.ts";
@@ -8,8 +9,6 @@ import { envoyRegistry } from "../../src/validate/registry.ts";
 // message type Signalbox can produce, from an empty init and from one that
 // sets every field (nested messages as plain objects, bytes as arrays,
 // wrappers unwrapped, Struct as JSON), so each conversion path is taken.
-
-const WRAPPERS = /^google\.protobuf\.(Double|Float|Int64|UInt64|Int32|UInt32|Bool|String|Bytes)Value$/;
 
 function scalarSample(field: DescField & { scalar: ScalarType }, longAsString: boolean): unknown {
   switch (field.scalar) {
@@ -54,7 +53,7 @@ function fieldValue(field: DescField, depth: number, inOneof: boolean): unknown 
     case "enum":
       return field.enum.values[field.enum.values.length - 1]?.number ?? 0;
     case "message":
-      if (!inOneof && WRAPPERS.test(field.message.typeName)) return scalarSample(field.message.fields[0] as DescField & { scalar: ScalarType }, false);
+      if (!inOneof && isWrapperDesc(field.message)) return scalarSample(field.message.fields[0] as DescField & { scalar: ScalarType }, false);
       if (field.message.typeName === "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") return { a: 1, b: ["x"] };
       return messageSample(field.message, depth + 1);
     case "list":
