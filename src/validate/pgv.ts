@@ -4,9 +4,10 @@
 // rules before it is pushed, so a bad resource is caught (with a readable message)
 // in the control plane rather than NACKed by every sidecar.
 //
-// Rules are read from the descriptors at runtime (no code generation) and compiled,
-// once per field, into small checker closures cached per message descriptor. Fields
-// whose subtree cannot produce a violation get no checker at all. The walk itself
+// Rules are read from the descriptors at runtime (no build step): each message
+// type's walk is generated once, on first use, as one function (compilePlan), and
+// the rules on each value are compiled into small checker closures it calls. Fields
+// whose subtree cannot produce a violation get no code at all. The walk itself
 // reads the message, pushes/pops path segments on one shared stack, and allocates
 // little besides the violations it reports (and the decoded payload of each Any).
 //
@@ -137,7 +138,6 @@ export function validateAny(any: Any, registry: Registry): Violation[] {
 // Walk state
 
 type Rec = Record<string, unknown>;
-type Oneof = { case: string | undefined; value?: unknown };
 /** Marks that the next path segment is a map key. */
 const mapKeyMarker = Symbol("map key");
 type Seg = string | number | bigint | boolean | typeof mapKeyMarker;
@@ -204,40 +204,60 @@ function nowNs(ctx: Ctx): bigint {
 
 type ValueCheck = (v: unknown, ctx: Ctx) => void;
 type Step = (m: Rec, ctx: Ctx) => void;
+/** A message type's rules, compiled (see compilePlan); `run` is set once compiled. */
 interface Plan {
-  readonly steps: Step[];
+  run: Step;
 }
 
 function runPlan(plan: Plan, m: Rec, ctx: Ctx): void {
-  const steps = plan.steps;
-  for (let i = 0; i < steps.length; i++) steps[i]!(m, ctx);
+  plan.run(m, ctx);
 }
 
 // ---------------------------------------------------------------------------
 // Plans (compiled per message descriptor, cached)
 
 const plans = new WeakMap<DescMessage, Plan>();
+const checkNothing: Step = () => {};
 
 function planFor(desc: DescMessage): Plan {
   let plan = plans.get(desc);
   if (plan !== undefined) return plan;
-  const steps: Step[] = [];
-  plan = { steps };
+  plan = { run: checkNothing };
   plans.set(desc, plan); // before compiling fields, so recursive types terminate
   if (isDisabled(desc)) return plan;
   try {
-    for (const oneof of desc.oneofs) {
-      if (hasOption(oneof, requiredOption) && getOption(oneof, requiredOption)) steps.push(oneofRequiredStep(oneof));
-    }
-    for (const field of desc.fields) {
-      const step = compileField(field);
-      if (step !== undefined) steps.push(step);
-    }
+    plan.run = compilePlan(desc);
   } catch (e) {
     plans.delete(desc); // never keep a half-compiled plan that would silently skip fields
     throw e;
   }
   return plan;
+}
+
+/**
+ * One function per message type, generated from its rules: the walk over its
+ * fields is straight-line code reading each field by a constant name, so a
+ * type's messages (which share one shape, see translate/create.ts) are read
+ * through monomorphic property loads rather than a generic loop of per-field
+ * closures indexing every type's messages by computed name. The rules on each
+ * value (ranges, lengths, patterns...) stay the closures compiled below;
+ * the generated code only calls them, as it calls a nested type's plan.
+ */
+function compilePlan(desc: DescMessage): Step {
+  const refs: unknown[] = [];
+  const ref = (value: unknown): string => `r[${refs.push(value) - 1}]`;
+  const lines: string[] = [];
+  for (const oneof of desc.oneofs) {
+    if (hasOption(oneof, requiredOption) && getOption(oneof, requiredOption)) lines.push(oneofRequiredCode(oneof, ref));
+  }
+  for (const field of desc.fields) {
+    const code = fieldCode(field, ref);
+    if (code !== undefined) lines.push(code);
+  }
+  if (lines.length === 0) return checkNothing;
+  const name = `validate_${desc.typeName.replace(/[^A-Za-z0-9_]/g, "_")}`;
+  const body = `return function ${name}(m, ctx) {\n  const P = ctx.path;\n  ${lines.join("\n  ")}\n};`;
+  return new Function("r", "report", body)(refs, report) as Step;
 }
 
 /** A lazily resolved plan reference, so recursion does not look the plan up per visit. */
@@ -390,11 +410,22 @@ function mismatch(where: string, ruleCase: string, kind: string): never {
 // ---------------------------------------------------------------------------
 // Fields
 
-function compileField(field: DescField): Step | undefined {
+/** Emits an expression naming `value` for generated code (compilePlan). */
+type Ref = (value: unknown) => string;
+
+const js = (value: string | number): string => JSON.stringify(value);
+
+/** `check` applied to `value` (an expression) under path segment `name`. */
+function checkedUnder(name: string, check: string, value: string): string {
+  return `P.push(${js(name)}); ${check}(${value}, ctx); P.pop();`;
+}
+
+/** The code checking one field of `m`, or undefined when its rules cannot fail. */
+function fieldCode(field: DescField, ref: Ref): string | undefined {
   const fr = hasOption(field, rulesOption) ? getOption(field, rulesOption) : undefined;
   const where = `${field.parent.typeName}.${field.name}`;
   const name = field.name;
-  const ln = field.localName;
+  const ln = js(field.localName);
   switch (field.fieldKind) {
     case "scalar":
     case "enum": {
@@ -403,29 +434,14 @@ function compileField(field: DescField): Step | undefined {
           ? compileScalarRules(fr, field.scalar, "", where)
           : compileEnumRules(fr, field.enum, "", where);
       if (check === undefined) return undefined;
+      const c = ref(check);
       if (field.oneof !== undefined) {
-        const o = field.oneof.localName;
-        return (m, ctx) => {
-          const g = m[o] as Oneof;
-          if (g.case !== ln) return;
-          ctx.path.push(name);
-          check(g.value, ctx);
-          ctx.path.pop();
-        };
+        return `{ const g = m[${js(field.oneof.localName)}]; if (g.case === ${ln}) { ${checkedUnder(name, c, "g.value")} } }`;
       }
       if (field.presence !== FeatureSet_FieldPresence.IMPLICIT) {
-        return (m, ctx) => {
-          if (!isFieldSet(m as unknown as Message, field)) return;
-          ctx.path.push(name);
-          check(m[ln], ctx);
-          ctx.path.pop();
-        };
+        return `if (${ref(isFieldSet)}(m, ${ref(field)})) { ${checkedUnder(name, c, `m[${ln}]`)} }`;
       }
-      return (m, ctx) => {
-        ctx.path.push(name);
-        check(m[ln], ctx);
-        ctx.path.pop();
-      };
+      return checkedUnder(name, c, `m[${ln}]`);
     }
     case "message": {
       const unboxed = field.oneof === undefined && isWrapperDesc(field.message);
@@ -434,35 +450,21 @@ function compileField(field: DescField): Step | undefined {
       if (check === undefined && requiredRule === undefined) return undefined;
       if (field.oneof !== undefined) {
         if (check === undefined) return undefined; // a selected oneof member is always set
-        const o = field.oneof.localName;
-        return (m, ctx) => {
-          const g = m[o] as Oneof;
-          if (g.case !== ln) return;
-          ctx.path.push(name);
-          check(g.value, ctx);
-          ctx.path.pop();
-        };
+        return `{ const g = m[${js(field.oneof.localName)}]; if (g.case === ${ln}) { ${checkedUnder(name, ref(check), "g.value")} } }`;
       }
-      return (m, ctx) => {
-        const v = m[ln];
-        if (v === undefined) {
-          if (requiredRule !== undefined) {
-            ctx.path.push(name);
-            report(ctx, requiredRule, "value is required, but it is not set");
-            ctx.path.pop();
-          }
-          return;
-        }
-        if (check === undefined) return;
-        ctx.path.push(name);
-        check(v, ctx);
-        ctx.path.pop();
-      };
+      const unset =
+        requiredRule === undefined
+          ? ""
+          : `P.push(${js(name)}); report(ctx, ${js(requiredRule)}, "value is required, but it is not set"); P.pop();`;
+      if (check === undefined) return `if (m[${ln}] === undefined) { ${unset} }`;
+      return `{ const v = m[${ln}]; if (v === undefined) { ${unset} } else { ${checkedUnder(name, ref(check), "v")} } }`;
     }
     case "list":
-      return compileList(field, fr, where);
-    case "map":
-      return compileMap(field, fr, where);
+      return listCode(field, fr, where, ref);
+    case "map": {
+      const step = compileMap(field, fr, where);
+      return step === undefined ? undefined : `${ref(step)}(m, ctx);`;
+    }
   }
 }
 
@@ -488,19 +490,13 @@ function requiredRuleOf(fr: FieldRules | undefined): string | undefined {
   return undefined;
 }
 
-function oneofRequiredStep(oneof: DescOneof): Step {
-  const o = oneof.localName;
+function oneofRequiredCode(oneof: DescOneof, ref: Ref): string {
   const choices = oneof.fields.map((f) => f.name).join(", ");
-  const name = oneof.name;
-  return (m, ctx) => {
-    if ((m[o] as Oneof).case !== undefined) return;
-    ctx.path.push(name);
-    report(ctx, "oneof.required", `exactly one field of oneof ${name} must be set (one of: ${choices}), but none is`);
-    ctx.path.pop();
-  };
+  const message = `exactly one field of oneof ${oneof.name} must be set (one of: ${choices}), but none is`;
+  return `if (m[${js(oneof.localName)}].case === undefined) { P.push(${js(oneof.name)}); report(ctx, "oneof.required", ${ref(message)}); P.pop(); }`;
 }
 
-function compileList(field: DescField & { fieldKind: "list" }, fr: FieldRules | undefined, where: string): Step | undefined {
+function listCode(field: DescField & { fieldKind: "list" }, fr: FieldRules | undefined, where: string, ref: Ref): string | undefined {
   let rr: RepeatedRules | undefined;
   if (fr !== undefined && fr.type.case !== undefined) {
     if (fr.type.case !== "repeated") mismatch(where, fr.type.case, "a repeated field");
@@ -526,29 +522,19 @@ function compileList(field: DescField & { fieldKind: "list" }, fr: FieldRules | 
   if (unique && field.listKind === "message") mismatch(where, "repeated.unique", "a repeated message field");
   const ignoreEmpty = rr !== undefined && flag(rr, "ignoreEmpty", 5);
   if (itemCheck === undefined && minItems === undefined && maxItems === undefined && !unique) return undefined;
-  const name = field.name;
-  const ln = field.localName;
-  return (m, ctx) => {
-    const list = m[ln] as unknown[];
-    const n = list.length;
-    if (ignoreEmpty && n === 0) return;
-    ctx.path.push(name);
-    if (minItems !== undefined && n < minItems) {
-      report(ctx, "repeated.min_items", `value must contain at least ${minItems} item(s), but it has ${n}`);
-    }
-    if (maxItems !== undefined && n > maxItems) {
-      report(ctx, "repeated.max_items", `value must contain at most ${maxItems} item(s), but it has ${n}`);
-    }
-    if (unique && n > 1) checkUnique(list, ctx);
-    if (itemCheck !== undefined) {
-      for (let i = 0; i < n; i++) {
-        ctx.path.push(i);
-        itemCheck(list[i], ctx);
-        ctx.path.pop();
-      }
-    }
-    ctx.path.pop();
-  };
+  const counts: string[] = [];
+  if (minItems !== undefined) {
+    counts.push(`if (n < ${minItems}) report(ctx, "repeated.min_items", "value must contain at least ${minItems} item(s), but it has " + n);`);
+  }
+  if (maxItems !== undefined) {
+    counts.push(`if (n > ${maxItems}) report(ctx, "repeated.max_items", "value must contain at most ${maxItems} item(s), but it has " + n);`);
+  }
+  if (unique) counts.push(`if (n > 1) ${ref(checkUnique)}(list, ctx);`);
+  const items = itemCheck === undefined ? "" : `for (let i = 0; i < n; i++) { P.push(i); ${ref(itemCheck)}(list[i], ctx); P.pop(); }`;
+  return (
+    `{ const list = m[${js(field.localName)}]; const n = list.length; ` +
+    `if (${ignoreEmpty ? "n > 0" : "true"}) { P.push(${js(field.name)}); ${counts.join(" ")} ${items} P.pop(); } }`
+  );
 }
 
 function checkUnique(list: readonly unknown[], ctx: Ctx): void {
