@@ -10,13 +10,15 @@
  *     it), committed in PostgreSQL (Signalbox) or ordered over IPC (floor),
  *     measured from the commit and from the moment the push starts;
  *   - responses and bytes per proxy per change (1 response = no redundant push);
- *   - control-plane CPU per change (idle rate subtracted);
+ *   - control-plane CPU per change (idle rate subtracted), for the first
+ *     change of each kind apart from the later (steady) ones, which the
+ *     latency, response and ratio columns pool;
  *   - a scoped endpoint change (a service few others call): proxies that got
  *     any response vs proxies that depend on it.
  *
  *   npm run bench -- --n 1000,5000,10000 --protocols sotw,delta --servers floor,signalbox
  *
- * Options: --endpoint-changes 3 --rule-changes 2 --debounce-ms 50 --max-delay-ms 250
+ * Options: --endpoint-changes 4 --rule-changes 3 (first included) --debounce-ms 50 --max-delay-ms 250
  *          --profile (CPU profiles of one endpoint and one rule change at the largest N)
  *          --skip-translate  --out bench/results
  * PostgreSQL: DATABASE_URL, or a throwaway cluster like the tests (needs the
@@ -61,8 +63,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const SIZES = option("n", "1000,5000,10000").split(",").map(Number);
 const PROTOCOLS = option("protocols", "sotw,delta").split(",") as Array<"sotw" | "delta">;
 const SERVERS = option("servers", "floor,signalbox").split(",") as Array<"floor" | "signalbox">;
-const ENDPOINT_CHANGES = numberOption("endpoint-changes", 3);
-const RULE_CHANGES = numberOption("rule-changes", 2);
+/** Changes of each kind; the first of each is reported apart from the rest (see pooled). */
+const ENDPOINT_CHANGES = numberOption("endpoint-changes", 4);
+const RULE_CHANGES = numberOption("rule-changes", 3);
 const DEBOUNCE_MS = numberOption("debounce-ms", 50);
 const MAX_DELAY_MS = numberOption("max-delay-ms", 250);
 const OUT = option("out", join(here, "results"));
@@ -144,6 +147,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface ChangeResult {
   readonly kind: "endpoint" | "rule";
   readonly scoped: boolean;
+  /** The first change of its kind in the run (see pooled). */
+  readonly first: boolean;
   /** Measured under the profiler: left out of the table. */
   readonly profiled: boolean;
   readonly expected: number;
@@ -182,6 +187,7 @@ interface RunResult {
 interface PlannedChange {
   readonly change: Change;
   readonly scoped: boolean;
+  readonly first: boolean;
   /** Run under the CPU profiler, after the measured changes, and left out of the table. */
   readonly profile: boolean;
 }
@@ -191,12 +197,12 @@ function plannedChanges(spec: MeshSpec, profile: boolean): PlannedChange[] {
   const shared = serviceName(0);
   const out: PlannedChange[] = [];
   let sequence = 1;
-  for (let i = 0; i < ENDPOINT_CHANGES; i++) out.push({ change: endpointChange(shared, sequence++), scoped: false, profile: false });
-  out.push({ change: endpointChange(leastCalledService(rows), sequence++), scoped: true, profile: false });
-  for (let i = 0; i < RULE_CHANGES; i++) out.push({ change: ruleChange(shared, sequence++), scoped: false, profile: false });
+  for (let i = 0; i < ENDPOINT_CHANGES; i++) out.push({ change: endpointChange(shared, sequence++), scoped: false, first: i === 0, profile: false });
+  out.push({ change: endpointChange(leastCalledService(rows), sequence++), scoped: true, first: false, profile: false });
+  for (let i = 0; i < RULE_CHANGES; i++) out.push({ change: ruleChange(shared, sequence++), scoped: false, first: i === 0, profile: false });
   if (profile) {
-    out.push({ change: endpointChange(shared, sequence++), scoped: false, profile: true });
-    out.push({ change: ruleChange(shared, sequence), scoped: false, profile: true });
+    out.push({ change: endpointChange(shared, sequence++), scoped: false, first: false, profile: true });
+    out.push({ change: ruleChange(shared, sequence), scoped: false, first: false, profile: true });
   }
   return out;
 }
@@ -298,7 +304,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
 
   const changes: ChangeResult[] = [];
   for (let i = 0; i < plan.length; i++) {
-    const { change, scoped, profile: profileThis } = plan[i]!;
+    const { change, scoped, first, profile: profileThis } = plan[i]!;
     const expectedServices = [...dependentsOf(rows, change.service)];
     const timeoutMs = 30_000;
     await Promise.all(
@@ -328,6 +334,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     const result: ChangeResult = {
       kind: change.kind,
       scoped,
+      first,
       profiled: profileThis,
       expected,
       converged: times.length,
@@ -345,7 +352,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     };
     changes.push(result);
     console.error(
-      `    ${change.kind}${scoped ? " (scoped)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
+      `    ${change.kind}${scoped ? " (scoped)" : ""}${first ? " (first)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
     );
     await sleep(300);
   }
@@ -384,8 +391,15 @@ function translateCpu(stats: ServerStats): number {
 
 // --- report ------------------------------------------------------------------------
 
-function pooled(run: RunResult, kind: "endpoint" | "rule") {
-  const list = run.changes.filter((c) => c.kind === kind && !c.scoped && !c.profiled);
+/**
+ * The changes of one kind pooled: all of them (latency, responses, bytes),
+ * or for CPU the first of the run and the later (steady) ones apart. The
+ * first change of a kind runs code paths the process has not run before (V8
+ * compiles them as it goes) and collects what the build and connects left;
+ * later ones show what a change costs a running server.
+ */
+function pooled(run: RunResult, kind: "endpoint" | "rule", which: "all" | "steady" | "first" = "all") {
+  const list = run.changes.filter((c) => c.kind === kind && !c.scoped && !c.profiled && (which === "all" || c.first === (which === "first")));
   const all = <T>(f: (c: ChangeResult) => T[]) => list.flatMap(f);
   const mean = (f: (c: ChangeResult) => number) => list.reduce((s, c) => s + f(c), 0) / Math.max(1, list.length);
   // Pool the per-proxy latencies of every change of this kind.
@@ -410,36 +424,49 @@ const f2 = (v: number) => (Number.isNaN(v) ? "–" : v.toFixed(2));
 export function report(runs: readonly RunResult[], translate: TranslateResult | null): string {
   const lines: string[] = [];
   lines.push(
-    "| N | xDS | server | connect+converge all (s) | RSS/proxy (KB) | endpoint change p50 / p99 / max (ms) | from push p99 (ms) | resp/proxy | bytes/proxy | CPU/change (ms) | rule change p50 / p99 / max (ms) | from push p99 (ms) | resp/proxy | bytes/proxy | CPU/change (ms) | scoped change: pushed / dependents |",
-    "| ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    "| N | xDS | server | connect+converge all (s) | RSS/proxy (KB) | endpoint change p50 / p99 / max (ms) | from push p99 (ms) | resp/proxy | bytes/proxy | steady CPU/change (ms) | rule change p50 / p99 / max (ms) | from push p99 (ms) | resp/proxy | bytes/proxy | steady CPU/change (ms) | first change CPU: endpoint / rule (ms) | scoped change: pushed / dependents |",
+    "| ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |",
   );
   for (const r of runs) {
     const ep = pooled(r, "endpoint");
     const rule = pooled(r, "rule");
+    const steadyEp = pooled(r, "endpoint", "steady");
+    const steadyRule = pooled(r, "rule", "steady");
+    const firstEp = pooled(r, "endpoint", "first");
+    const firstRule = pooled(r, "rule", "first");
     const scoped = r.changes.find((c) => c.scoped);
     const missing = ep.missing + rule.missing + r.connect.missing;
     lines.push(
       `| ${r.n} | ${r.protocol} | ${r.server}${missing ? ` (${missing} missed)` : ""} | ${f2(r.connect.allMs / 1000)} | ${f1(r.rssPerProxyKB)} | ` +
-        `${f0(ep.fromCommit?.p50)} / ${f0(ep.fromCommit?.p99)} / ${f0(ep.fromCommit?.max)} | ${f0(ep.fromPush?.p99)} | ${f2(ep.responses)} | ${f0(ep.bytes)} | ${f0(ep.cpuMs)} | ` +
-        `${f0(rule.fromCommit?.p50)} / ${f0(rule.fromCommit?.p99)} / ${f0(rule.fromCommit?.max)} | ${f0(rule.fromPush?.p99)} | ${f2(rule.responses)} | ${f0(rule.bytes)} | ${f0(rule.cpuMs)} | ` +
-        `${scoped ? `${scoped.affected} / ${scoped.expected}` : "–"} |`,
+        `${f0(ep.fromCommit?.p50)} / ${f0(ep.fromCommit?.p99)} / ${f0(ep.fromCommit?.max)} | ${f0(ep.fromPush?.p99)} | ${f2(ep.responses)} | ${f0(ep.bytes)} | ${f0(steadyEp.cpuMs)} | ` +
+        `${f0(rule.fromCommit?.p50)} / ${f0(rule.fromCommit?.p99)} / ${f0(rule.fromCommit?.max)} | ${f0(rule.fromPush?.p99)} | ${f2(rule.responses)} | ${f0(rule.bytes)} | ${f0(steadyRule.cpuMs)} | ` +
+        `${f0(firstEp.cpuMs)} / ${f0(firstRule.cpuMs)} | ${scoped ? `${scoped.affected} / ${scoped.expected}` : "–"} |`,
     );
   }
   lines.push("", "Signalbox as a multiple of the floor (same N, same protocol):", "");
   lines.push(
-    "| N | xDS | endpoint p99 from push | endpoint p99 from commit | endpoint CPU/change | endpoint CPU/change without translation | rule p99 from push | rule CPU/change | rule CPU/change without translation | RSS/proxy | connect all |",
-    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| N | xDS | endpoint p99 from push | endpoint p99 from commit | endpoint steady CPU/change | ... without translation | rule p99 from push | rule steady CPU/change | ... without translation | first endpoint change CPU | first rule change CPU | RSS/proxy | connect all |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   );
   for (const r of runs.filter((x) => x.server === "signalbox")) {
     const floor = runs.find((x) => x.server === "floor" && x.n === r.n && x.protocol === r.protocol);
     if (!floor) continue;
+    // Latency over every change; CPU of the steady changes, and of the first apart.
     const a = pooled(r, "endpoint");
     const b = pooled(floor, "endpoint");
     const ra = pooled(r, "rule");
     const rb = pooled(floor, "rule");
+    const sa = pooled(r, "endpoint", "steady");
+    const sb = pooled(floor, "endpoint", "steady");
+    const sra = pooled(r, "rule", "steady");
+    const srb = pooled(floor, "rule", "steady");
+    const fa = pooled(r, "endpoint", "first");
+    const fb = pooled(floor, "endpoint", "first");
+    const fra = pooled(r, "rule", "first");
+    const frb = pooled(floor, "rule", "first");
     const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined || y <= 0 ? "–" : `${(x / y).toFixed(2)}x`);
     lines.push(
-      `| ${r.n} | ${r.protocol} | ${ratio(a.fromPush?.p99, b.fromPush?.p99)} | ${ratio(a.fromCommit?.p99, b.fromCommit?.p99)} | ${ratio(a.cpuMs, b.cpuMs)} | ${ratio(a.pushCpuMs, b.pushCpuMs)} | ${ratio(ra.fromPush?.p99, rb.fromPush?.p99)} | ${ratio(ra.cpuMs, rb.cpuMs)} | ${ratio(ra.pushCpuMs, rb.pushCpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
+      `| ${r.n} | ${r.protocol} | ${ratio(a.fromPush?.p99, b.fromPush?.p99)} | ${ratio(a.fromCommit?.p99, b.fromCommit?.p99)} | ${ratio(sa.cpuMs, sb.cpuMs)} | ${ratio(sa.pushCpuMs, sb.pushCpuMs)} | ${ratio(ra.fromPush?.p99, rb.fromPush?.p99)} | ${ratio(sra.cpuMs, srb.cpuMs)} | ${ratio(sra.pushCpuMs, srb.pushCpuMs)} | ${ratio(fa.cpuMs, fb.cpuMs)} | ${ratio(fra.cpuMs, frb.cpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
     );
   }
   if (translate) {
@@ -456,7 +483,8 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
       `| ... wall time (the main thread's own) median / p99 / max | ${f2(translate.endpointChangeWallMs.p50)} / ${f2(translate.endpointChangeWallMs.p99)} / ${f2(translate.endpointChangeWallMs.max)} ms |`,
       `| as many changes again, steady state: process CPU median / p99 / max | ${f2(translate.steadyEndpointChangeCpuMs.p50)} / ${f2(translate.steadyEndpointChangeCpuMs.p99)} / ${f2(translate.steadyEndpointChangeCpuMs.max)} ms |`,
       `| ... source side on a full reload (structural sharing of a freshly parsed registry) | ${f0(translate.sourceShareCpuMs)} ms |`,
-      `| one route change (views that read it re-translated: ${translate.ruleChangeViews} changed) CPU | ${f0(translate.ruleChangeCpuMs)} ms |`,
+      `| one route change, the process's first (views that read it re-translated: ${translate.ruleChangeViews} changed) CPU | ${f0(translate.ruleChangeCpuMs)} ms |`,
+      `| later route changes (other services), process CPU median / max | ${f0(translate.steadyRuleChangeCpuMs.p50)} / ${f0(translate.steadyRuleChangeCpuMs.max)} ms |`,
     );
   }
   return lines.join("\n");
