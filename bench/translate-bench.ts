@@ -140,7 +140,7 @@ export async function runTranslateBench(services = 5000, instances = 20, endpoin
   shareStructure(registry, fresh);
   const sourceShareCpuMs = cpuMs() - c;
 
-  // One rule change: a route for a service that 1 in 10 services call. The rules
+  // Rule changes: each a route for a service that 1 in 10 services call. The rules
   // arrive as the PostgreSQL source delivers them (unchanged parts shared with
   // the last delivery) and go through the same SnapshotBuilder as in the server.
   // The first is the process's first rule change; then as many again, on other

@@ -241,7 +241,8 @@ function planFor(desc: DescMessage): Plan {
  * through monomorphic property loads rather than a generic loop of per-field
  * closures indexing every type's messages by computed name. The rules on each
  * value (ranges, lengths, patterns...) stay the closures compiled below;
- * the generated code only calls them, as it calls a nested type's plan.
+ * the generated code only calls them, as it calls a nested type's plan (and
+ * a map field's whole check: maps are rare in what Signalbox generates).
  */
 function compilePlan(desc: DescMessage): Step {
   const refs: unknown[] = [];
