@@ -10,9 +10,9 @@
  *     it), committed in PostgreSQL (Signalbox) or ordered over IPC (floor),
  *     measured from the commit and from the moment the push starts;
  *   - responses and bytes per proxy per change (1 response = no redundant push);
- *   - control-plane CPU per change (idle rate subtracted), for the first
- *     change of each kind apart from the later (steady) ones, which the
- *     latency, response and ratio columns pool;
+ *   - control-plane CPU per change (idle rate subtracted): the first change
+ *     of each kind apart from the later (steady) ones, which the CPU columns
+ *     and ratios average (latency and responses take every change);
  *   - a scoped endpoint change (a service few others call): proxies that got
  *     any response vs proxies that depend on it.
  *
@@ -398,6 +398,11 @@ function translateCpu(stats: ServerStats): number {
  * compiles them as it goes) and collects what the build and connects left;
  * later ones show what a change costs a running server.
  */
+function pooledKinds(run: RunResult) {
+  const of = (kind: "endpoint" | "rule") => ({ all: pooled(run, kind), steady: pooled(run, kind, "steady"), first: pooled(run, kind, "first") });
+  return { endpoint: of("endpoint"), rule: of("rule") };
+}
+
 function pooled(run: RunResult, kind: "endpoint" | "rule", which: "all" | "steady" | "first" = "all") {
   const list = run.changes.filter((c) => c.kind === kind && !c.scoped && !c.profiled && (which === "all" || c.first === (which === "first")));
   const all = <T>(f: (c: ChangeResult) => T[]) => list.flatMap(f);
@@ -428,19 +433,16 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
     "| ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |",
   );
   for (const r of runs) {
-    const ep = pooled(r, "endpoint");
-    const rule = pooled(r, "rule");
-    const steadyEp = pooled(r, "endpoint", "steady");
-    const steadyRule = pooled(r, "rule", "steady");
-    const firstEp = pooled(r, "endpoint", "first");
-    const firstRule = pooled(r, "rule", "first");
+    const { endpoint, rule: rules } = pooledKinds(r);
+    const ep = endpoint.all;
+    const rule = rules.all;
     const scoped = r.changes.find((c) => c.scoped);
     const missing = ep.missing + rule.missing + r.connect.missing;
     lines.push(
       `| ${r.n} | ${r.protocol} | ${r.server}${missing ? ` (${missing} missed)` : ""} | ${f2(r.connect.allMs / 1000)} | ${f1(r.rssPerProxyKB)} | ` +
-        `${f0(ep.fromCommit?.p50)} / ${f0(ep.fromCommit?.p99)} / ${f0(ep.fromCommit?.max)} | ${f0(ep.fromPush?.p99)} | ${f2(ep.responses)} | ${f0(ep.bytes)} | ${f0(steadyEp.cpuMs)} | ` +
-        `${f0(rule.fromCommit?.p50)} / ${f0(rule.fromCommit?.p99)} / ${f0(rule.fromCommit?.max)} | ${f0(rule.fromPush?.p99)} | ${f2(rule.responses)} | ${f0(rule.bytes)} | ${f0(steadyRule.cpuMs)} | ` +
-        `${f0(firstEp.cpuMs)} / ${f0(firstRule.cpuMs)} | ${scoped ? `${scoped.affected} / ${scoped.expected}` : "–"} |`,
+        `${f0(ep.fromCommit?.p50)} / ${f0(ep.fromCommit?.p99)} / ${f0(ep.fromCommit?.max)} | ${f0(ep.fromPush?.p99)} | ${f2(ep.responses)} | ${f0(ep.bytes)} | ${f0(endpoint.steady.cpuMs)} | ` +
+        `${f0(rule.fromCommit?.p50)} / ${f0(rule.fromCommit?.p99)} / ${f0(rule.fromCommit?.max)} | ${f0(rule.fromPush?.p99)} | ${f2(rule.responses)} | ${f0(rule.bytes)} | ${f0(rules.steady.cpuMs)} | ` +
+        `${f0(endpoint.first.cpuMs)} / ${f0(rules.first.cpuMs)} | ${scoped ? `${scoped.affected} / ${scoped.expected}` : "–"} |`,
     );
   }
   lines.push("", "Signalbox as a multiple of the floor (same N, same protocol):", "");
@@ -452,21 +454,17 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
     const floor = runs.find((x) => x.server === "floor" && x.n === r.n && x.protocol === r.protocol);
     if (!floor) continue;
     // Latency over every change; CPU of the steady changes, and of the first apart.
-    const a = pooled(r, "endpoint");
-    const b = pooled(floor, "endpoint");
-    const ra = pooled(r, "rule");
-    const rb = pooled(floor, "rule");
-    const sa = pooled(r, "endpoint", "steady");
-    const sb = pooled(floor, "endpoint", "steady");
-    const sra = pooled(r, "rule", "steady");
-    const srb = pooled(floor, "rule", "steady");
-    const fa = pooled(r, "endpoint", "first");
-    const fb = pooled(floor, "endpoint", "first");
-    const fra = pooled(r, "rule", "first");
-    const frb = pooled(floor, "rule", "first");
+    const sb = pooledKinds(r);
+    const fl = pooledKinds(floor);
     const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined || y <= 0 ? "–" : `${(x / y).toFixed(2)}x`);
+    const kindRatios = (kind: "endpoint" | "rule") => {
+      const [a, b] = [sb[kind], fl[kind]];
+      return [ratio(a.all.fromPush?.p99, b.all.fromPush?.p99), ratio(a.all.fromCommit?.p99, b.all.fromCommit?.p99), ratio(a.steady.cpuMs, b.steady.cpuMs), ratio(a.steady.pushCpuMs, b.steady.pushCpuMs)];
+    };
+    const [epPush, epCommit, epCpu, epPushCpu] = kindRatios("endpoint");
+    const [rulePush, , ruleCpu, rulePushCpu] = kindRatios("rule");
     lines.push(
-      `| ${r.n} | ${r.protocol} | ${ratio(a.fromPush?.p99, b.fromPush?.p99)} | ${ratio(a.fromCommit?.p99, b.fromCommit?.p99)} | ${ratio(sa.cpuMs, sb.cpuMs)} | ${ratio(sa.pushCpuMs, sb.pushCpuMs)} | ${ratio(ra.fromPush?.p99, rb.fromPush?.p99)} | ${ratio(sra.cpuMs, srb.cpuMs)} | ${ratio(sra.pushCpuMs, srb.pushCpuMs)} | ${ratio(fa.cpuMs, fb.cpuMs)} | ${ratio(fra.cpuMs, frb.cpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
+      `| ${r.n} | ${r.protocol} | ${epPush} | ${epCommit} | ${epCpu} | ${epPushCpu} | ${rulePush} | ${ruleCpu} | ${rulePushCpu} | ${ratio(sb.endpoint.first.cpuMs, fl.endpoint.first.cpuMs)} | ${ratio(sb.rule.first.cpuMs, fl.rule.first.cpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
     );
   }
   if (translate) {

@@ -209,10 +209,6 @@ interface Plan {
   run: Step;
 }
 
-function runPlan(plan: Plan, m: Rec, ctx: Ctx): void {
-  plan.run(m, ctx);
-}
-
 // ---------------------------------------------------------------------------
 // Plans (compiled per message descriptor, cached)
 
@@ -267,7 +263,7 @@ function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
   if (!remember) {
     return (v, ctx) => {
       plan ??= planFor(desc);
-      runPlan(plan, v as Rec, ctx);
+      plan.run(v as Rec, ctx);
     };
   }
   return (v, ctx) => {
@@ -277,7 +273,7 @@ function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
 }
 
 /**
- * runPlan, skipping a message already found clean; a clean walk that did not
+ * plan.run, skipping a message already found clean; a clean walk that did not
  * read the clock is remembered when the caller named its type as shared. Used
  * for whole messages and for elements of repeated fields (where sharing
  * happens: virtual hosts in many route configurations). Only shared types are
@@ -288,12 +284,12 @@ function recurseInto(desc: DescMessage, remember: boolean): ValueCheck {
  */
 function runCached(plan: Plan, m: Rec, ctx: Ctx): void {
   if (ctx.sharedTypes.size === 0 || !ctx.sharedTypes.has(m.$typeName as string)) {
-    runPlan(plan, m, ctx);
+    plan.run(m, ctx);
     return;
   }
   if (ctx.clean.has(m)) return;
   const mark = cleanMark(ctx);
-  runPlan(plan, m, ctx);
+  plan.run(m, ctx);
   rememberIfClean(m, ctx, mark);
 }
 
@@ -532,10 +528,8 @@ function listCode(field: DescField & { fieldKind: "list" }, fr: FieldRules | und
   }
   if (unique) counts.push(`if (n > 1) ${ref(checkUnique)}(list, ctx);`);
   const items = itemCheck === undefined ? "" : `for (let i = 0; i < n; i++) { P.push(i); ${ref(itemCheck)}(list[i], ctx); P.pop(); }`;
-  return (
-    `{ const list = m[${js(field.localName)}]; const n = list.length; ` +
-    `if (${ignoreEmpty ? "n > 0" : "true"}) { P.push(${js(field.name)}); ${counts.join(" ")} ${items} P.pop(); } }`
-  );
+  const checks = `P.push(${js(field.name)}); ${counts.join(" ")} ${items} P.pop();`;
+  return `{ const list = m[${js(field.localName)}]; const n = list.length; ${ignoreEmpty ? `if (n > 0) { ${checks} }` : checks} }`;
 }
 
 function checkUnique(list: readonly unknown[], ctx: Ctx): void {
@@ -1268,7 +1262,7 @@ function visitAnyPayload(any: Any, ctx: Ctx): void {
     report(ctx, "any.unpack", `payload of type ${desc.typeName} cannot be decoded: ${(e as Error).message}`);
     return;
   }
-  runPlan(planFor(desc), payload as unknown as Rec, ctx);
+  planFor(desc).run(payload as unknown as Rec, ctx);
 }
 
 // --- Duration / Timestamp ------------------------------------------------------
