@@ -57,8 +57,9 @@ export function releaseMemo(owner: object): void {
  * `deps` is the same (===) as when it was computed. Sources share unchanged
  * parts of the mesh structurally (see model/share.ts), so after a rule change
  * every service the rule does not touch keeps its clusters, endpoints and
- * virtual hosts, as the same message objects (which the cache has already
- * encoded).
+ * virtual hosts as the same objects, which the cache has already encoded
+ * (clusters and endpoints are parts that build their messages per read:
+ * TransientMap in resource-types.ts).
  *
  * The rule for `compute`: it may read nothing but `owner` and `deps`. When you
  * make a piece read something more from the snapshot (a new kind of rule), add

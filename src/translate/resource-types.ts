@@ -87,6 +87,52 @@ export class ComposedMap implements ResourceMap {
   }
 }
 
+/**
+ * A resource map built afresh on every read and never held, for resources the
+ * cache encodes once and never reads again as messages (endpoint assignments:
+ * one message per instance of the mesh). Held, those messages would survive
+ * into V8's old generation, copied on the way, and stay there for as long as
+ * the service's instances are unchanged; built per read, they die young. The
+ * object itself is what the cache remembers the encoded resources by, and
+ * what translation reuses across snapshots. `build` must be pure: every read
+ * gives equal messages.
+ */
+export class TransientMap implements ResourceMap {
+  constructor(private readonly build: () => ReadonlyMap<string, Message>) {}
+
+  get size(): number {
+    return this.build().size;
+  }
+
+  get(name: string): Message | undefined {
+    return this.build().get(name);
+  }
+
+  has(name: string): boolean {
+    return this.build().has(name);
+  }
+
+  entries(): MapIterator<[string, Message]> {
+    return this.build().entries();
+  }
+
+  keys(): MapIterator<string> {
+    return this.build().keys();
+  }
+
+  values(): MapIterator<Message> {
+    return this.build().values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Message]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: Message, key: string, map: ReadonlyMap<string, Message>) => void, thisArg?: unknown): void {
+    for (const [name, message] of this.build()) callback.call(thisArg, message, name, this);
+  }
+}
+
 /** Everything one proxy should have, per kind. */
 export interface ResourceSet extends Readonly<Record<ResourceKind, ResourceMap>> {
   /**

@@ -9,7 +9,7 @@ import { serviceLoadAssignments } from "./endpoints.ts";
 import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener } from "./listeners.ts";
 import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
 import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn } from "./memo.ts";
-import { ComposedMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
+import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { policiesSingleOut } from "../model/route-policies.ts";
 import { selects } from "./rule-check.ts";
@@ -65,9 +65,10 @@ export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialec
     const subsets = subsetsOf(snapshot, service.name);
     const policy = clusterPolicyFor(snapshot.clusterPolicies, service.name);
     const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
-    // Reused across snapshots while these inputs are equal (memo.ts: list every input here).
+    // Reused across snapshots while these inputs are equal (memo.ts: list every input here),
+    // as a part whose messages are built per read and not held (TransientMap).
     return acrossSnapshots(service, `clusters|${dialect}`, [subsets, policy, colors], () =>
-      serviceClusterSet(service, subsets, policy, colors, dialect),
+      new TransientMap(() => serviceClusterSet(service, subsets, policy, colors, dialect)),
     );
   });
 }
@@ -87,8 +88,9 @@ export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): Read
     // With color routing, colored instances only serve their color (endpoints.ts).
     const routing = snapshot.clusterPolicies ? colorRoutingFor(snapshot.clusterPolicies, service) : null;
     const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
-    // Reused across snapshots while these inputs are equal (memo.ts: list every input here).
-    return acrossSnapshots(service, "endpoints", [subsetRules, routing, colors], () => {
+    // Reused across snapshots while these inputs are equal (memo.ts: list every input here),
+    // as a part whose messages (one per instance) are built per read and not held (TransientMap).
+    return acrossSnapshots(service, "endpoints", [subsetRules, routing, colors], () => new TransientMap(() => {
       const subsets = subsetRules.map((subset) => ({
         name: subset.name,
         selects: (instance: Service["instances"][number]) => selects(subset, instance.labels),
@@ -104,7 +106,7 @@ export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): Read
         routing ? (instance) => colorOf(instance, routing) : null,
         colors,
       );
-    });
+    }));
   });
 }
 
