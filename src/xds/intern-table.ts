@@ -15,7 +15,16 @@ import type { EncodedResource } from "./encoding.ts";
  * `sweep`, which the cache runs once per snapshot.
  */
 export class InternTable {
-  private readonly byKey = new Map<string, EncodedResource>();
+  /**
+   * By version: the current object of each kind and name with that version
+   * (one, in practice: a version hashes the resource's bytes, which hold its
+   * name). Keyed by the resources' own version strings rather than a key
+   * built per lookup: V8 hashes a string once, and lookups come in the tens
+   * of thousands per full build. Not by name: thousands of views each have
+   * their own content under one route configuration name.
+   */
+  private readonly byVersion = new Map<string, EncodedResource[]>();
+  private count = 0;
   /** Per held part, how many view maps hold it. */
   private readonly partHolders = new Map<EncodedPart, number>();
   /** Per resource in a held part, how many held parts contain it. */
@@ -24,15 +33,18 @@ export class InternTable {
   private added: EncodedResource[] = [];
 
   get size(): number {
-    return this.byKey.size;
+    return this.count;
   }
 
   get(kind: ResourceKind, name: string, version: string): EncodedResource | undefined {
-    return this.byKey.get(internKey(kind, name, version));
+    const same = this.byVersion.get(version);
+    if (!same) return undefined;
+    for (const resource of same) if (resource.kind === kind && resource.name === name) return resource;
+    return undefined;
   }
 
   add(resource: EncodedResource): void {
-    this.byKey.set(keyOf(resource), resource);
+    this.put(resource);
     this.added.push(resource);
   }
 
@@ -65,20 +77,37 @@ export class InternTable {
   private use(resource: EncodedResource): void {
     // A part encoded earlier (memoized by the cache) may come back after its
     // resources left the table: they are current again.
-    if (countUp(this.resourceUses, resource)) {
-      const key = keyOf(resource);
-      if (!this.byKey.has(key)) this.byKey.set(key, resource);
-    }
+    if (countUp(this.resourceUses, resource) && !this.get(resource.kind, resource.name, resource.version)) this.put(resource);
   }
 
   private unuse(resource: EncodedResource): void {
     if (countDown(this.resourceUses, resource)) this.dropIfCurrent(resource);
   }
 
-  /** Removes `resource`'s entry, unless its key now names another object of the same version. */
+  /** Makes `resource` the current object of its kind, name and version. */
+  private put(resource: EncodedResource): void {
+    const same = this.byVersion.get(resource.version);
+    if (!same) {
+      this.byVersion.set(resource.version, [resource]);
+      this.count++;
+      return;
+    }
+    const at = same.findIndex((each) => each.kind === resource.kind && each.name === resource.name);
+    if (at >= 0) same[at] = resource;
+    else {
+      same.push(resource);
+      this.count++;
+    }
+  }
+
+  /** Removes `resource`'s entry, unless another object of the same kind, name and version is current now. */
   private dropIfCurrent(resource: EncodedResource): void {
-    const key = keyOf(resource);
-    if (this.byKey.get(key) === resource) this.byKey.delete(key);
+    const same = this.byVersion.get(resource.version);
+    const at = same ? same.indexOf(resource) : -1;
+    if (!same || at < 0) return;
+    this.count--;
+    if (same.length === 1) this.byVersion.delete(resource.version);
+    else same.splice(at, 1);
   }
 }
 
@@ -99,12 +128,4 @@ function countDown<K>(counts: Map<K, number>, key: K): boolean {
   }
   counts.delete(key);
   return true;
-}
-
-function keyOf(resource: EncodedResource): string {
-  return internKey(resource.kind, resource.name, resource.version);
-}
-
-function internKey(kind: ResourceKind, name: string, version: string): string {
-  return `${kind}\u0000${name}\u0000${version}`;
 }
