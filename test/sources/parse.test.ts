@@ -4,6 +4,7 @@ import type { RuleSet } from "../../src/model/rules.ts";
 import { CoalescingRunner } from "../../src/sources/postgres/coalesce.ts";
 import { deepEqual } from "../../src/sources/postgres/equal.ts";
 import { desiredRuleStatus, parseRegistry, parseRules } from "../../src/sources/postgres/index.ts";
+import { ruleStatusWrite, writtenRuleStatus, type RuleStatusRow } from "../../src/sources/postgres/rule-status.ts";
 import { detectBackend, errorMessage, type StoreLogger } from "../../src/sources/postgres/options.ts";
 import type { HttpRouteRow, InstanceRow } from "../../src/sources/postgres/rows.ts";
 import { sleep } from "./helpers.ts";
@@ -151,6 +152,28 @@ describe("desiredRuleStatus", () => {
       { kind: "http_route", ruleId: "3", state: "rejected", message: "headers: bad" },
       { kind: "http_route", ruleId: "2", state: "rejected", message: "weights add up to 0; unknown subset web/v9" },
     ]);
+  });
+});
+
+describe("ruleStatusWrite", () => {
+  const accepted = (ruleId: string): RuleStatusRow => ({ kind: "http_route", ruleId, state: "accepted", message: "" });
+  const rejected = (ruleId: string, message: string): RuleStatusRow => ({ kind: "http_route", ruleId, state: "rejected", message });
+
+  it("writes everything, and deletes every other row, when what the table holds is unknown", () => {
+    const desired = [accepted("1"), rejected("2", "weights add up to 0")];
+    expect(ruleStatusWrite(null, desired)).toEqual({ upsert: desired, remove: "all-but-upserted" });
+  });
+
+  it("afterwards writes only rows whose state or message changed, and deletes only rows of rules that are gone", () => {
+    const written = writtenRuleStatus([accepted("1"), accepted("2"), rejected("3", "no destinations"), accepted("4")]);
+    const subset: RuleStatusRow = { kind: "subset", ruleId: "4", state: "accepted", message: "" };
+    const write = ruleStatusWrite(written, [accepted("1"), rejected("2", "weights add up to 0"), rejected("3", "unknown subset web/v9"), subset, accepted("5")]);
+    // Route 4 is gone; subset "4" is another rule that happens to share its id.
+    expect(write).toEqual({
+      upsert: [rejected("2", "weights add up to 0"), rejected("3", "unknown subset web/v9"), subset, accepted("5")],
+      remove: [accepted("4")],
+    });
+    expect(ruleStatusWrite(writtenRuleStatus(write.upsert as RuleStatusRow[]), write.upsert)).toEqual({ upsert: [], remove: [] });
   });
 });
 

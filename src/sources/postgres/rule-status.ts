@@ -1,8 +1,9 @@
 /**
  * Writes mesh.rule_status, where rule authors read whether their rows were
- * accepted. `desiredRuleStatus` is pure; `writeRuleStatus` applies it in one
- * transaction, touching only rows whose state or message changed and deleting
- * rows of rules that no longer exist (or were disabled).
+ * accepted. `desiredRuleStatus` and `ruleStatusWrite` are pure;
+ * `writeRuleStatus` applies a write in one transaction, touching only rows
+ * whose state or message changed and deleting rows of rules that no longer
+ * exist (or were disabled).
  */
 import type pg from "pg";
 import type { RuleKind, RuleRejection, RuleSet } from "../../model/rules.ts";
@@ -50,6 +51,46 @@ export interface RuleStatusWriteResult {
   readonly deleted: number;
 }
 
+/**
+ * What one write sends: the rows to upsert, and which rows to delete. A full
+ * write (the first of a process, or after a failed one) sends every desired
+ * row and deletes every other row of the table, whoever wrote it; after that
+ * a write sends only what changed since the last successful one, so a rule
+ * change in a mesh of thousands of rules writes a row or two, not all.
+ */
+export interface RuleStatusWrite {
+  readonly upsert: readonly RuleStatusRow[];
+  /** The rows to delete, or "all-but-upserted" (a full write). */
+  readonly remove: readonly RuleStatusRow[] | "all-but-upserted";
+}
+
+/** What the table holds after a successful write, by kind and rule id. */
+export type WrittenRuleStatus = ReadonlyMap<string, RuleStatusRow>;
+
+function statusKey(row: RuleStatusRow): string {
+  return `${row.kind}\u0000${row.ruleId}`;
+}
+
+export function writtenRuleStatus(rows: readonly RuleStatusRow[]): WrittenRuleStatus {
+  return new Map(rows.map((row) => [statusKey(row), row]));
+}
+
+/** The write that takes the table from `written` (null: unknown, write in full) to `desired`. Pure. */
+export function ruleStatusWrite(written: WrittenRuleStatus | null, desired: readonly RuleStatusRow[]): RuleStatusWrite {
+  if (!written) return { upsert: desired, remove: "all-but-upserted" };
+  const upsert: RuleStatusRow[] = [];
+  const kept = new Set<string>();
+  for (const row of desired) {
+    const key = statusKey(row);
+    kept.add(key);
+    const before = written.get(key);
+    if (!before || before.state !== row.state || before.message !== row.message) upsert.push(row);
+  }
+  const remove: RuleStatusRow[] = [];
+  for (const [key, row] of written) if (!kept.has(key)) remove.push(row);
+  return { upsert, remove };
+}
+
 const UPSERT = `
 INSERT INTO mesh.rule_status AS s (kind, rule_id, state, message, checked_at)
 SELECT kind, rule_id, state, message, now()
@@ -58,22 +99,35 @@ ON CONFLICT (kind, rule_id) DO UPDATE
    SET state = excluded.state, message = excluded.message, checked_at = excluded.checked_at
  WHERE s.state IS DISTINCT FROM excluded.state OR s.message IS DISTINCT FROM excluded.message`;
 
-const DELETE_GONE = `
+const DELETE_ALL_BUT = `
 DELETE FROM mesh.rule_status s
  WHERE NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS d(kind, rule_id)
                     WHERE d.kind = s.kind AND d.rule_id = s.rule_id)`;
 
-export async function writeRuleStatus(pool: pg.Pool, rows: readonly RuleStatusRow[]): Promise<RuleStatusWriteResult> {
-  const kinds = rows.map((r) => r.kind);
-  const ids = rows.map((r) => r.ruleId);
+const DELETE_LISTED = `
+DELETE FROM mesh.rule_status s
+ USING unnest($1::text[], $2::text[]) AS d(kind, rule_id)
+ WHERE s.kind = d.kind AND s.rule_id = d.rule_id`;
+
+/** Applies `write` in one transaction; a write with nothing to do does not touch the database. */
+export async function writeRuleStatus(pool: pg.Pool, write: RuleStatusWrite): Promise<RuleStatusWriteResult> {
+  const { upsert, remove } = write;
+  if (upsert.length === 0 && remove !== "all-but-upserted" && remove.length === 0) return { written: 0, deleted: 0 };
+  const kinds = (rows: readonly RuleStatusRow[]) => rows.map((r) => r.kind);
+  const ids = (rows: readonly RuleStatusRow[]) => rows.map((r) => r.ruleId);
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
     await client.query("BEGIN");
-    const upserted = await client.query(UPSERT, [kinds, ids, rows.map((r) => r.state), rows.map((r) => r.message)]);
-    const deleted = await client.query(DELETE_GONE, [kinds, ids]);
+    const upserted = upsert.length > 0 ? await client.query(UPSERT, [kinds(upsert), ids(upsert), upsert.map((r) => r.state), upsert.map((r) => r.message)]) : null;
+    const deleted =
+      remove === "all-but-upserted"
+        ? await client.query(DELETE_ALL_BUT, [kinds(upsert), ids(upsert)])
+        : remove.length > 0
+          ? await client.query(DELETE_LISTED, [kinds(remove), ids(remove)])
+          : null;
     await client.query("COMMIT");
-    return { written: upserted.rowCount ?? 0, deleted: deleted.rowCount ?? 0 };
+    return { written: upserted?.rowCount ?? 0, deleted: deleted?.rowCount ?? 0 };
   } catch (err) {
     broken = err as Error;
     await client.query("ROLLBACK").catch(() => {});

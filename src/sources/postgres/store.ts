@@ -54,7 +54,7 @@ import {
 import { parseRegistry } from "./parse-registry.ts";
 import { patchRegistry } from "./patch-registry.ts";
 import { parseRules } from "./parse-rules.ts";
-import { desiredRuleStatus, writeRuleStatus, type RuleStatusRow } from "./rule-status.ts";
+import { desiredRuleStatus, ruleStatusWrite, writeRuleStatus, writtenRuleStatus, type RuleStatusRow, type WrittenRuleStatus } from "./rule-status.ts";
 
 /** The channel the change trigger notifies (see the 0001 migration). */
 export const CHANGE_CHANNEL = "mesh_changes";
@@ -140,6 +140,8 @@ export class PostgresStore {
   readonly #reloads = new CoalescingRunner(() => this.#reload());
   readonly #statusWrites = new CoalescingRunner(() => this.#writeStatus());
   #desiredStatus: RuleStatusRow[] | null = null;
+  /** What the last successful status write left in the table; null: write it in full next time. */
+  #writtenStatus: WrittenRuleStatus | null = null;
   #statusDirty = false;
   readonly #metrics = {
     reloads: 0,
@@ -515,11 +517,14 @@ export class PostgresStore {
     if (!conn || !rows || !this.#statusDirty) return;
     this.#statusDirty = false;
     try {
-      const result = await writeRuleStatus(conn.pool, rows);
+      const result = await writeRuleStatus(conn.pool, ruleStatusWrite(this.#writtenStatus, rows));
+      this.#writtenStatus = writtenRuleStatus(rows);
       this.#metrics.statusWrites++;
       if (result.written + result.deleted > 0) this.#log.info({ ...result }, "rule status updated");
     } catch (err) {
       this.#statusDirty = true;
+      // Whether the transaction committed is unknown: the retry writes in full.
+      this.#writtenStatus = null;
       this.#log.warn({ err: errorMessage(err) }, "writing mesh.rule_status failed; will retry");
       throw err;
     }
