@@ -34,48 +34,32 @@ export function kindOfTypeUrl(typeUrl: string): ResourceKind | undefined {
 /** Resources of one kind keyed by name. */
 export type ResourceMap = ReadonlyMap<string, Message>;
 
-/**
- * A resource map made of shared parts (each upstream service's clusters, its
- * endpoints) without copying them into one map: a sidecar's view holds the
- * same parts as thousands of others, and the cache encodes each part once
- * (xds/cache.ts). Reads see the parts merged as Map.set would merge them (a
- * later part wins a name; parts of one view never share names in practice).
- */
-export class ComposedMap implements ResourceMap {
-  private flat: Map<string, Message> | null = null;
-
-  constructor(readonly parts: readonly ResourceMap[]) {}
-
-  private merged(): Map<string, Message> {
-    if (!this.flat) {
-      this.flat = new Map();
-      for (const part of this.parts) for (const [name, message] of part) this.flat.set(name, message);
-    }
-    return this.flat;
-  }
+/** A read-only resource map whose entries some other structure provides (`contents`). */
+abstract class DerivedMap implements ResourceMap {
+  protected abstract contents(): ReadonlyMap<string, Message>;
 
   get size(): number {
-    return this.merged().size;
+    return this.contents().size;
   }
 
   get(name: string): Message | undefined {
-    return this.merged().get(name);
+    return this.contents().get(name);
   }
 
   has(name: string): boolean {
-    return this.merged().has(name);
+    return this.contents().has(name);
   }
 
   entries(): MapIterator<[string, Message]> {
-    return this.merged().entries();
+    return this.contents().entries();
   }
 
   keys(): MapIterator<string> {
-    return this.merged().keys();
+    return this.contents().keys();
   }
 
   values(): MapIterator<Message> {
-    return this.merged().values();
+    return this.contents().values();
   }
 
   [Symbol.iterator](): MapIterator<[string, Message]> {
@@ -83,7 +67,30 @@ export class ComposedMap implements ResourceMap {
   }
 
   forEach(callback: (value: Message, key: string, map: ReadonlyMap<string, Message>) => void, thisArg?: unknown): void {
-    for (const [name, message] of this.merged()) callback.call(thisArg, message, name, this);
+    for (const [name, message] of this.contents()) callback.call(thisArg, message, name, this);
+  }
+}
+
+/**
+ * A resource map made of shared parts (each upstream service's clusters, its
+ * endpoints) without copying them into one map: a sidecar's view holds the
+ * same parts as thousands of others, and the cache encodes each part once
+ * (xds/cache.ts). Reads see the parts merged as Map.set would merge them (a
+ * later part wins a name; parts of one view never share names in practice).
+ */
+export class ComposedMap extends DerivedMap {
+  private flat: Map<string, Message> | null = null;
+
+  constructor(readonly parts: readonly ResourceMap[]) {
+    super();
+  }
+
+  protected contents(): Map<string, Message> {
+    if (!this.flat) {
+      this.flat = new Map();
+      for (const part of this.parts) for (const [name, message] of part) this.flat.set(name, message);
+    }
+    return this.flat;
   }
 }
 
@@ -97,39 +104,13 @@ export class ComposedMap implements ResourceMap {
  * what translation reuses across snapshots. `build` must be pure: every read
  * gives equal messages.
  */
-export class TransientMap implements ResourceMap {
-  constructor(private readonly build: () => ReadonlyMap<string, Message>) {}
-
-  get size(): number {
-    return this.build().size;
+export class TransientMap extends DerivedMap {
+  constructor(private readonly build: () => ReadonlyMap<string, Message>) {
+    super();
   }
 
-  get(name: string): Message | undefined {
-    return this.build().get(name);
-  }
-
-  has(name: string): boolean {
-    return this.build().has(name);
-  }
-
-  entries(): MapIterator<[string, Message]> {
-    return this.build().entries();
-  }
-
-  keys(): MapIterator<string> {
-    return this.build().keys();
-  }
-
-  values(): MapIterator<Message> {
-    return this.build().values();
-  }
-
-  [Symbol.iterator](): MapIterator<[string, Message]> {
-    return this.entries();
-  }
-
-  forEach(callback: (value: Message, key: string, map: ReadonlyMap<string, Message>) => void, thisArg?: unknown): void {
-    for (const [name, message] of this.build()) callback.call(thisArg, message, name, this);
+  protected contents(): ReadonlyMap<string, Message> {
+    return this.build();
   }
 }
 
