@@ -126,8 +126,12 @@ describe.each(CLIENT_KINDS)("%s client", (kind) => {
   it("stops sending to an instance marked unhealthy", async () => {
     await mesh.sql.query(`DELETE FROM mesh.http_routes`);
     await pollCalls(session, 60, (r) => (r.byBackend["v1-a"] ?? 0) > 0 && (r.byBackend["v2-a"] ?? 0) > 0);
+    const before = mesh.ackedVersion(nodeId, "endpoint");
     const started = performance.now();
     await mesh.sql.query(`UPDATE mesh.instances SET health = 'unhealthy' WHERE id = 'v1-a'`);
+    // The client has accepted the new endpoints before its traffic is judged
+    // (a batch that merely happened to miss v1-a is not convergence).
+    await mesh.waitForAck(nodeId, "endpoint", before);
     await pollCalls(session, 30, (r) => (r.byBackend["v1-a"] ?? 0) === 0, { withinMs: 2000, intervalMs: 10 });
     results.unhealthy_to_no_traffic_ms = Math.round(performance.now() - started);
     const after = await session.call(200);
