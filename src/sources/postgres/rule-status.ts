@@ -62,33 +62,27 @@ export interface RuleStatusWrite {
   readonly upsert: readonly RuleStatusRow[];
   /** The rows to delete, or "all-but-upserted" (a full write). */
   readonly remove: readonly RuleStatusRow[] | "all-but-upserted";
+  /** What the table holds once this write has succeeded: `written` for the next one. */
+  readonly next: WrittenRuleStatus;
 }
 
 /** What the table holds after a successful write, by kind and rule id. */
 export type WrittenRuleStatus = ReadonlyMap<string, RuleStatusRow>;
 
-function statusKey(row: RuleStatusRow): string {
-  return `${row.kind}\u0000${row.ruleId}`;
-}
-
-export function writtenRuleStatus(rows: readonly RuleStatusRow[]): WrittenRuleStatus {
-  return new Map(rows.map((row) => [statusKey(row), row]));
-}
-
 /** The write that takes the table from `written` (null: unknown, write in full) to `desired`. Pure. */
 export function ruleStatusWrite(written: WrittenRuleStatus | null, desired: readonly RuleStatusRow[]): RuleStatusWrite {
-  if (!written) return { upsert: desired, remove: "all-but-upserted" };
+  const next = new Map<string, RuleStatusRow>();
   const upsert: RuleStatusRow[] = [];
-  const kept = new Set<string>();
   for (const row of desired) {
-    const key = statusKey(row);
-    kept.add(key);
-    const before = written.get(key);
+    const key = `${row.kind}\u0000${row.ruleId}`;
+    next.set(key, row);
+    const before = written?.get(key);
     if (!before || before.state !== row.state || before.message !== row.message) upsert.push(row);
   }
+  if (!written) return { upsert, remove: "all-but-upserted", next };
   const remove: RuleStatusRow[] = [];
-  for (const [key, row] of written) if (!kept.has(key)) remove.push(row);
-  return { upsert, remove };
+  for (const [key, row] of written) if (!next.has(key)) remove.push(row);
+  return { upsert, remove, next };
 }
 
 const UPSERT = `
@@ -120,12 +114,9 @@ export async function writeRuleStatus(pool: pg.Pool, write: RuleStatusWrite): Pr
   try {
     await client.query("BEGIN");
     const upserted = upsert.length > 0 ? await client.query(UPSERT, [kinds(upsert), ids(upsert), upsert.map((r) => r.state), upsert.map((r) => r.message)]) : null;
-    const deleted =
-      remove === "all-but-upserted"
-        ? await client.query(DELETE_ALL_BUT, [kinds(upsert), ids(upsert)])
-        : remove.length > 0
-          ? await client.query(DELETE_LISTED, [kinds(remove), ids(remove)])
-          : null;
+    let deleted = null;
+    if (remove === "all-but-upserted") deleted = await client.query(DELETE_ALL_BUT, [kinds(upsert), ids(upsert)]);
+    else if (remove.length > 0) deleted = await client.query(DELETE_LISTED, [kinds(remove), ids(remove)]);
     await client.query("COMMIT");
     return { written: upserted?.rowCount ?? 0, deleted: deleted?.rowCount ?? 0 };
   } catch (err) {

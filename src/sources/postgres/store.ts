@@ -54,7 +54,7 @@ import {
 import { parseRegistry } from "./parse-registry.ts";
 import { patchRegistry } from "./patch-registry.ts";
 import { parseRules } from "./parse-rules.ts";
-import { desiredRuleStatus, ruleStatusWrite, writeRuleStatus, writtenRuleStatus, type RuleStatusRow, type WrittenRuleStatus } from "./rule-status.ts";
+import { desiredRuleStatus, ruleStatusWrite, writeRuleStatus, type RuleStatusRow, type WrittenRuleStatus } from "./rule-status.ts";
 
 /** The channel the change trigger notifies (see the 0001 migration). */
 export const CHANGE_CHANNEL = "mesh_changes";
@@ -517,8 +517,9 @@ export class PostgresStore {
     if (!conn || !rows || !this.#statusDirty) return;
     this.#statusDirty = false;
     try {
-      const result = await writeRuleStatus(conn.pool, ruleStatusWrite(this.#writtenStatus, rows));
-      this.#writtenStatus = writtenRuleStatus(rows);
+      const write = ruleStatusWrite(this.#writtenStatus, rows);
+      const result = await writeRuleStatus(conn.pool, write);
+      this.#writtenStatus = write.next;
       this.#metrics.statusWrites++;
       if (result.written + result.deleted > 0) this.#log.info({ ...result }, "rule status updated");
     } catch (err) {
