@@ -31,6 +31,14 @@ export function sameFieldsExcept(a: object, b: object, ignored: readonly string[
   return true;
 }
 
+/** Whether two arrays hold the same elements (===) in the same order. */
+export function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function share(a: unknown, b: unknown): unknown {
   if (Object.is(a, b)) return a;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return b;

@@ -1,7 +1,7 @@
 import type { RegistryState, Service } from "../model/registry.ts";
 import type { RateLimitPolicy } from "../model/route-policies.ts";
 import type { RuleSet, Subset } from "../model/rules.ts";
-import { sameFieldsExcept, shareStructure } from "../model/share.ts";
+import { sameElements, sameFieldsExcept, shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { buildSnapshot } from "./build-snapshot.ts";
 import { colorRoutingFor, colorsOf } from "./cluster-policy-check.ts";
@@ -125,13 +125,9 @@ export function instanceVerdictsUnchanged(
       if (checkRateLimit(limit, old) !== checkRateLimit(limit, service)) return false;
     }
     const routing = colorRoutingFor(snapshot.clusterPolicies, service);
-    if (routing && !sameStrings(colorsOf(old, routing), colorsOf(service, routing))) return false;
+    if (routing && !sameElements(colorsOf(old, routing), colorsOf(service, routing))) return false;
   }
   return true;
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((value, i) => value === b[i]);
 }
 
 /**

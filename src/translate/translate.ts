@@ -12,6 +12,7 @@ import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIde
 import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { policiesSingleOut } from "../model/route-policies.ts";
+import { sameElements } from "../model/share.ts";
 import { selects } from "./rule-check.ts";
 import { scopedServices } from "./scope.ts";
 import { clusterPoliciesSingleOut, clusterPolicyFor } from "../model/cluster-policies.ts";
@@ -351,11 +352,4 @@ export function translateRoutes(snapshot: MeshSnapshot, proxy: Proxy, scope: rea
 /** A scope's service names, once per scope list (views of one caller, or of every caller without dependencies, share it). */
 function namesOf(services: readonly Service[]): readonly string[] {
   return memoOn(services, "names", () => services.map((service) => service.name));
-}
-
-function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

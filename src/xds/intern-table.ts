@@ -24,7 +24,6 @@ export class InternTable {
    * their own content under one route configuration name.
    */
   private readonly byVersion = new Map<string, EncodedResource[]>();
-  private count = 0;
   /** Per held part, how many view maps hold it. */
   private readonly partHolders = new Map<EncodedPart, number>();
   /** Per resource in a held part, how many held parts contain it. */
@@ -32,8 +31,11 @@ export class InternTable {
   /** Resources added since the last sweep: dropped then unless something holds them. */
   private added: EncodedResource[] = [];
 
+  /** Resources held (for stats; counts the entries, so not for hot paths). */
   get size(): number {
-    return this.count;
+    let size = 0;
+    for (const same of this.byVersion.values()) size += same.length;
+    return size;
   }
 
   get(kind: ResourceKind, name: string, version: string): EncodedResource | undefined {
@@ -89,15 +91,11 @@ export class InternTable {
     const same = this.byVersion.get(resource.version);
     if (!same) {
       this.byVersion.set(resource.version, [resource]);
-      this.count++;
       return;
     }
     const at = same.findIndex((each) => each.kind === resource.kind && each.name === resource.name);
     if (at >= 0) same[at] = resource;
-    else {
-      same.push(resource);
-      this.count++;
-    }
+    else same.push(resource);
   }
 
   /** Removes `resource`'s entry, unless another object of the same kind, name and version is current now. */
@@ -105,7 +103,6 @@ export class InternTable {
     const same = this.byVersion.get(resource.version);
     const at = same ? same.indexOf(resource) : -1;
     if (!same || at < 0) return;
-    this.count--;
     if (same.length === 1) this.byVersion.delete(resource.version);
     else same.splice(at, 1);
   }
