@@ -8,7 +8,7 @@
  * the main thread's time, GC pauses included) and every major GC's pause:
  * what a proxy waits for when a collection lands in the middle of a push.
  *
- *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --import tsx bench/churn-bench.ts [--services 5000] [--instances 20] [--changes 15000] [--json]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/churn-bench.ts [--services 5000] [--instances 20] [--changes 15000] [--json]
  */
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { pino } from "pino";

@@ -10,7 +10,7 @@
  *
  * Wall time of the main thread (nothing else runs in this process); medians of
  * the rounds after the first two. Run alone:
- *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";

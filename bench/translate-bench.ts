@@ -18,7 +18,7 @@
  *    services (the steady state).
  *
  * CPU is process.cpuUsage() of this process around each step. Run alone:
- *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --import tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
  */
 import { setTimeout } from "node:timers/promises";
 import { pino } from "pino";

@@ -19,11 +19,20 @@ import { spawn } from "node:child_process";
  * build of a 5,000-service mesh took 60–90 ms longer (warm) than with it off
  * (docs/benchmarks.md, "Compiled create").
  *
+ * A fixed old-generation growth factor of 2: V8 starts a full (incremental)
+ * marking whenever the room left below its old-generation limit is smaller than
+ * the young generation, and with 64 MB semi-spaces its own growth factor (about
+ * 1.5 at a 150 MB heap) leaves less room than that right after every full
+ * collection. In the fleet benchmark (10,000 proxies) that started a marking of
+ * the whole heap, about 240 ms of CPU, in every endpoint change; with a factor
+ * of 2 it runs in fewer than half of them (docs/benchmarks.md, "Heap growth").
+ * The heap may grow to twice what is live before it is collected.
+ *
  * V8 reads heap sizes when the process starts, so they cannot be set from
  * code: `serve` relaunches Node with them (relaunchWithServerFlags) unless
  * they were given already (on the command line or in NODE_OPTIONS).
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=64", "--no-allocation-site-pretenuring"];
+export const SERVER_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=64", "--no-allocation-site-pretenuring", "--heap-growing-percent=100"];
 
 /** Set in the relaunched process, so it never relaunches again. */
 const RELAUNCHED = "SIGNALBOX_RELAUNCHED";

@@ -75,6 +75,7 @@ describe("signalbox serve (embedded default)", () => {
     // `serve` relaunched Node with the server's V8 flags (src/cli/node-flags.ts).
     expect(output).toContain("--max-semi-space-size=64");
     expect(output).toContain("--no-allocation-site-pretenuring");
+    expect(output).toContain("--heap-growing-percent=100");
     const exit = new Promise<number | null>((resolve) => server.once("exit", resolve));
     server.kill("SIGTERM");
     expect(await exit).toBe(0);
