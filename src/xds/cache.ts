@@ -79,9 +79,13 @@ export class Target {
 /** The wildcard subscription's key in a view's target memo. */
 export const WILDCARD_KEY = "*";
 
-/** The key identifying a set of subscribed names (order and duplicates do not matter). */
+/**
+ * The key identifying a set of subscribed names (order and duplicates do not
+ * matter). JSON, not a join: a name may hold any character, and two different
+ * sets must never share a view's memoized target.
+ */
 export function namesKey(names: readonly string[]): string {
-  return [...new Set(names)].sort().join("\u0000");
+  return JSON.stringify([...new Set(names)].sort());
 }
 
 /** The encoded resources one proxy view should have; immutable, replaced when content changes. */

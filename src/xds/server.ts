@@ -53,6 +53,19 @@ function serializeResponse(response: Outgoing): Buffer {
   return scratch.subarray(0, size);
 }
 
+/** A gRPC call as a stream's sink: a class, so the 10,000 streams of a fleet share its methods instead of holding two closures each. */
+class CallSink implements ResponseSink {
+  constructor(private readonly call: RawDuplex) {}
+
+  write(body: Uint8Array, nonce: string): boolean {
+    return this.call.write({ body, nonce });
+  }
+
+  onDrain(callback: () => void): void {
+    this.call.once("drain", callback);
+  }
+}
+
 function bidi(path: string): grpc.MethodDefinition<Buffer, Outgoing> {
   return {
     path,
@@ -245,7 +258,7 @@ export class XdsServer {
         };
         stream = protocol.create(
           status,
-          { write: (body, nonce) => call.write({ body, nonce }), onDrain: (callback) => call.once("drain", callback) },
+          new CallSink(call),
           kinds,
         );
         const served = stream as unknown as AnyStream;

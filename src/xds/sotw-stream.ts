@@ -1,9 +1,10 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
-import { namesKey, Target, type ProxyView } from "./cache.ts";
+import { Target, type ProxyView } from "./cache.ts";
 import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
+import { subscriptions, type Subscription } from "./subscriptions.ts";
 import { perKind, XdsStream } from "./xds-stream.ts";
 
 export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
@@ -29,11 +30,8 @@ export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
 
 interface TypeState {
   readonly kind: ResourceKind;
-  subscribed: readonly string[] | null;
-  /** Wire bytes of resource_names naming the same set as `subscribed`, when known. */
-  namesBytes: Uint8Array | null;
-  /** namesKey(subscribed), computed when the subscription changes. */
-  subscribedKey: string;
+  /** What the client last listed, shared with every stream that listed the same (subscriptions.ts). */
+  subscription: Subscription | null;
   /** Has the client ever named resources for this type (ends legacy wildcard)? */
   named: boolean;
   wildcard: boolean;
@@ -57,16 +55,16 @@ export class SotwStream extends XdsStream {
     const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
     // The same names arrive as the same bytes: then the list is not decoded at all.
     const wire = request.resourceNamesBytes;
-    const sameWire = wire !== undefined && state.namesBytes !== null && state.subscribed !== null && Buffer.compare(wire, state.namesBytes) === 0;
-    const names = sameWire ? (state.subscribed as readonly string[]) : request.resourceNames;
-    const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, state);
+    const listed = state.subscription;
+    const sameWire = wire !== undefined && listed?.bytes != null && Buffer.compare(wire, listed.bytes) === 0;
+    const names = sameWire ? listed.names : request.resourceNames;
+    const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, { lastNonce: state.lastNonce, subscribed: listed?.names ?? null });
     if (verdict.kind === "stale") {
       this.metrics.staleRequests.inc({ type: kind });
       return;
     }
-    if (verdict.subscriptionChanged) this.updateSubscription(state, names);
-    // `names` names the subscribed set (changed or not): remember its bytes.
-    if (!sameWire) state.namesBytes = wire === undefined ? null : new Uint8Array(wire);
+    // A new list (changed, or the same names in another order) is interned with its bytes.
+    if (!sameWire) this.updateSubscription(state, subscriptions.intern(names, wire), verdict.subscriptionChanged);
 
     if (verdict.kind === "initial") {
       // A reconnecting client reports the version it already has: if that is what
@@ -126,9 +124,7 @@ export class SotwStream extends XdsStream {
       const status: TypeStatus = { sentVersion: null, ackedVersion: null, state: "idle", resourceCount: 0, lastError: null };
       state = {
         kind,
-        subscribed: null,
-        namesBytes: null,
-        subscribedKey: "",
+        subscription: null,
         named: false,
         wildcard: false,
         lastNonce: null,
@@ -147,22 +143,22 @@ export class SotwStream extends XdsStream {
    * Wildcard: "*" in the names, or (legacy) an empty list from a client that has
    * never named resources of a type that supports wildcard (listeners, clusters).
    */
-  private updateSubscription(state: TypeState, names: readonly string[]): void {
-    const explicit = names.filter((name) => name !== "*");
-    if (explicit.length > 0) state.named = true;
+  private updateSubscription(state: TypeState, subscription: Subscription, changed: boolean): void {
+    state.subscription = subscription;
+    if (!changed) return;
+    const { names } = subscription;
+    if (names.some((name) => name !== "*")) state.named = true;
     const wildcardCapable = state.kind === "cluster" || state.kind === "listener";
     state.wildcard = names.includes("*") || (wildcardCapable && names.length === 0 && !state.named);
-    state.subscribed = [...names];
-    state.subscribedKey = namesKey(explicit);
   }
 
   /** What the type's subscription should hold now: memoized in the view, plus any retained clusters. */
   private target(state: TypeState, view: ProxyView): Target {
-    const base = state.wildcard ? view.all(state.kind) : view.named(state.kind, state.subscribed ?? [], state.subscribedKey);
+    const base = state.wildcard ? view.all(state.kind) : view.named(state.kind, state.subscription?.names ?? [], state.subscription?.key ?? "");
     if (state.kind !== "cluster" || this.retainedClusters.size === 0) return base;
     let extended: Map<string, EncodedResource> | null = null;
     for (const [name, resource] of this.retainedClusters) {
-      if (base.resources.has(name) || !(state.wildcard || state.subscribed?.includes(name))) continue;
+      if (base.resources.has(name) || !(state.wildcard || state.subscription?.names.includes(name))) continue;
       extended ??= new Map(base.resources);
       extended.set(name, resource);
     }
@@ -170,7 +166,7 @@ export class SotwStream extends XdsStream {
   }
 
   private push(state: TypeState, force: boolean, current?: ProxyView): void {
-    if (state.subscribed === null || this.closed) return;
+    if (state.subscription === null || this.closed) return;
     const view = current ?? this.view();
     if (!view) return;
     if (this.paused) {
@@ -223,7 +219,7 @@ export class SotwStream extends XdsStream {
   private dependentsSettled(view: ProxyView): boolean {
     for (const kind of ["listener", "route"] as const) {
       const state = this.types[kind];
-      if (!state || state.subscribed === null) continue;
+      if (!state || state.subscription === null) continue;
       const upToDate = this.target(state, view).version === state.status.sentVersion;
       if (!upToDate || state.status.state === "pending") return false;
     }

@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { namesKey } from "../../src/xds/cache.ts";
+import { SubscriptionTable } from "../../src/xds/subscriptions.ts";
+
+const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+describe("SubscriptionTable", () => {
+  it("gives every stream that lists the same names in the same order one shared subscription", () => {
+    const table = new SubscriptionTable();
+    const first = table.intern(["orders", "payments"], bytesOf("wire"));
+    const second = table.intern(["orders", "payments"], bytesOf("wire"));
+    expect(second).toBe(first);
+    expect(first.names).toEqual(["orders", "payments"]);
+    expect(table.size).toBe(1);
+  });
+
+  it("keeps its own frozen copy of the names and bytes, not the request's", () => {
+    const table = new SubscriptionTable();
+    const names = ["orders"];
+    const wire = bytesOf("wire");
+    const subscription = table.intern(names, wire);
+    names.push("payments");
+    wire[0] = 0;
+    expect(subscription.names).toEqual(["orders"]);
+    expect(Object.isFrozen(subscription.names)).toBe(true);
+    expect(subscription.bytes).toEqual(bytesOf("wire"));
+  });
+
+  it("keys the same set in another order alike, but keeps the order's own list", () => {
+    const table = new SubscriptionTable();
+    const ab = table.intern(["a", "b"], undefined);
+    const ba = table.intern(["b", "a"], undefined);
+    expect(ba).not.toBe(ab);
+    expect(ba.key).toBe(ab.key);
+    expect(ba.names).toEqual(["b", "a"]);
+  });
+
+  it("leaves the wildcard out of the key", () => {
+    const table = new SubscriptionTable();
+    expect(table.intern(["*", "orders"], undefined).key).toBe(table.intern(["orders"], undefined).key);
+    expect(table.intern(["*"], undefined).key).toBe(namesKey([]));
+  });
+
+  it("learns the wire bytes from the first request that has them", () => {
+    const table = new SubscriptionTable();
+    const decoded = table.intern(["orders"], undefined);
+    expect(decoded.bytes).toBeNull();
+    expect(table.intern(["orders"], bytesOf("wire")).bytes).toEqual(bytesOf("wire"));
+    expect(decoded.bytes).toEqual(bytesOf("wire"));
+  });
+
+  it("does not confuse lists whose joined text would be equal", () => {
+    const table = new SubscriptionTable();
+    expect(table.intern(["a\u0000b"], undefined)).not.toBe(table.intern(["a", "b"], undefined));
+    expect(table.intern(["a,b"], undefined)).not.toBe(table.intern(["a", "b"], undefined));
+    expect(namesKey(["a\u0000b"])).not.toBe(namesKey(["a", "b"]));
+  });
+});
