@@ -18,7 +18,7 @@
  *
  *   npm run bench -- --n 1000,5000,10000 --protocols sotw,delta --servers floor,signalbox
  *
- * Options: --endpoint-changes 4 --rule-changes 3 (first included) --debounce-ms 50 --max-delay-ms 250
+ * Options: --endpoint-changes 7 --rule-changes 5 (first included; more steady changes average over the full collections, which run every second or third change) --debounce-ms 50 --max-delay-ms 250
  *          --profile (CPU profiles of one endpoint and one rule change at the largest N)
  *          --skip-translate  --out bench/results
  * PostgreSQL: DATABASE_URL, or a throwaway cluster like the tests (needs the
@@ -64,8 +64,8 @@ const SIZES = option("n", "1000,5000,10000").split(",").map(Number);
 const PROTOCOLS = option("protocols", "sotw,delta").split(",") as Array<"sotw" | "delta">;
 const SERVERS = option("servers", "floor,signalbox").split(",") as Array<"floor" | "signalbox">;
 /** Changes of each kind; the first of each is reported apart from the rest (see pooled). */
-const ENDPOINT_CHANGES = numberOption("endpoint-changes", 4);
-const RULE_CHANGES = numberOption("rule-changes", 3);
+const ENDPOINT_CHANGES = numberOption("endpoint-changes", 7);
+const RULE_CHANGES = numberOption("rule-changes", 5);
 const DEBOUNCE_MS = numberOption("debounce-ms", 50);
 const MAX_DELAY_MS = numberOption("max-delay-ms", 250);
 const OUT = option("out", join(here, "results"));
