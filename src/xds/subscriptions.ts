@@ -20,11 +20,8 @@ export interface Subscription {
   readonly bytes: Uint8Array | null;
 }
 
-interface Entry {
-  names: readonly string[];
-  key: string;
-  bytes: Uint8Array | null;
-}
+/** A subscription as the table holds it: `bytes` is filled in once known. */
+type Entry = { -readonly [K in keyof Subscription]: Subscription[K] };
 
 /**
  * Interns subscriptions by their names in order. Entries are held weakly: one
