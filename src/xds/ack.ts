@@ -23,8 +23,8 @@ export interface TypeRequest {
 export interface TypeStreamState {
   /** Nonce of the last response sent for this type, null before the first. */
   readonly lastNonce: string | null;
-  /** Names of the previous request, null before the first request. */
-  readonly subscribed: readonly string[] | null;
+  /** The names of the previous request, null before the first request. */
+  readonly subscription: { readonly names: readonly string[] } | null;
 }
 
 export interface Classification {
@@ -49,7 +49,7 @@ const CLASSIFICATIONS: Readonly<Record<RequestClass, readonly [Classification, C
 };
 
 export function classifyRequest(request: TypeRequest, state: TypeStreamState): Classification {
-  const subscriptionChanged = state.subscribed === null || !sameNames(state.subscribed, request.resourceNames);
+  const subscriptionChanged = state.subscription === null || !sameNames(state.subscription.names, request.resourceNames);
   const changed = subscriptionChanged ? 1 : 0;
   if (request.responseNonce === "" || state.lastNonce === null) return CLASSIFICATIONS.initial[changed];
   if (request.responseNonce !== state.lastNonce) return CLASSIFICATIONS.stale[changed];

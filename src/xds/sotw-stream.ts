@@ -58,7 +58,7 @@ export class SotwStream extends XdsStream {
     const listed = state.subscription;
     const sameWire = wire !== undefined && listed?.bytes != null && Buffer.compare(wire, listed.bytes) === 0;
     const names = sameWire ? listed.names : request.resourceNames;
-    const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, { lastNonce: state.lastNonce, subscribed: listed?.names ?? null });
+    const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, state);
     if (verdict.kind === "stale") {
       this.metrics.staleRequests.inc({ type: kind });
       return;
