@@ -1,9 +1,10 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
-import { namesKey, type ProxyView } from "./cache.ts";
+import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { encodeDeltaBody, setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
+import { nameSets, NO_NAMES, type NameSet } from "./subscriptions.ts";
 import { perKind, XdsStream } from "./xds-stream.ts";
 
 /**
@@ -138,10 +139,22 @@ function knownOf(state: DeltaTypeState): Map<string, string> {
   const lag = state.knownLag;
   if (lag !== null) {
     state.knownLag = null;
-    state.known.clear();
-    for (const [name, resource] of lag) state.known.set(name, resource.version);
+    const known = new Map<string, string>();
+    for (const [name, resource] of lag) known.set(name, resource.version);
+    state.known = known;
+    return known;
   }
-  return state.known;
+  return (state.known ??= new Map());
+}
+
+/**
+ * The client holds exactly `map`: remember the map, shared by every stream of
+ * the view, instead of a copy of its names and versions per stream.
+ */
+function holdsMap(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>): void {
+  state.synced = map;
+  state.knownLag = map;
+  state.known = null;
 }
 
 /** Answer `name` on the next push, even if unchanged. */
@@ -163,14 +176,14 @@ interface DeltaTypeState {
   readonly kind: ResourceKind;
   started: boolean;
   wildcard: boolean;
-  readonly subscribed: Set<string>;
-  /** namesKey of `subscribed`, or null to recompute. */
-  subscribedKey: string | null;
+  /** The names subscribed to by name, shared with every stream subscribed to the same (subscriptions.ts). */
+  subscription: NameSet;
   /**
    * Name -> version the client holds (what we last sent it, or told us on
-   * reconnect). Stale while `knownLag` is set: read it through `knownOf`.
+   * reconnect); null for none. Read it through `knownOf`: while `knownLag` is
+   * set, that map is what the client holds and this field is null.
    */
-  readonly known: Map<string, string>;
+  known: Map<string, string> | null;
   /**
    * The synced fast path leaves `known` behind: the client holds exactly this
    * map, and `known` is brought up to it only when something reads it. A push
@@ -253,9 +266,8 @@ export class DeltaStream extends XdsStream {
         kind,
         started: false,
         wildcard: false,
-        subscribed: new Set(),
-        subscribedKey: "",
-        known: new Map(),
+        subscription: NO_NAMES,
+        known: null,
         knownLag: null,
         mustAnswer: null,
         lastMap: null,
@@ -276,14 +288,16 @@ export class DeltaStream extends XdsStream {
     const known = knownOf(state);
     // What the client holds no longer follows from the last map alone.
     if (subscribe.length > 0 || unsubscribe.length > 0) state.synced = null;
+    // The subscription is shared: change a copy, made on the first change, and intern it at the end.
+    let names: Set<string> | null = null;
+    const subscribed = (name: string): boolean => (names ?? state.subscription.names).has(name);
     for (const name of subscribe) {
       if (name === "*") {
         if (!state.wildcard) answer = true;
         state.wildcard = true;
         continue;
       }
-      if (!state.subscribed.has(name)) state.subscribedKey = null;
-      state.subscribed.add(name);
+      if (!subscribed(name)) (names ??= new Set(state.subscription.names)).add(name);
       // Answer even a resource the client seems to have, unless it just told us
       // (on reconnect) that it holds it.
       if (!(initial && known.has(name))) {
@@ -295,10 +309,10 @@ export class DeltaStream extends XdsStream {
       if (name === "*") {
         state.wildcard = false;
         // Whatever only the wildcard covered is forgotten by the client.
-        for (const name of [...known.keys()]) if (!state.subscribed.has(name)) known.delete(name);
+        for (const name of [...known.keys()]) if (!subscribed(name)) known.delete(name);
         continue;
       }
-      if (state.subscribed.delete(name)) state.subscribedKey = null;
+      if (subscribed(name)) (names ??= new Set(state.subscription.names)).delete(name);
       if (state.wildcard) {
         // The client cannot tell whether the wildcard still covers the name: tell it.
         known.set(name, "");
@@ -309,6 +323,7 @@ export class DeltaStream extends XdsStream {
         forgetMustAnswer(state, name);
       }
     }
+    if (names !== null) state.subscription = nameSets.intern(names);
     return answer;
   }
 
@@ -344,7 +359,7 @@ export class DeltaStream extends XdsStream {
       }
     };
     if (state.wildcard) for (const [name, resource] of available) consider(name, resource);
-    for (const name of state.subscribed) consider(name, available.get(name));
+    for (const name of state.subscription.list) consider(name, available.get(name));
     if (mustAnswer !== null) for (const name of mustAnswer) consider(name, this.covers(state, name) ? available.get(name) : undefined);
     // Resources the client holds that are no longer in its view.
     for (const name of known.keys()) {
@@ -364,7 +379,8 @@ export class DeltaStream extends XdsStream {
     state.lastMap = held ? null : available;
     state.mustAnswer = null;
     if (send.length === 0 && removed.length === 0) {
-      state.synced = !held && this.holdsExactly(state, available) ? available : null;
+      if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
+      else state.synced = null;
       return;
     }
 
@@ -375,7 +391,9 @@ export class DeltaStream extends XdsStream {
       known.set(resource.name, resource.version);
     }
     for (const name of removed) known.delete(name);
-    state.synced = !held && this.holdsExactly(state, available) ? available : null;
+    const resourceCount = known.size;
+    if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
+    else state.synced = null;
 
     const systemVersion = this.systemVersion(state, view);
     const nonce = this.nextNonce();
@@ -384,7 +402,7 @@ export class DeltaStream extends XdsStream {
     state.outstanding.add(nonce, systemVersion);
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
-    state.status.resourceCount = known.size;
+    state.status.resourceCount = resourceCount;
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
     if (!this.sink.write(body, nonce)) this.pause();
 
@@ -417,9 +435,8 @@ export class DeltaStream extends XdsStream {
     const delta = versionDelta(from, available, TYPE_URLS[state.kind]);
     if (!delta) return false;
     state.lastMap = available;
-    state.synced = available;
+    holdsMap(state, available);
     if (delta.changed.length === 0) return true;
-    state.knownLag = available;
     const nonce = this.nextNonce();
     state.lastNonce = nonce;
     state.outstanding.add(nonce, delta.systemVersion);
@@ -436,14 +453,13 @@ export class DeltaStream extends XdsStream {
 
   /** Whether the type's subscription covers `name`. */
   private covers(state: DeltaTypeState, name: string): boolean {
-    return state.wildcard || state.subscribed.has(name);
+    return state.wildcard || state.subscription.names.has(name);
   }
 
   /** A version for the whole subscription (for status and debugging; clients use per-resource versions). */
   private systemVersion(state: DeltaTypeState, view: ProxyView): string {
     if (state.wildcard) return view.all(state.kind).version;
-    state.subscribedKey ??= namesKey([...state.subscribed]);
-    return view.named(state.kind, [...state.subscribed], state.subscribedKey).version;
+    return view.named(state.kind, state.subscription.list, state.subscription.key).version;
   }
 
   /** Listeners and routes hold the current view (or are not used) and nothing is awaiting an answer. */

@@ -1,13 +1,45 @@
 import { namesKey } from "./cache.ts";
 
 /**
- * A state-of-the-world subscription: the resource names one request of a type
- * listed, shared by every stream that lists the same names in the same order.
- *
- * Thousands of proxies of one service subscribe to the same names. Each stream
- * used to keep its own copy of the list, its wire bytes and its key: at 10,000
- * proxies about 2 KB of live heap each, which every full collection marks.
+ * Subscriptions shared between streams. Thousands of proxies of one service
+ * subscribe to the same names; each stream used to keep its own copy of them
+ * (at 10,000 proxies about 2 KB of live heap each, which every full collection
+ * marks). Streams now hold interned, immutable subscriptions and replace theirs
+ * when the client changes it.
  */
+
+/**
+ * Values interned by an id and held weakly: one lives as long as a stream
+ * holds it, so a stream that ends (or is dropped without being closed) never
+ * has to give it back.
+ */
+class WeakInternTable<V extends object> {
+  private readonly entries = new Map<string, WeakRef<V>>();
+  private readonly reclaim = new FinalizationRegistry<string>((id) => {
+    // The id may have been interned again since: drop only a dead entry.
+    if (this.entries.get(id)?.deref() === undefined) this.entries.delete(id);
+  });
+
+  /** The live value for `id`, or a new one from `make`. */
+  intern(id: string, make: () => V): V {
+    let value = this.entries.get(id)?.deref();
+    if (!value) {
+      value = make();
+      this.entries.set(id, new WeakRef(value));
+      this.reclaim.register(value, id);
+    }
+    return value;
+  }
+
+  /** How many distinct values are alive (for tests and stats). */
+  get size(): number {
+    let alive = 0;
+    for (const ref of this.entries.values()) if (ref.deref() !== undefined) alive++;
+    return alive;
+  }
+}
+
+/** A state-of-the-world subscription: the resource names one request of a type listed, in its order. */
 export interface Subscription {
   /** The names as requested, "*" included. */
   readonly names: readonly string[];
@@ -23,40 +55,61 @@ export interface Subscription {
 /** A subscription as the table holds it: `bytes` is filled in once known. */
 type Entry = { -readonly [K in keyof Subscription]: Subscription[K] };
 
-/**
- * Interns subscriptions by their names in order. Entries are held weakly: one
- * lives as long as a stream holds it, so a stream that ends (or is dropped
- * without being closed) never has to give its subscription back.
- */
+/** Interns state-of-the-world subscriptions by their names in order. */
 export class SubscriptionTable {
-  private readonly entries = new Map<string, WeakRef<Entry>>();
-  private readonly reclaim = new FinalizationRegistry<string>((id) => {
-    // The id may have been interned again since: drop only a dead entry.
-    if (this.entries.get(id)?.deref() === undefined) this.entries.delete(id);
-  });
+  private readonly table = new WeakInternTable<Entry>();
 
   /** The shared subscription to `names` (in this order); `bytes` are their wire bytes when known. */
   intern(names: readonly string[], bytes: Uint8Array | undefined): Subscription {
     // JSON, not a join: resource names may hold any character.
-    const id = JSON.stringify(names);
-    let entry = this.entries.get(id)?.deref();
-    if (!entry) {
-      entry = { names: Object.freeze([...names]), key: namesKey(names.filter((name) => name !== "*")), bytes: null };
-      this.entries.set(id, new WeakRef(entry));
-      this.reclaim.register(entry, id);
-    }
+    const entry = this.table.intern(JSON.stringify(names), () => ({
+      names: Object.freeze([...names]),
+      key: namesKey(names.filter((name) => name !== "*")),
+      bytes: null,
+    }));
     // The same names in the same order have the same wire bytes; keep one copy.
     if (entry.bytes === null && bytes !== undefined) entry.bytes = new Uint8Array(bytes);
     return entry;
   }
 
-  /** How many distinct subscriptions are alive (for tests and stats). */
   get size(): number {
-    let alive = 0;
-    for (const ref of this.entries.values()) if (ref.deref() !== undefined) alive++;
-    return alive;
+    return this.table.size;
   }
 }
 
-/** The process's subscriptions: every stream of every server shares them. */
+/**
+ * The names a delta stream subscribed to by name (the wildcard apart): a set,
+ * so order and repeats do not matter.
+ */
+export interface NameSet {
+  readonly names: ReadonlySet<string>;
+  /** The names, sorted. */
+  readonly list: readonly string[];
+  /** namesKey of the names: what ProxyView.named memoizes by. */
+  readonly key: string;
+}
+
+/** Interns delta subscriptions by their set of names. */
+export class NameSetTable {
+  private readonly table = new WeakInternTable<NameSet>();
+
+  /** The shared set of `names`. */
+  intern(names: Iterable<string>): NameSet {
+    const list = [...new Set(names)].sort();
+    const key = namesKey(list);
+    return this.table.intern(key, () => ({ names: new Set(list), list: Object.freeze(list), key }));
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+}
+
+/** The process's state-of-the-world subscriptions: every stream of every server shares them. */
 export const subscriptions = new SubscriptionTable();
+
+/** The process's delta subscriptions, likewise. */
+export const nameSets = new NameSetTable();
+
+/** No names: what a delta type starts with (held here, so never reclaimed). */
+export const NO_NAMES: NameSet = nameSets.intern([]);

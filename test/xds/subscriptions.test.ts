@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { namesKey } from "../../src/xds/cache.ts";
-import { SubscriptionTable } from "../../src/xds/subscriptions.ts";
+import { NameSetTable, SubscriptionTable } from "../../src/xds/subscriptions.ts";
 
 const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -54,5 +54,29 @@ describe("SubscriptionTable", () => {
     expect(table.intern(["a\u0000b"], undefined)).not.toBe(table.intern(["a", "b"], undefined));
     expect(table.intern(["a,b"], undefined)).not.toBe(table.intern(["a", "b"], undefined));
     expect(namesKey(["a\u0000b"])).not.toBe(namesKey(["a", "b"]));
+  });
+});
+
+describe("NameSetTable", () => {
+  it("gives every delta stream subscribed to the same set one shared set, whatever the order or repeats", () => {
+    const table = new NameSetTable();
+    const first = table.intern(["payments", "orders"]);
+    const second = table.intern(new Set(["orders", "payments", "orders"]));
+    expect(second).toBe(first);
+    expect(first.list).toEqual(["orders", "payments"]);
+    expect([...first.names].sort()).toEqual(["orders", "payments"]);
+    expect(first.key).toBe(namesKey(["orders", "payments"]));
+    expect(table.size).toBe(1);
+  });
+
+  it("keeps different sets apart, and its own copy of the names", () => {
+    const table = new NameSetTable();
+    const names = new Set(["orders"]);
+    const orders = table.intern(names);
+    names.add("payments");
+    expect(orders.names.has("payments")).toBe(false);
+    expect(table.intern(names)).not.toBe(orders);
+    expect(table.intern(["a\u0000b"])).not.toBe(table.intern(["a", "b"]));
+    expect(Object.isFrozen(orders.list)).toBe(true);
   });
 });
