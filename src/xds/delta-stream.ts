@@ -185,9 +185,10 @@ interface DeltaTypeState {
    */
   known: Map<string, string> | null;
   /**
-   * The synced fast path leaves `known` behind: the client holds exactly this
-   * map, and `known` is brought up to it only when something reads it. A push
-   * to a synced stream then touches no per-name state at all.
+   * Set while the client holds exactly this map (holdsMap): `known` is then
+   * null, and knownOf builds it from the map only when something reads it. A
+   * push to a synced stream touches no per-name state at all, and the stream
+   * keeps none.
    */
   knownLag: ReadonlyMap<string, EncodedResource> | null;
   /** Names to answer on the next push even if unchanged (new subscriptions, re-sent parents); null when none. */
