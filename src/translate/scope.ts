@@ -57,31 +57,82 @@ export function routeTargets(route: HttpRoute): string[] {
   return targets;
 }
 
-const allMemo = new WeakMap<MeshSnapshot, readonly Service[]>();
-const scopedMemo = new WeakMap<MeshSnapshot, Map<string, readonly Service[]>>();
-
-/** Every service of the snapshot, sorted by name. */
+/** Every service of the snapshot, sorted by name: once per registry, which snapshots share until a service changes. */
 export function allServices(snapshot: MeshSnapshot): readonly Service[] {
-  let all = allMemo.get(snapshot);
-  if (!all) {
-    all = [...snapshot.registry.services.values()].sort((a, b) => compareNames(a.name, b.name));
-    allMemo.set(snapshot, all);
-  }
-  return all;
+  const services = snapshot.registry.services;
+  return memoOn(services, "all-services-sorted", () => [...services.values()].sort((a, b) => compareNames(a.name, b.name)));
 }
 
 /** The services a proxy of `caller` may call, sorted by name (see the file comment). */
 export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly Service[] {
   const declared = snapshot.dependencies?.get(caller);
   if (!declared || declared.length === 0) return allServices(snapshot);
-  let perCaller = scopedMemo.get(snapshot);
-  if (!perCaller) scopedMemo.set(snapshot, (perCaller = new Map()));
+  const perCaller = scopeTable(snapshot);
   let scoped = perCaller.get(caller);
   if (!scoped) {
     scoped = closure(snapshot, caller, declared);
     perCaller.set(caller, scoped);
   }
   return scoped;
+}
+
+/**
+ * What every scope of a snapshot is computed from: the registry's services,
+ * the declared dependencies and the graph of onward targets (see
+ * onwardGraphKey). Snapshots with the same inputs share one table of scopes.
+ */
+interface ScopeInputs {
+  readonly services: ReadonlyMap<string, Service>;
+  readonly dependencies: ReadonlyMap<string, readonly string[]> | undefined;
+  readonly onwardGraph: string;
+  readonly scopes: Map<string, readonly Service[]>;
+}
+
+const scopeTables = new WeakMap<MeshSnapshot, Map<string, readonly Service[]>>();
+/** The inputs of the last table made; only the newest snapshot's matter to the next. */
+let lastInputs: ScopeInputs | null = null;
+
+/**
+ * The snapshot's table of scopes by caller. A rule change that sends no
+ * traffic to another service (most of them: a retry, a timeout, a split over
+ * the service's own subsets) leaves every input equal, so the next snapshot
+ * reuses the last one's scopes instead of walking every caller's closure
+ * again: the same arrays, which also lets the cache see an unchanged scope at
+ * a glance.
+ */
+function scopeTable(snapshot: MeshSnapshot): Map<string, readonly Service[]> {
+  let table = scopeTables.get(snapshot);
+  if (table) return table;
+  const services = snapshot.registry.services;
+  const dependencies = snapshot.dependencies;
+  const onwardGraph = onwardGraphKey(snapshot);
+  const last = lastInputs;
+  if (last && last.services === services && last.dependencies === dependencies && last.onwardGraph === onwardGraph) {
+    table = last.scopes;
+  } else {
+    table = new Map();
+    lastInputs = { services, dependencies, onwardGraph, scopes: table };
+  }
+  scopeTables.set(snapshot, table);
+  return table;
+}
+
+/**
+ * Every (destination, route source, onward target) of the snapshot's routes
+ * as one string: equal strings mean every closure walks the same edges.
+ * Once per set of routes, which snapshots share until a route changes.
+ */
+function onwardGraphKey(snapshot: MeshSnapshot): string {
+  const routesByDestination = snapshot.routesByDestination;
+  return memoOn(routesByDestination, "onward-graph", () => {
+    const edges: (string | null)[] = [];
+    for (const [destination, routes] of routesByDestination) {
+      for (const route of routes) {
+        for (const target of routeTargets(route)) if (target !== destination) edges.push(destination, route.source, target);
+      }
+    }
+    return JSON.stringify(edges);
+  });
 }
 
 function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Service[] {

@@ -36,9 +36,9 @@ export function upstreamsOf(snapshot: MeshSnapshot, proxy: Proxy): readonly Serv
 
 /** Non-TCP upstreams (the ones with clusters and virtual hosts here), once per snapshot and calling service. */
 function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
-  return perSnapshotIn(snapshot, "http-upstreams", proxy.service, () =>
-    upstreamsOf(snapshot, proxy).filter((service) => service.protocol !== "tcp"),
-  );
+  // On the scope list, which snapshots share while no scope input changes (scope.ts).
+  const scope = upstreamsOf(snapshot, proxy);
+  return memoOn(scope, "http-upstreams", () => scope.filter((service) => service.protocol !== "tcp"));
 }
 
 function subsetsOf(snapshot: MeshSnapshot, service: string): readonly string[] {

@@ -3,6 +3,7 @@ import type { Proxy } from "../../src/model/proxy.ts";
 import type { RegistryState, Service } from "../../src/model/registry.ts";
 import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
 import { translate, upstreamsOf } from "../../src/translate/translate.ts";
 
 /** Scoping: a proxy gets its declared upstreams plus what their routes send to; everything when none are declared. */
@@ -64,5 +65,47 @@ describe("upstreamsOf", () => {
     const routes = JSON.stringify(resources.route.get("outbound|http"));
     expect(routes).not.toContain("outbound|other");
     expect(routes).not.toContain("outbound|web");
+  });
+});
+
+describe("upstreamsOf across snapshots", () => {
+  const names = (services: readonly Service[]) => services.map((s) => s.name);
+  const withRoutes = (httpRoutes: HttpRoute[]): RuleSet => ({ ...rules, httpRoutes });
+
+  it("keeps a caller's scope, the same list, through a route change that sends traffic nowhere new", () => {
+    const builder = new SnapshotBuilder();
+    const before = builder.build(registry, rules);
+    const scope = upstreamsOf(before, proxy("web"));
+    // A retry-style change: api's route still splits over api and cache only.
+    const after = builder.build(registry, withRoutes([{ ...route("1", "api", ["api", "cache"]), timeoutMs: 500 }, ...rules.httpRoutes.slice(1)]));
+    expect(after).not.toBe(before);
+    expect(upstreamsOf(after, proxy("web"))).toBe(scope);
+  });
+
+  it("widens the scope when a changed route sends to another service, and narrows it back", () => {
+    const builder = new SnapshotBuilder();
+    const before = builder.build(registry, rules);
+    expect(names(upstreamsOf(before, proxy("web")))).toEqual(["api", "audit", "cache", "db"]);
+    const split = builder.build(registry, withRoutes([route("1", "api", ["api", "cache", "other"]), ...rules.httpRoutes.slice(1)]));
+    expect(names(upstreamsOf(split, proxy("web")))).toEqual(["api", "audit", "cache", "db", "other"]);
+    const back = builder.build(registry, rules);
+    expect(names(upstreamsOf(back, proxy("web")))).toEqual(["api", "audit", "cache", "db"]);
+  });
+
+  it("follows a route's source: a split for another caller leaves this one's scope, one for this caller widens it", () => {
+    const builder = new SnapshotBuilder();
+    builder.build(registry, rules);
+    const forOthers = builder.build(registry, withRoutes([...rules.httpRoutes, route("4", "db", ["web"], "api")]));
+    expect(names(upstreamsOf(forOthers, proxy("web")))).toEqual(["api", "audit", "cache", "db"]);
+    const forWeb = builder.build(registry, withRoutes([...rules.httpRoutes, route("4", "db", ["web"], "web")]));
+    expect(names(upstreamsOf(forWeb, proxy("web")))).toEqual(["api", "audit", "cache", "db", "web"]);
+  });
+
+  it("sees a registry change: a service that leaves the mesh leaves the scope", () => {
+    const builder = new SnapshotBuilder();
+    expect(names(upstreamsOf(builder.build(registry, rules), proxy("web")))).toEqual(["api", "audit", "cache", "db"]);
+    const services = new Map(registry.services);
+    services.delete("audit");
+    expect(names(upstreamsOf(builder.build({ services }, rules), proxy("web")))).toEqual(["api", "cache", "db"]);
   });
 });
