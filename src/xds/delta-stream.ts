@@ -155,6 +155,8 @@ function holdsMap(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResourc
   state.synced = map;
   state.knownLag = map;
   state.known = null;
+  // Also when no response was needed (a reconnect that already holds it all).
+  state.status.resourceCount = map.size;
 }
 
 /** Answer `name` on the next push, even if unchanged. */
@@ -380,6 +382,7 @@ export class DeltaStream extends XdsStream {
     state.lastMap = held ? null : available;
     state.mustAnswer = null;
     if (send.length === 0 && removed.length === 0) {
+      state.status.resourceCount = known.size;
       if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
       else state.synced = null;
       return;

@@ -256,6 +256,9 @@ describe.each([
     const again = new Client(cache);
     again.request("cluster", { initial: held });
     expect(again.sent).toHaveLength(0);
+    // Nothing was sent, but the proxy's status still counts what it holds.
+    expect(again.status.types.cluster?.resourceCount).toBe(Object.keys(held).length);
+    expect(Object.keys(held).length).toBeGreaterThan(0);
 
     const stale = new Client(cache);
     stale.request("cluster", { initial: { ...held, "outbound|gone": "v0", "outbound|api": "old" } });
