@@ -37,6 +37,11 @@ class WeakInternTable<V extends object> {
     for (const ref of this.entries.values()) if (ref.deref() !== undefined) alive++;
     return alive;
   }
+
+  /** How many entries the table keeps, dead ones not yet reclaimed included (for tests). */
+  get kept(): number {
+    return this.entries.size;
+  }
 }
 
 /** A state-of-the-world subscription: the resource names one request of a type listed, in its order. */
@@ -75,6 +80,10 @@ export class SubscriptionTable {
   get size(): number {
     return this.table.size;
   }
+
+  get kept(): number {
+    return this.table.kept;
+  }
 }
 
 /**
@@ -102,6 +111,10 @@ export class NameSetTable {
 
   get size(): number {
     return this.table.size;
+  }
+
+  get kept(): number {
+    return this.table.kept;
   }
 }
 

@@ -1,3 +1,6 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { namesKey } from "../../src/xds/cache.ts";
 import { NameSetTable, SubscriptionTable } from "../../src/xds/subscriptions.ts";
@@ -78,5 +81,36 @@ describe("NameSetTable", () => {
     expect(table.intern(names)).not.toBe(orders);
     expect(table.intern(["a\u0000b"])).not.toBe(table.intern(["a", "b"]));
     expect(Object.isFrozen(orders.list)).toBe(true);
+  });
+});
+
+describe("weak interning", () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+
+  /** Collects until the table has reclaimed its dead entries (finalizers run after a collection, on a later turn). */
+  async function collectUntil(done: () => boolean): Promise<void> {
+    for (let round = 0; round < 20 && !done(); round++) {
+      gc();
+      await sleep(10);
+    }
+  }
+
+  it("forgets subscriptions no stream holds any more, and keeps the ones still held", async () => {
+    const sotw = new SubscriptionTable();
+    const delta = new NameSetTable();
+    const held = [sotw.intern(["kept"], undefined), delta.intern(["kept"])];
+    // Interned and dropped at once, as by streams that closed.
+    for (let i = 0; i < 1000; i++) {
+      sotw.intern([`gone-${i}`], undefined);
+      delta.intern([`gone-${i}`]);
+    }
+    expect(sotw.kept).toBe(1001);
+    await collectUntil(() => sotw.kept === 1 && delta.kept === 1);
+    expect([sotw.kept, delta.kept]).toEqual([1, 1]);
+    expect([sotw.size, delta.size]).toEqual([1, 1]);
+    // What is still held is still the shared value.
+    expect(sotw.intern(["kept"], undefined)).toBe(held[0]);
+    expect(delta.intern(["kept"])).toBe(held[1]);
   });
 });
