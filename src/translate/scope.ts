@@ -14,8 +14,9 @@ import { memoOn } from "./memo.ts";
  *    safe default, but each proxy then holds the whole mesh: declare
  *    dependencies on large meshes (see docs/benchmarks.md).
  *
- * Results are memoized per snapshot and calling service, so thousands of
- * proxies of one service cost one computation per snapshot.
+ * Results are memoized per calling service, so thousands of proxies of one
+ * service cost one computation, and kept for later snapshots while what they
+ * are computed from is equal (scopeTable).
  */
 
 const dependencyMaps = new WeakMap<readonly ServiceDependency[], ReadonlyMap<string, readonly string[]>>();

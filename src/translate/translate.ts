@@ -34,9 +34,8 @@ export function upstreamsOf(snapshot: MeshSnapshot, proxy: Proxy): readonly Serv
   return scopedServices(snapshot, proxy.service);
 }
 
-/** Non-TCP upstreams (the ones with clusters and virtual hosts here), once per snapshot and calling service. */
+/** Non-TCP upstreams (the ones with clusters and virtual hosts here), once per scope list, which snapshots share while no scope input changes (scope.ts). */
 function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
-  // On the scope list, which snapshots share while no scope input changes (scope.ts).
   const scope = upstreamsOf(snapshot, proxy);
   return memoOn(scope, "http-upstreams", () => scope.filter((service) => service.protocol !== "tcp"));
 }

@@ -4,12 +4,15 @@
  * unaffected. Mesh-level checks (weights, unknown services) happen later, in
  * translation.
  */
+import type { ClusterPolicies } from "../../model/cluster-policies.ts";
+import type { RoutePolicies } from "../../model/route-policies.ts";
 import type {
   HttpRoute,
   PathMatch,
   RetryPolicy,
   RuleRejection,
   RuleSet,
+  ServiceDependency,
   Subset,
   WeightedDestination,
 } from "../../model/rules.ts";
@@ -28,34 +31,102 @@ import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, SubsetRow } from 
 export const IMPLICIT_DESTINATION_WEIGHT = 100;
 
 export function parseRules(rows: RuleRows): RuleSet {
+  return assembleRules(parseRulePieces(rows, null));
+}
+
+/**
+ * What parseRules builds, one piece per group of rows (each with the
+ * rejections of its own rows), so that a caller holding the last pieces can
+ * re-parse only the groups whose rows changed (IncrementalRuleParser).
+ */
+export interface RulePieces {
+  readonly subsets: Parsed<readonly Subset[]>;
+  readonly httpRoutes: Parsed<readonly HttpRoute[]>;
+  readonly routePolicies: Parsed<RoutePolicies> | null;
+  readonly clusterPolicies: Parsed<ClusterPolicies> | null;
+  readonly dependencies: readonly ServiceDependency[] | null;
+}
+
+export interface Parsed<T> {
+  readonly value: T;
+  readonly rejected: readonly RuleRejection[];
+}
+
+/**
+ * The pieces of `rows`. With `last` (the pieces of `lastRows`), a piece whose
+ * rows are the same arrays as then is taken over as it was, not parsed again.
+ */
+export function parseRulePieces(rows: RuleRows, last: { rows: RuleRows; pieces: RulePieces } | null): RulePieces {
+  const kept = (current: readonly unknown[] | object | undefined, before: readonly unknown[] | object | undefined) => last !== null && current === before;
+  const lastRows = last?.rows;
+  return {
+    subsets: last && kept(rows.subsets, lastRows?.subsets) ? last.pieces.subsets : parseSubsets(rows.subsets),
+    httpRoutes:
+      last && kept(rows.httpRoutes, lastRows?.httpRoutes) && kept(rows.httpRouteDestinations, lastRows?.httpRouteDestinations)
+        ? last.pieces.httpRoutes
+        : parseHttpRoutes(rows.httpRoutes, rows.httpRouteDestinations),
+    routePolicies: !rows.routePolicies
+      ? null
+      : last && kept(rows.routePolicies, lastRows?.routePolicies) && kept(rows.httpRouteDestinations, lastRows?.httpRouteDestinations)
+        ? last.pieces.routePolicies
+        : asParsed(parseRoutePolicies(rows.routePolicies, rows.httpRouteDestinations)),
+    clusterPolicies: !rows.clusterPolicies
+      ? null
+      : last && kept(rows.clusterPolicies, lastRows?.clusterPolicies)
+        ? last.pieces.clusterPolicies
+        : asParsed(parseClusterPolicies(rows.clusterPolicies)),
+    dependencies: !rows.serviceDependencies
+      ? null
+      : last && kept(rows.serviceDependencies, lastRows?.serviceDependencies)
+        ? last.pieces.dependencies
+        : parseDependencies(rows.serviceDependencies),
+  };
+}
+
+/** The rule set of `pieces`: their values, and every piece's rejections in one sorted list. */
+export function assembleRules(pieces: RulePieces): RuleSet {
+  const { subsets, httpRoutes, routePolicies, clusterPolicies, dependencies } = pieces;
+  const rejected = [subsets, httpRoutes, routePolicies, clusterPolicies].flatMap((piece) => piece?.rejected ?? []);
+  rejected.sort((a, b) => compareText(a.kind, b.kind) || compareIds(a.id, b.id));
+  return {
+    subsets: subsets.value,
+    httpRoutes: httpRoutes.value,
+    rejected,
+    ...(dependencies ? { dependencies } : {}),
+    ...(routePolicies ? { routePolicies: routePolicies.value } : {}),
+    ...(clusterPolicies ? { clusterPolicies: clusterPolicies.value } : {}),
+  };
+}
+
+function asParsed<T>({ policies, rejected }: { policies: T; rejected: readonly RuleRejection[] }): Parsed<T> {
+  return { value: policies, rejected };
+}
+
+function parseSubsets(rows: readonly SubsetRow[]): Parsed<Subset[]> {
   const rejected: RuleRejection[] = [];
   const subsets: Subset[] = [];
-  for (const row of rows.subsets) {
+  for (const row of rows) {
     const issues: string[] = [];
     const subset = parseSubset(row, issues);
     if (issues.length > 0) rejected.push({ kind: "subset", id: subsetKey(row.service, row.name), message: issues.join("; ") });
     else subsets.push(subset);
   }
+  subsets.sort((a, b) => compareText(a.service, b.service) || compareText(a.name, b.name));
+  return { value: subsets, rejected };
+}
 
-  const destinations = groupDestinations(rows.httpRouteDestinations);
+function parseHttpRoutes(rows: readonly HttpRouteRow[], destinationRows: readonly HttpRouteDestinationRow[]): Parsed<HttpRoute[]> {
+  const rejected: RuleRejection[] = [];
+  const destinations = groupDestinations(destinationRows);
   const httpRoutes: HttpRoute[] = [];
-  for (const row of rows.httpRoutes) {
+  for (const row of rows) {
     const issues: string[] = [];
     const route = parseHttpRoute(row, destinations.get(row.id) ?? [], issues);
     if (issues.length > 0) rejected.push({ kind: "http_route", id: row.id, message: issues.join("; ") });
     else httpRoutes.push(route);
   }
-
-  subsets.sort((a, b) => compareText(a.service, b.service) || compareText(a.name, b.name));
   httpRoutes.sort((a, b) => compareIds(a.id, b.id));
-  const routePolicies = rows.routePolicies ? parseRoutePolicies(rows.routePolicies, rows.httpRouteDestinations) : null;
-  if (routePolicies) rejected.push(...routePolicies.rejected);
-  const clusterPolicies = rows.clusterPolicies ? parseClusterPolicies(rows.clusterPolicies) : null;
-  if (clusterPolicies) rejected.push(...clusterPolicies.rejected);
-  rejected.sort((a, b) => compareText(a.kind, b.kind) || compareIds(a.id, b.id));
-  const dependencies = rows.serviceDependencies ? { dependencies: parseDependencies(rows.serviceDependencies) } : {};
-  return { subsets, httpRoutes, rejected, ...dependencies, ...(routePolicies ? { routePolicies: routePolicies.policies } : {}),
-    ...(clusterPolicies ? { clusterPolicies: clusterPolicies.policies } : {}) };
+  return { value: httpRoutes, rejected };
 }
 
 export function parseSubset(row: SubsetRow, issues: string[]): Subset {

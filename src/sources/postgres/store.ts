@@ -53,7 +53,7 @@ import {
 } from "./options.ts";
 import { parseRegistry } from "./parse-registry.ts";
 import { patchRegistry } from "./patch-registry.ts";
-import { parseRules } from "./parse-rules.ts";
+import { IncrementalRuleParser } from "./incremental-rules.ts";
 import { desiredRuleStatus, ruleStatusWrite, writeRuleStatus, type RuleStatusRow, type WrittenRuleStatus } from "./rule-status.ts";
 
 /** The channel the change trigger notifies (see the 0001 migration). */
@@ -131,6 +131,8 @@ export class PostgresStore {
   #registryFull = true;
   /** The last rule read: its rows and table revisions, which the next read reuses for unchanged groups. */
   #ruleRead: RuleRowsRead | null = null;
+  /** Re-parses only the groups a read fetched again. */
+  readonly #ruleParser = new IncrementalRuleParser();
   #lastPruneAt = -Infinity;
   #pruning: Promise<void> | null = null;
   /** Facets whose tables changed since they were last read. */
@@ -440,7 +442,7 @@ export class PostgresStore {
       this.#metrics.ruleLoads++;
       for (const group of read.groupsRead) this.#metrics.ruleGroupReads[group]++;
       // No group read: no rule table changed since the delivered state was read.
-      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, parseRules(read.rows));
+      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, this.#ruleParser.parse(read.rows));
     }
     // A status write that failed while the database was away is retried now.
     if (this.#statusDirty) void this.#statusWrites.run().catch(() => {});
