@@ -1,5 +1,6 @@
 /** Small test utilities shared by the source tests. */
 import { performance } from "node:perf_hooks";
+import type { HttpRouteRow } from "../../src/sources/postgres/rows.ts";
 
 /**
  * Records every state a source delivers and lets a test wait for one that
@@ -77,3 +78,21 @@ export function summarizeLatencies(prefix: string): string {
   const p = (q: number) => mine[Math.min(mine.length - 1, Math.floor(q * mine.length))]!.toFixed(1);
   return `${prefix}: change -> onChange latency over ${mine.length} samples: min ${mine[0]!.toFixed(1)} ms, median ${p(0.5)} ms, max ${mine.at(-1)!.toFixed(1)} ms`;
 }
+
+/** A mesh.http_routes row as the source reads it: route 1 to "web", nothing else set. */
+export const httpRouteRow = (over: Partial<HttpRouteRow> = {}): HttpRouteRow => ({
+  id: "1",
+  destination: "web",
+  source: null,
+  priority: 0,
+  path_match: null,
+  path: null,
+  method: null,
+  headers: [],
+  query_params: [],
+  timeout_ms: null,
+  retry_on: null,
+  retry_attempts: null,
+  per_try_timeout_ms: null,
+  ...over,
+});

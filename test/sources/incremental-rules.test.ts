@@ -2,24 +2,10 @@
 import { describe, expect, it } from "vitest";
 import { IncrementalRuleParser } from "../../src/sources/postgres/incremental-rules.ts";
 import { parseRules } from "../../src/sources/postgres/parse-rules.ts";
+import { httpRouteRow } from "./helpers.ts";
 import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, ServiceDependencyRow, SubsetRow } from "../../src/sources/postgres/rows.ts";
 
-const route = (id: string, destination: string, over: Partial<HttpRouteRow> = {}): HttpRouteRow => ({
-  id,
-  destination,
-  source: null,
-  priority: 0,
-  path_match: null,
-  path: null,
-  method: null,
-  headers: [],
-  query_params: [],
-  timeout_ms: null,
-  retry_on: null,
-  retry_attempts: null,
-  per_try_timeout_ms: null,
-  ...over,
-});
+const route = (id: string, destination: string, over: Partial<HttpRouteRow> = {}): HttpRouteRow => httpRouteRow({ id, destination, ...over });
 
 const subsets: SubsetRow[] = [
   { service: "api", name: "v1", selector: { version: "v1" } },

@@ -7,24 +7,9 @@ import { desiredRuleStatus, parseRegistry, parseRules } from "../../src/sources/
 import { ruleStatusWrite, type RuleStatusRow } from "../../src/sources/postgres/rule-status.ts";
 import { detectBackend, errorMessage, type StoreLogger } from "../../src/sources/postgres/options.ts";
 import type { HttpRouteRow, InstanceRow } from "../../src/sources/postgres/rows.ts";
-import { sleep } from "./helpers.ts";
+import { httpRouteRow, sleep } from "./helpers.ts";
 
-const route = (over: Partial<HttpRouteRow> = {}): HttpRouteRow => ({
-  id: "1",
-  destination: "web",
-  source: null,
-  priority: 0,
-  path_match: null,
-  path: null,
-  method: null,
-  headers: [],
-  query_params: [],
-  timeout_ms: null,
-  retry_on: null,
-  retry_attempts: null,
-  per_try_timeout_ms: null,
-  ...over,
-});
+const route = httpRouteRow;
 
 const instance = (over: Partial<InstanceRow> = {}): InstanceRow => ({
   id: "i1",
