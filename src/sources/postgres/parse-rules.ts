@@ -57,7 +57,7 @@ export interface Parsed<T> {
  * rows are the same arrays as then is taken over as it was, not parsed again.
  */
 export function parseRulePieces(rows: RuleRows, last: { rows: RuleRows; pieces: RulePieces } | null): RulePieces {
-  const kept = (current: readonly unknown[] | object | undefined, before: readonly unknown[] | object | undefined) => last !== null && current === before;
+  const kept = (current: unknown, before: unknown): boolean => last !== null && current === before;
   const lastRows = last?.rows;
   return {
     subsets: last && kept(rows.subsets, lastRows?.subsets) ? last.pieces.subsets : parseSubsets(rows.subsets),
