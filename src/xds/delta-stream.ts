@@ -155,8 +155,6 @@ function holdsMap(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResourc
   state.synced = map;
   state.knownLag = map;
   state.known = null;
-  // Also when no response was needed (a reconnect that already holds it all).
-  state.status.resourceCount = map.size;
 }
 
 /** Answer `name` on the next push, even if unchanged. */
@@ -382,6 +380,7 @@ export class DeltaStream extends XdsStream {
     state.lastMap = held ? null : available;
     state.mustAnswer = null;
     if (send.length === 0 && removed.length === 0) {
+      // Counted here too: a reconnect that already holds it all gets no response.
       state.status.resourceCount = known.size;
       if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
       else state.synced = null;
@@ -395,7 +394,7 @@ export class DeltaStream extends XdsStream {
       known.set(resource.name, resource.version);
     }
     for (const name of removed) known.delete(name);
-    const resourceCount = known.size;
+    state.status.resourceCount = known.size;
     if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
     else state.synced = null;
 
@@ -406,7 +405,6 @@ export class DeltaStream extends XdsStream {
     state.outstanding.add(nonce, systemVersion);
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
-    state.status.resourceCount = resourceCount;
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
     if (!this.sink.write(body, nonce)) this.pause();
 

@@ -57,28 +57,27 @@ export interface Parsed<T> {
  * rows are the same arrays as then is taken over as it was, not parsed again.
  */
 export function parseRulePieces(rows: RuleRows, last: { rows: RuleRows; pieces: RulePieces } | null): RulePieces {
-  const kept = (current: unknown, before: unknown): boolean => last !== null && current === before;
-  const lastRows = last?.rows;
+  const kept = last?.pieces;
+  // Whether every named field of `rows` is the same array as the last call's.
+  const unchanged = (...fields: (keyof RuleRows)[]): boolean => last !== null && fields.every((field) => rows[field] === last.rows[field]);
   return {
-    subsets: last && kept(rows.subsets, lastRows?.subsets) ? last.pieces.subsets : parseSubsets(rows.subsets),
+    subsets: kept && unchanged("subsets") ? kept.subsets : parseSubsets(rows.subsets),
     httpRoutes:
-      last && kept(rows.httpRoutes, lastRows?.httpRoutes) && kept(rows.httpRouteDestinations, lastRows?.httpRouteDestinations)
-        ? last.pieces.httpRoutes
-        : parseHttpRoutes(rows.httpRoutes, rows.httpRouteDestinations),
+      kept && unchanged("httpRoutes", "httpRouteDestinations") ? kept.httpRoutes : parseHttpRoutes(rows.httpRoutes, rows.httpRouteDestinations),
     routePolicies: !rows.routePolicies
       ? null
-      : last && kept(rows.routePolicies, lastRows?.routePolicies) && kept(rows.httpRouteDestinations, lastRows?.httpRouteDestinations)
-        ? last.pieces.routePolicies
+      : kept && unchanged("routePolicies", "httpRouteDestinations")
+        ? kept.routePolicies
         : asParsed(parseRoutePolicies(rows.routePolicies, rows.httpRouteDestinations)),
     clusterPolicies: !rows.clusterPolicies
       ? null
-      : last && kept(rows.clusterPolicies, lastRows?.clusterPolicies)
-        ? last.pieces.clusterPolicies
+      : kept && unchanged("clusterPolicies")
+        ? kept.clusterPolicies
         : asParsed(parseClusterPolicies(rows.clusterPolicies)),
     dependencies: !rows.serviceDependencies
       ? null
-      : last && kept(rows.serviceDependencies, lastRows?.serviceDependencies)
-        ? last.pieces.dependencies
+      : kept && unchanged("serviceDependencies")
+        ? kept.dependencies
         : parseDependencies(rows.serviceDependencies),
   };
 }
