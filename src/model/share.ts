@@ -82,33 +82,45 @@ function shareMap(a: ReadonlyMap<unknown, unknown>, b: ReadonlyMap<unknown, unkn
   // Whether every value is `b`'s own: then `b` is the answer, and no map is built
   // (a source that already shares unchanged parts costs one walk, no copy, and
   // no allocation: shared values are kept only once one differs from b's).
-  let changed = a.size !== b.size;
-  let values: unknown[] | null = null;
-  let index = 0;
-  b.forEach((value, key) => {
-    const had = a.has(key);
-    const before = had ? a.get(key) : undefined;
-    const shared = had ? share(before, value) : value;
-    if (!had || shared !== before) changed = true;
-    if (shared !== value && values === null) {
-      // The first value that is not b's own: keep b's up to here, then the shared ones.
-      values = [];
-      let i = 0;
-      for (const earlier of b.values()) {
-        if (i++ === index) break;
-        values.push(earlier);
-      }
-    }
-    if (values !== null) (values as unknown[]).push(shared);
-    index++;
-  });
-  if (!changed) return a;
-  if (values === null) return b;
+  const walk: MapWalk = { a, b, changed: a.size !== b.size, values: null, index: 0 };
+  // forEach, not for-of: no entry array per entry. A module-level callback with
+  // its state as `this`, not a closure: a closure made per call loses its
+  // optimized code once the calls' closures are garbage (memo.ts, perSnapshotTable).
+  b.forEach(shareEntry, walk);
+  if (!walk.changed) return a;
+  if (walk.values === null) return b;
   const out = new Map<unknown, unknown>();
-  const shared = values as unknown[];
-  index = 0;
-  for (const key of b.keys()) out.set(key, shared[index++]);
+  let index = 0;
+  for (const key of b.keys()) out.set(key, walk.values[index++]);
   return out;
+}
+
+interface MapWalk {
+  readonly a: ReadonlyMap<unknown, unknown>;
+  readonly b: ReadonlyMap<unknown, unknown>;
+  changed: boolean;
+  /** The shared values so far, once one is not b's own (null while all are). */
+  values: unknown[] | null;
+  index: number;
+}
+
+function shareEntry(this: MapWalk, value: unknown, key: unknown): void {
+  const had = this.a.has(key);
+  const before = had ? this.a.get(key) : undefined;
+  const shared = had ? share(before, value) : value;
+  if (!had || shared !== before) this.changed = true;
+  if (shared !== value && this.values === null) {
+    // The first value that is not b's own: keep b's up to here, then the shared ones.
+    const values: unknown[] = [];
+    let i = 0;
+    for (const earlier of this.b.values()) {
+      if (i++ === this.index) break;
+      values.push(earlier);
+    }
+    this.values = values;
+  }
+  if (this.values !== null) this.values.push(shared);
+  this.index++;
 }
 
 function shareObject(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {

@@ -20,12 +20,13 @@
  * When the last instance deregisters, Consul forgets the service and a database
  * definition of it (if any) applies again.
  */
+import { compareText } from "../model/order.ts";
 import type { RegistryState, Service } from "../model/registry.ts";
 
 export function mergeRegistries(database: RegistryState, consul: RegistryState): RegistryState {
   const names = new Set<string>([...database.services.keys(), ...consul.services.keys()]);
   const merged = new Map<string, Service>();
-  for (const name of [...names].sort(compare)) {
+  for (const name of [...names].sort(compareText)) {
     const fromDb = database.services.get(name);
     const fromConsul = consul.services.get(name);
     if (fromConsul === undefined) {
@@ -46,6 +47,4 @@ export function mergeRegistries(database: RegistryState, consul: RegistryState):
   return { services: merged };
 }
 
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+

@@ -28,6 +28,7 @@ import { DEFAULT_OUTBOUND_PORT } from "../model/proxy.ts";
 import type { Instance, RegistryState, Service } from "../model/registry.ts";
 import type { HttpRoute, RuleRejection, Subset } from "../model/rules.ts";
 import { subsetKey } from "../model/snapshot.ts";
+import { compareIds, compareText } from "../model/order.ts";
 
 const KIND_LABEL: Record<ClusterPolicyKind, string> = {
   load_balancing: "load balancing",
@@ -153,7 +154,7 @@ export function checkClusterPolicies(policies: ClusterPolicies | undefined, ctx:
     if (problem) reject("tcp_route", route.id, problem);
     else tcpRoutes.push(route);
   }
-  tcpRoutes.sort((a, b) => compareNames(a.destination, b.destination) || compareIds(a.id, b.id));
+  tcpRoutes.sort(byTcpRoute);
 
   const active: ActiveClusterPolicies = {
     defaults,
@@ -313,7 +314,7 @@ export function colorsOf(service: Service, routing: ColorRouting): string[] {
     const color = colorOf(instance, routing);
     if (color !== "" && COLOR_VALUE.test(color)) colors.add(color);
   }
-  return [...colors].sort(compareNames);
+  return [...colors].sort(compareText);
 }
 
 /** The color routing in force for `service` (its own row, else the mesh-wide default), or null. */
@@ -333,11 +334,6 @@ function serviceColorsOf(registry: RegistryState, active: ActiveClusterPolicies)
   return colors;
 }
 
-function compareNames(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Database ids are decimal; compare numerically without BigInt (shorter is smaller). */
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || compareNames(a, b);
+function byTcpRoute(a: TcpRoute, b: TcpRoute): number {
+  return compareText(a.destination, b.destination) || compareIds(a.id, b.id);
 }

@@ -25,11 +25,28 @@ export function perSnapshot<T>(snapshot: MeshSnapshot, key: string, compute: () 
  * `key` (a service object, a name) the piece within it.
  */
 export function perSnapshotIn<T>(snapshot: MeshSnapshot, table: string, key: unknown, compute: () => T): T {
-  const entries = memoOn(snapshot, table, () => new Map<unknown, unknown>());
+  const entries = perSnapshotTable<T>(snapshot, table);
   if (entries.has(key)) return entries.get(key) as T;
   const value = compute();
   entries.set(key, value);
   return value;
+}
+
+/**
+ * The map behind perSnapshotIn, for a path that runs once per view: there the
+ * caller looks up and fills the table itself rather than pass a closure. A
+ * closure made per call is a new function each time, and V8 keeps a closure's
+ * optimized code only while some closure of its kind is alive; the closures of
+ * one rule change are garbage by the next, so each change would compile the
+ * same code again (tens of milliseconds of background compilation per change;
+ * docs/benchmarks.md, "Closures and the rule-change warm-up").
+ */
+export function perSnapshotTable<T>(snapshot: MeshSnapshot, table: string): Map<unknown, T> {
+  return memoOn(snapshot, table, newTable) as Map<unknown, T>;
+}
+
+function newTable(): Map<unknown, unknown> {
+  return new Map();
 }
 
 /**
@@ -108,21 +125,26 @@ export function acrossSnapshotsByName<T>(name: string, deps: readonly unknown[],
  * route configuration), by the caller's name: a proxy may name a service the
  * registry does not have yet. Dropped with the service (forgetServicesOutside).
  */
-export function acrossSnapshotsForCaller<T>(caller: string, key: string, deps: readonly unknown[], compute: () => T): T {
+export function acrossSnapshotsForCaller<T, I>(caller: string, key: string, deps: readonly unknown[], compute: (input: I) => T, input: I): T {
   let pieces = reusedByCaller.get(caller);
   if (!pieces) reusedByCaller.set(caller, (pieces = new Map()));
-  return reuseIn(pieces, key, deps, compute);
+  return reuseIn(pieces, key, deps, compute, input);
 }
 
-function reuseIn<T>(
+/**
+ * `compute(input)`: callers on a per-view path pass a module-level function
+ * and its input rather than a closure made per call (see perSnapshotTable).
+ */
+function reuseIn<T, I = undefined>(
   memo: Map<string, Reused>,
   key: string,
   deps: readonly unknown[],
-  compute: () => T,
+  compute: (input: I) => T,
+  input?: I,
 ): T {
   const entry = memo.get(key);
   if (entry && sameDeps(entry.deps, deps)) return entry.value as T;
-  const value = compute();
+  const value = compute(input as I);
   memo.set(key, { deps, value });
   return value;
 }

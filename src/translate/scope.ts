@@ -2,6 +2,7 @@ import type { Service } from "../model/registry.ts";
 import type { HttpRoute, ServiceDependency } from "../model/rules.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { memoOn } from "./memo.ts";
+import { byName, compareText } from "../model/order.ts";
 
 /**
  * Scoping: which upstream services a proxy of a given service receives.
@@ -43,7 +44,7 @@ function groupDependencies(dependencies: readonly ServiceDependency[]): Readonly
     set.add(dependsOn);
   }
   const out = new Map<string, readonly string[]>();
-  for (const [service, set] of map) out.set(service, [...set].sort(compareNames));
+  for (const [service, set] of map) out.set(service, [...set].sort(compareText));
   return out;
 }
 
@@ -61,7 +62,7 @@ export function routeTargets(route: HttpRoute): string[] {
 /** Every service of the snapshot, sorted by name: once per registry, which snapshots share until a service changes. */
 export function allServices(snapshot: MeshSnapshot): readonly Service[] {
   const services = snapshot.registry.services;
-  return memoOn(services, "all-services-sorted", () => [...services.values()].sort((a, b) => compareNames(a.name, b.name)));
+  return memoOn(services, "all-services-sorted", () => [...services.values()].sort(byName));
 }
 
 /** The services a proxy of `caller` may call, sorted by name (see the file comment). */
@@ -125,15 +126,19 @@ function scopeTable(snapshot: MeshSnapshot): Map<string, readonly Service[]> {
  */
 function onwardGraphKey(snapshot: MeshSnapshot): string {
   const routesByDestination = snapshot.routesByDestination;
-  return memoOn(routesByDestination, "onward-graph", () => {
-    const edges: (string | null)[] = [];
-    for (const [destination, routes] of routesByDestination) {
-      for (const route of routes) {
-        for (const target of routeTargets(route)) if (target !== destination) edges.push(destination, route.source, target);
-      }
+  return memoOn(routesByDestination, "onward-graph", () => onwardGraph(routesByDestination));
+}
+
+// Its own function, not the memo's closure: the closure is new per call and its
+// optimized code would not outlive it (memo.ts, perSnapshotTable).
+function onwardGraph(routesByDestination: MeshSnapshot["routesByDestination"]): string {
+  const edges: (string | null)[] = [];
+  for (const [destination, routes] of routesByDestination) {
+    for (const route of routes) {
+      for (const target of routeTargets(route)) if (target !== destination) edges.push(destination, route.source, target);
     }
-    return JSON.stringify(edges);
-  });
+  }
+  return JSON.stringify(edges);
 }
 
 function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Service[] {
@@ -165,7 +170,7 @@ function closure(snapshot: MeshSnapshot, caller: string, declared: readonly stri
       added = true;
     }
   }
-  if (added) out.sort((a, b) => compareNames(a.name, b.name));
+  if (added) out.sort(byName);
   return out;
 }
 
@@ -196,6 +201,3 @@ function onwardTargets(snapshot: MeshSnapshot, known: Map<string, readonly Onwar
   return targets;
 }
 
-function compareNames(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -8,7 +8,7 @@ import { clusterDialect, inboundAppCluster, serviceClusterSet, type ClusterDiale
 import { serviceLoadAssignments } from "./endpoints.ts";
 import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener } from "./listeners.ts";
 import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
-import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn } from "./memo.ts";
+import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn, perSnapshotTable } from "./memo.ts";
 import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { policiesSingleOut } from "../model/route-policies.ts";
@@ -249,13 +249,11 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
 /** A sidecar's route configurations: outbound over its HTTP upstreams, and inbound when it has an inbound port. */
 function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Map<string, Message> {
   const routes = new Map<string, Message>();
-  routes.set(
-    OUTBOUND_HTTP,
-    perSnapshotIn(snapshot, "outbound-routes", proxy.service, () => {
-      const vhosts = upstreams.map((service) => virtualHostFor(snapshot, service, proxy, "envoy"));
-      return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), () => routeConfiguration(OUTBOUND_HTTP, vhosts));
-    }),
-  );
+  // Once per view: no closure here (see perSnapshotTable).
+  const outboundByCaller = perSnapshotTable<Message>(snapshot, "outbound-routes");
+  let outbound = outboundByCaller.get(proxy.service);
+  if (outbound === undefined) outboundByCaller.set(proxy.service, (outbound = outboundRoutes(snapshot, proxy, upstreams)));
+  routes.set(OUTBOUND_HTTP, outbound);
   const own = snapshot.registry.services.get(proxy.service);
   if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
     routes.set(inboundRouteConfig(proxy.inboundPort), inboundRoutes(snapshot, own, proxy.inboundPort, proxy.appPort));
@@ -279,6 +277,17 @@ function inboundRoutes(snapshot: MeshSnapshot, own: Service, inboundPort: number
   return acrossSnapshots(own, `inbound-routes|${inboundPort}|${appPort}`, ruleContext(snapshot), () =>
     routeConfiguration(routeName, [decorateInboundVirtualHost(snapshot, own, inboundVirtualHost(own, appPort, snapshot.routePolicies))]),
   );
+}
+
+/** The outbound route configuration of `proxy`'s service: a virtual host per HTTP upstream, kept while they are the same. */
+function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Message {
+  const vhosts: VirtualHost[] = [];
+  for (const service of upstreams) vhosts.push(virtualHostFor(snapshot, service, proxy, "envoy"));
+  return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), outboundRouteConfiguration, vhosts);
+}
+
+function outboundRouteConfiguration(vhosts: VirtualHost[]): Message {
+  return routeConfiguration(OUTBOUND_HTTP, vhosts);
 }
 
 /**

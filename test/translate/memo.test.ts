@@ -70,10 +70,16 @@ describe("acrossSnapshots", () => {
   it("forgets a calling service's pieces when it leaves the mesh", () => {
     let calls = 0;
     const piece = (caller: string) =>
-      acrossSnapshotsForCaller(caller, "routes", [], () => {
-        calls++;
-        return { caller };
-      });
+      acrossSnapshotsForCaller(
+        caller,
+        "routes",
+        [],
+        (input) => {
+          calls++;
+          return { caller: input };
+        },
+        caller,
+      );
     const kept = svc("memo-caller-kept");
     const keptPiece = piece(kept.name);
     piece("memo-caller-gone");

@@ -8,6 +8,7 @@ import type { RegistryState, Service } from "../../model/registry.ts";
 import type { ConsulServiceEntry } from "./consul-types.ts";
 import { checkKey, signature } from "./hints.ts";
 import { isProxyOrGateway, mapService, type MappingContext } from "./mapping.ts";
+import { compareText } from "../../model/order.ts";
 
 export class CatalogState {
   /** Last good entries per Consul service name (proxies included). */
@@ -72,7 +73,7 @@ export class CatalogState {
 
   /** The current services, keyed and ordered by name. */
   registry(): RegistryState {
-    const names = [...this.built.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const names = [...this.built.keys()].sort(compareText);
     return { services: new Map(names.map((n) => [n, this.built.get(n)!.service])) };
   }
 

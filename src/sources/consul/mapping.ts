@@ -25,6 +25,7 @@
  */
 import type { Instance, InstanceHealth, Service, ServiceProtocol } from "../../model/registry.ts";
 import type { ConsulServiceEntry } from "./consul-types.ts";
+import { compareText } from "../../model/order.ts";
 
 export const metaKeys = {
   meshPort: "signalbox-mesh-port",
@@ -84,12 +85,12 @@ function labelsOf(entry: ConsulServiceEntry): Record<string, string> {
   for (const tag of entry.Service.Tags) raw.set(tag, "");
   for (const [k, v] of Object.entries(entry.Service.Meta)) raw.set(k, v);
   const out: Record<string, string> = {};
-  for (const key of [...raw.keys()].sort(compare)) out[key] = raw.get(key)!;
+  for (const key of [...raw.keys()].sort(compareText)) out[key] = raw.get(key)!;
   return out;
 }
 
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+function byInstanceId(a: ConsulServiceEntry, b: ConsulServiceEntry): number {
+  return compareText(instanceId(a), instanceId(b));
 }
 
 /**
@@ -107,14 +108,14 @@ export function mapService(
   if (plain.length === 0) return null;
 
   const sidecarByInstance = new Map<string, ConsulServiceEntry>();
-  for (const p of [...sidecars].sort((a, b) => compare(instanceId(a), instanceId(b)))) {
+  for (const p of [...sidecars].sort(byInstanceId)) {
     if (p.Service.Kind !== "connect-proxy" || p.Service.Proxy === null) continue;
     if (p.Service.Proxy.DestinationServiceName !== name) continue;
     const key = sidecarKey(p.Node.Node, p.Service.Proxy.DestinationServiceID);
     if (!sidecarByInstance.has(key)) sidecarByInstance.set(key, p);
   }
 
-  const sorted = [...plain].sort((a, b) => compare(instanceId(a), instanceId(b)));
+  const sorted = [...plain].sort(byInstanceId);
   const draft = sorted.map((e) => {
     const sidecar = sidecarByInstance.get(sidecarKey(e.Node.Node, e.Service.ID));
     const sidecarChecks = sidecar ? sidecar.Checks.filter((c) => c.ServiceID === sidecar.Service.ID) : [];

@@ -4,6 +4,7 @@
  * to `issues`, and returns what it could read. Pure: no I/O, no exceptions.
  */
 import type { HeaderMatch, QueryParamMatch, StringMatchKind } from "../../model/rules.ts";
+import { compareText } from "../../model/order.ts";
 
 const STRING_MATCH_KINDS: readonly StringMatchKind[] = ["exact", "prefix", "suffix", "regex", "present"];
 
@@ -133,7 +134,3 @@ function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : jsonType(value);
 }
 
-/** Code-unit order: deterministic, independent of locale and database collation. */
-export function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

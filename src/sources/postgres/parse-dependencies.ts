@@ -4,7 +4,7 @@
  * parsed state compares equal whatever order the rows came in.
  */
 import type { ServiceDependency } from "../../model/rules.ts";
-import { compareText } from "./json-shape.ts";
+import { compareText } from "../../model/order.ts";
 import type { ServiceDependencyRow } from "./rows.ts";
 
 export function parseDependencies(rows: readonly ServiceDependencyRow[]): ServiceDependency[] {
@@ -16,5 +16,9 @@ export function parseDependencies(rows: readonly ServiceDependencyRow[]): Servic
     seen.add(key);
     out.push({ service: row.service, dependsOn: row.depends_on });
   }
-  return out.sort((a, b) => compareText(a.service, b.service) || compareText(a.dependsOn, b.dependsOn));
+  return out.sort(byDependency);
+}
+
+function byDependency(a: ServiceDependency, b: ServiceDependency): number {
+  return compareText(a.service, b.service) || compareText(a.dependsOn, b.dependsOn);
 }

@@ -5,7 +5,8 @@
  * `problems` for the caller to log, since the registry has no status table.
  */
 import type { Instance, InstanceHealth, RegistryState, Service, ServiceProtocol } from "../../model/registry.ts";
-import { compareText, readStringMap } from "./json-shape.ts";
+import { byName, byTextId } from "../../model/order.ts";
+import { readStringMap } from "./json-shape.ts";
 import type { InstanceRow, RegistryRows, ServiceRow } from "./rows.ts";
 
 const PROTOCOLS: readonly ServiceProtocol[] = ["http", "http2", "grpc", "tcp"];
@@ -28,10 +29,10 @@ export function parseRegistry(rows: RegistryRows): ParsedRegistry {
   }
 
   const services = new Map<string, Service>();
-  for (const row of [...rows.services].sort((a, b) => compareText(a.name, b.name))) {
+  for (const row of [...rows.services].sort(byName)) {
     const protocol = parseProtocol(row, problems);
     if (!protocol) continue;
-    const instances = (instancesByService.get(row.name) ?? []).sort((a, b) => compareText(a.id, b.id));
+    const instances = (instancesByService.get(row.name) ?? []).sort(byTextId);
     instancesByService.delete(row.name);
     services.set(row.name, { name: row.name, protocol, port: row.port, instances });
   }

@@ -17,11 +17,12 @@ import type {
   WeightedDestination,
 } from "../../model/rules.ts";
 import { subsetKey } from "../../model/snapshot.ts";
-import { compareText, readHeaderMatches, readQueryParamMatches, readStringMap } from "./json-shape.ts";
+import { readHeaderMatches, readQueryParamMatches, readStringMap } from "./json-shape.ts";
 import { parseDependencies } from "./parse-dependencies.ts";
 import { parseRoutePolicies } from "./parse-route-policies.ts";
 import { parseClusterPolicies } from "./parse-cluster-policies.ts";
 import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, SubsetRow } from "./rows.ts";
+import { byRowId, compareIds, compareText } from "../../model/order.ts";
 
 /**
  * Weight of the implicit destination of a route that has no destination rows:
@@ -86,7 +87,7 @@ export function parseRulePieces(rows: RuleRows, last: { rows: RuleRows; pieces: 
 export function assembleRules(pieces: RulePieces): RuleSet {
   const { subsets, httpRoutes, routePolicies, clusterPolicies, dependencies } = pieces;
   const rejected = [subsets, httpRoutes, routePolicies, clusterPolicies].flatMap((piece) => piece?.rejected ?? []);
-  rejected.sort((a, b) => compareText(a.kind, b.kind) || compareIds(a.id, b.id));
+  rejected.sort(byRejection);
   return {
     subsets: subsets.value,
     httpRoutes: httpRoutes.value,
@@ -110,7 +111,7 @@ function parseSubsets(rows: readonly SubsetRow[]): Parsed<Subset[]> {
     if (issues.length > 0) rejected.push({ kind: "subset", id: subsetKey(row.service, row.name), message: issues.join("; ") });
     else subsets.push(subset);
   }
-  subsets.sort((a, b) => compareText(a.service, b.service) || compareText(a.name, b.name));
+  subsets.sort(bySubsetKey);
   return { value: subsets, rejected };
 }
 
@@ -124,7 +125,7 @@ function parseHttpRoutes(rows: readonly HttpRouteRow[], destinationRows: readonl
     if (issues.length > 0) rejected.push({ kind: "http_route", id: row.id, message: issues.join("; ") });
     else httpRoutes.push(route);
   }
-  httpRoutes.sort((a, b) => compareIds(a.id, b.id));
+  httpRoutes.sort(byRowId);
   return { value: httpRoutes, rejected };
 }
 
@@ -198,7 +199,10 @@ function groupDestinations(rows: readonly HttpRouteDestinationRow[]): Map<string
   return byRoute;
 }
 
-/** Database ids are decimal bigints; compare them as numbers without BigInt. */
-export function compareIds(a: string, b: string): number {
-  return a.length - b.length || compareText(a, b);
+function byRejection(a: RuleRejection, b: RuleRejection): number {
+  return compareText(a.kind, b.kind) || compareIds(a.id, b.id);
+}
+
+function bySubsetKey(a: Subset, b: Subset): number {
+  return compareText(a.service, b.service) || compareText(a.name, b.name);
 }

@@ -9,7 +9,7 @@
  */
 import type { RegistryState, Service } from "../../model/registry.ts";
 import { shareStructure } from "../../model/share.ts";
-import { compareText } from "./json-shape.ts";
+import { compareText } from "../../model/order.ts";
 
 /**
  * @param changed names whose rows were re-read; a name missing from `fresh` was deleted.
