@@ -20,6 +20,8 @@
  *
  * Options: --endpoint-changes 7 --rule-changes 5 (first included; more steady changes average over the full collections, which run every second or third change) --debounce-ms 50 --max-delay-ms 250
  *          --profile (CPU profiles of one endpoint and one rule change at the largest N)
+ *          --server-flags "--trace-opt --trace-deopt" (more V8 flags for both servers, for diagnosis;
+ *            their output goes to this process's stdout; leave it out when measuring)
  *          --skip-translate  --out bench/results
  * PostgreSQL: DATABASE_URL, or a throwaway cluster like the tests (needs the
  * Debian postgresql package). Not part of the test suite.
@@ -72,6 +74,7 @@ const OUT = option("out", join(here, "results"));
 const PROXIES_PER_WORKER = numberOption("proxies-per-worker", 2500);
 const STREAMS_PER_CHANNEL = numberOption("streams-per-channel", 250);
 const PROFILE = flag("profile");
+const EXTRA_SERVER_FLAGS = option("server-flags", "").split(" ").filter((each) => each !== "");
 const PUSH_BATCH = numberOption("push-batch", 0);
 const PUSH_SLICE_MS = numberOption("push-slice-ms", 0);
 
@@ -237,7 +240,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
   const dbName = `signalbox_bench_${n}_${protocol}`;
   let sql: pg.Pool | null = null;
   // Both servers run with the V8 flags `signalbox serve` uses, so the floor differs only in its code.
-  const server = new Child(kind, kind === "signalbox" ? "signalbox-proc.ts" : "floor-proc.ts", ["--expose-gc", ...SERVER_NODE_FLAGS]);
+  const server = new Child(kind, kind === "signalbox" ? "signalbox-proc.ts" : "floor-proc.ts", ["--expose-gc", ...SERVER_NODE_FLAGS, ...EXTRA_SERVER_FLAGS]);
   await server.waitFor("alive");
   if (kind === "signalbox") {
     const url = await createDatabase(serverUrl, dbName);
