@@ -46,5 +46,3 @@ export function mergeRegistries(database: RegistryState, consul: RegistryState):
   }
   return { services: merged };
 }
-
-

@@ -133,4 +133,3 @@ function jsonType(value: unknown): string {
 function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : jsonType(value);
 }
-
