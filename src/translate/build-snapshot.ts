@@ -1,3 +1,4 @@
+import { compareText } from "../model/order.ts";
 import type { RegistryState } from "../model/registry.ts";
 import type { HttpRoute, RuleSet } from "../model/rules.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
@@ -17,7 +18,7 @@ export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
   if (a.priority !== b.priority) return a.priority - b.priority;
   const numeric = Number(a.id) - Number(b.id);
   if (!Number.isNaN(numeric) && numeric !== 0) return numeric;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  return compareText(a.id, b.id);
 }
 
 /** Joins registry and rules into one immutable snapshot, refusing rules that are wrong for the mesh. */

@@ -24,6 +24,7 @@ import type {
   TimeoutPolicy,
 } from "../../model/route-policies.ts";
 import type { RuleRejection } from "../../model/rules.ts";
+import { compareIds } from "../../model/order.ts";
 import { readHeaderMatches } from "./json-shape.ts";
 import type {
   DropPolicyRow,
@@ -223,7 +224,11 @@ function parseRouteExtensions(
       of(row.route_id).mirrors.push({ service: row.service, subset: row.subset, percent: row.percent });
     }
   }
-  return [...byRoute.values()].sort((a, b) => a.routeId.length - b.routeId.length || (a.routeId < b.routeId ? -1 : a.routeId > b.routeId ? 1 : 0));
+  return [...byRoute.values()].sort(byRouteId);
+}
+
+function byRouteId(a: RouteExtensions, b: RouteExtensions): number {
+  return compareIds(a.routeId, b.routeId);
 }
 
 function parseRedirect(row: RedirectRow): Redirect | string {
