@@ -542,7 +542,6 @@ function invalidKey(kind: ResourceKind, name: string): string {
   return `${kind}\u0000${name}`;
 }
 
-
 /**
  * The destinations whose routes differ, when routes are all that differ
  * between two snapshots (rejections aside, which no resource reads); else null.
