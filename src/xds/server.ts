@@ -256,11 +256,7 @@ export class XdsServer {
           connectedAt: new Date().toISOString(),
           types: {},
         };
-        stream = protocol.create(
-          status,
-          new CallSink(call),
-          kinds,
-        );
+        stream = protocol.create(status, new CallSink(call), kinds);
         const served = stream as unknown as AnyStream;
         let peers = this.streamsByView.get(served.viewKey);
         if (!peers) this.streamsByView.set(served.viewKey, (peers = new Set()));
