@@ -180,9 +180,11 @@ export class ResourceCache {
   private readonly retained = new Map<string, { proxy: Proxy; count: number }>();
   /** Per view key, what its last translation depended on through the routes (ResourceSet.routeReads and scope). */
   private readonly routeDeps = new Map<string, RouteDeps>();
-  /** Endpoint part -> keys of the views holding it (the fast path visits only those). */
-  private readonly viewsByEndpointPart = new Map<EncodedPart, Set<string>>();
-  /** Endpoint resource name (withheld ones too) -> the indexed parts holding it. */
+  /**
+   * Endpoint resource name (withheld ones too) -> the indexed parts holding it.
+   * Each indexed part lists the views holding it (EncodedPart.viewKeys): the
+   * fast path visits only those.
+   */
   private readonly endpointPartsByName = new Map<string, Set<EncodedPart>>();
   /** Encoded resources by kind/name/version, so equal content is encoded and validated once; holds what views hold. */
   private readonly interned = new InternTable();
@@ -311,9 +313,9 @@ export class ResourceCache {
   }
 
   private indexPart(part: EncodedPart, key: string): void {
-    let keys = this.viewsByEndpointPart.get(part);
+    let keys = part.viewKeys;
     if (!keys) {
-      this.viewsByEndpointPart.set(part, (keys = new Set()));
+      part.viewKeys = keys = new Set();
       for (const name of part.names()) {
         let parts = this.endpointPartsByName.get(name);
         if (!parts) this.endpointPartsByName.set(name, (parts = new Set()));
@@ -324,9 +326,9 @@ export class ResourceCache {
   }
 
   private unindexPart(part: EncodedPart, key: string): void {
-    const keys = this.viewsByEndpointPart.get(part);
+    const keys = part.viewKeys;
     if (!keys?.delete(key) || keys.size > 0) return;
-    this.viewsByEndpointPart.delete(part);
+    part.viewKeys = null;
     for (const name of part.names()) {
       const parts = this.endpointPartsByName.get(name);
       parts?.delete(part);
@@ -471,7 +473,7 @@ export class ResourceCache {
     // Views holding a replaced part: swap it, and move the view in the index.
     const swapsByView = new Map<string, Map<EncodedPart, EncodedPart>>();
     for (const [held, successor] of successors) {
-      for (const key of this.viewsByEndpointPart.get(held) ?? []) {
+      for (const key of held.viewKeys ?? []) {
         let swaps = swapsByView.get(key);
         if (!swaps) swapsByView.set(key, (swaps = new Map()));
         swaps.set(held, successor);

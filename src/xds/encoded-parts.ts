@@ -8,8 +8,19 @@ import type { EncodedResource } from "./encoding.ts";
  * one part for its successor instead of patching names.
  */
 
-/** The encoded resources of one translated part, shared by every view that holds it. */
+/**
+ * The encoded resources of one translated part, shared by every view that holds it.
+ * A part belongs to the cache that encoded it, whose bookkeeping lives in two
+ * fields here rather than in maps keyed by part: a full build holds and
+ * indexes parts a hundred thousand times, and a field costs less than a
+ * lookup.
+ */
 export class EncodedPart {
+  /** How many view maps hold this part (the cache's InternTable counts them). */
+  holders = 0;
+  /** For an endpoint part, the keys of the views that hold it (the cache's endpoint index); null when none. */
+  viewKeys: Set<string> | null = null;
+
   constructor(
     /** Resources that passed validation, by name. */
     readonly resources: ReadonlyMap<string, EncodedResource>,

@@ -24,8 +24,6 @@ export class InternTable {
    * their own content under one route configuration name.
    */
   private readonly byVersion = new Map<string, EncodedResource[]>();
-  /** Per held part, how many view maps hold it. */
-  private readonly partHolders = new Map<EncodedPart, number>();
   /** Per resource in a held part, how many held parts contain it. */
   private readonly resourceUses = new Map<EncodedResource, number>();
   /** Resources added since the last sweep: dropped then unless something holds them. */
@@ -50,14 +48,15 @@ export class InternTable {
     this.added.push(resource);
   }
 
-  /** Another view map holds `part`. */
+  /** Another view map holds `part` (counted in the part: it belongs to the one cache that owns this table). */
   holdPart(part: EncodedPart): void {
-    if (countUp(this.partHolders, part)) for (const resource of part.resources.values()) this.use(resource);
+    if (part.holders++ === 0) for (const resource of part.resources.values()) this.use(resource);
   }
 
   /** A view map that held `part` no longer does. */
   releasePart(part: EncodedPart): void {
-    if (countDown(this.partHolders, part)) for (const resource of part.resources.values()) this.unuse(resource);
+    if (part.holders === 0) return;
+    if (--part.holders === 0) for (const resource of part.resources.values()) this.unuse(resource);
   }
 
   holdParts(parts: Iterable<EncodedPart>): void {
