@@ -39,8 +39,33 @@ export const HANDLED_FIELDS = {
 
 export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): Uint8Array {
   if (!handled(assignment)) return toBinary(ClusterLoadAssignmentSchema, assignment);
-  // Sized first, then written into one buffer. Field-number order, as
-  // protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
+  return writeAssignment(assignment, null);
+}
+
+/**
+ * The assignment as the value of a google.protobuf.Any: `anyHead` (the Any's
+ * type_url field), then the value field (2) holding the assignment's bytes,
+ * written in the same buffer rather than encoded and then copied into one.
+ */
+export function clusterLoadAssignmentAny(assignment: ClusterLoadAssignment, anyHead: Uint8Array): Uint8Array {
+  if (!handled(assignment)) {
+    const value = toBinary(ClusterLoadAssignmentSchema, assignment);
+    return Buffer.concat([anyHead, anyValueHeader(value.length), value]);
+  }
+  return writeAssignment(assignment, anyHead);
+}
+
+/** The Any's value tag (2, length-delimited) and length. */
+function anyValueHeader(length: number): Uint8Array {
+  const header = new Uint8Array(1 + varintSize(length));
+  header[0] = 0x12;
+  putVarint(header, 1, length);
+  return header;
+}
+
+/** Sized first, then written into one buffer (after `anyHead` and the value's header, when wrapped in an Any). */
+function writeAssignment(assignment: ClusterLoadAssignment, anyHead: Uint8Array | null): Uint8Array {
+  // Field-number order, as protobuf-es writes: 1 cluster_name, 2 endpoints, 4 policy (5 named_endpoints is empty).
   const nameBytes = Buffer.byteLength(assignment.clusterName);
   const policy = assignment.policy !== undefined ? binaryOnce(ClusterLoadAssignment_PolicySchema, assignment.policy) : null;
   const groups = assignment.endpoints;
@@ -54,8 +79,15 @@ export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): 
     total += 1 + varintSize(size) + size;
   }
   if (policy !== null) total += 1 + varintSize(policy.length) + policy.length;
-  const out = Buffer.allocUnsafe(total);
+  const headSize = anyHead === null ? 0 : anyHead.length + 1 + varintSize(total);
+  const out = Buffer.allocUnsafe(headSize + total);
   let at = 0;
+  if (anyHead !== null) {
+    out.set(anyHead, 0);
+    at = anyHead.length;
+    out[at++] = 0x12; // Any's 2 value
+    at = putVarint(out, at, total);
+  }
   if (nameBytes > 0) {
     out[at++] = 0x0a; // 1 cluster_name
     at = putVarint(out, at, nameBytes);
@@ -75,7 +107,7 @@ export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): 
     out.set(policy, at);
     at += policy.length;
   }
-  if (at !== total) throw new Error(`assignment encoding wrote ${at} of ${total} bytes`);
+  if (at !== headSize + total) throw new Error(`assignment encoding wrote ${at - headSize} of ${total} bytes`);
   return out;
 }
 

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary, type DescMessage, type Message, type MessageInitShape } from "@bufbuild/protobuf";
 import { MetadataSchema } from "../../src/gen/envoy/config/core/v3/base_pb.ts";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import { HealthStatus } from "../../src/gen/envoy/config/core/v3/health_check_pb.ts";
 import { ClusterLoadAssignmentSchema } from "../../src/gen/envoy/config/endpoint/v3/endpoint_pb.ts";
@@ -13,7 +14,7 @@ import { AddressSchema, SocketAddressSchema } from "../../src/gen/envoy/config/c
 import { RouteConfigurationSchema, type RouteConfiguration } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
 import { VirtualHostSchema, type VirtualHost } from "../../src/gen/envoy/config/route/v3/route_components_pb.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
-import { RESOURCE_KINDS, SCHEMAS } from "../../src/translate/resource-types.ts";
+import { RESOURCE_KINDS, SCHEMAS, TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { binaryOnce, composedParts } from "../../src/xds/compose-binary.ts";
 import { clusterLoadAssignmentBinary, HANDLED_FIELDS } from "../../src/xds/endpoint-binary.ts";
@@ -30,6 +31,16 @@ import { scenarios } from "../translate/scenarios.ts";
 
 function unpackValue(any: Uint8Array): string {
   return hex(fromBinary(AnySchema, any).value);
+}
+
+/**
+ * The google.protobuf.Any holding `value`, as hex: what protobuf-es writes,
+ * except that the value field is there even when empty (as for a set message
+ * field, which is how the encoder writes it); decoders read both alike.
+ */
+function anyHex(kind: ResourceKind, value: Uint8Array): string {
+  const typeUrl = toBinary(AnySchema, create(AnySchema, { typeUrl: TYPE_URLS[kind] }));
+  return hex(typeUrl) + hex(new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(value).finish());
 }
 
 /** Bytes as hex: Buffer and Uint8Array compare equal, and a mismatch shows where. */
@@ -52,7 +63,11 @@ describe("resource encoding equals toBinary", () => {
         for (const kind of RESOURCE_KINDS) {
           for (const [name, message] of set[kind]) {
             const encoded = encodeResource(kind, name, message);
-            expect(unpackValue(encoded.any), `${scenario.name} ${kind} ${name}`).toBe(hex(toBinary(SCHEMAS[kind], message)));
+            const value = toBinary(SCHEMAS[kind], message);
+            expect(unpackValue(encoded.any), `${scenario.name} ${kind} ${name}`).toBe(hex(value));
+            // The whole Any as protobuf-es writes it, and the value's size.
+            expect(hex(encoded.any)).toBe(anyHex(kind, value));
+            expect(encoded.size).toBe(value.length);
             checked++;
           }
         }
@@ -122,7 +137,11 @@ describe("resource encoding equals toBinary", () => {
 
   for (const [name, message] of cases) {
     it(`for an assignment with ${name}`, () => {
-      expect(hex(clusterLoadAssignmentBinary(message as never))).toBe(hex(toBinary(ClusterLoadAssignmentSchema, message as never)));
+      const value = toBinary(ClusterLoadAssignmentSchema, message as never);
+      expect(hex(clusterLoadAssignmentBinary(message as never))).toBe(hex(value));
+      // Wrapped in an Any by the same writer (or, for what it does not handle, by a copy).
+      const any = encodeResource("endpoint", "x", message).any;
+      expect(hex(any)).toBe(anyHex("endpoint", value));
     });
   }
 
