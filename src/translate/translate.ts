@@ -80,7 +80,7 @@ export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialec
  * and keeps every other resource as it was.
  */
 export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): ReadonlyMap<string, Message> {
-  return perSnapshotIn(snapshot, "endpoints", service, () => {
+  return perSnapshotIn(snapshot, ENDPOINT_TABLE, service, () => {
     const subsetRules = subsetsOf(snapshot, service.name).flatMap((name) => {
       const subset = snapshot.subsets.get(`${service.name}/${name}`);
       return subset ? [subset] : [];
@@ -112,6 +112,7 @@ export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): Read
 
 /** Per-snapshot memo tables for clusters, per dialect (constant names: see perSnapshotIn). */
 const CLUSTER_TABLES: Record<ClusterDialect, string> = { envoy: "clusters|envoy", grpc: "clusters|grpc", "grpc-no-ring-hash": "clusters|grpc-no-ring-hash" };
+const ENDPOINT_TABLE = "endpoints";
 const VHOST_TABLES: Record<MatcherDialect, string> = { envoy: "vhost|envoy", grpc: "vhost|grpc" };
 
 /**
@@ -125,9 +126,12 @@ function upstreamClustersAndEndpoints(
   endpoints: ResourceMap[],
   dialect: ClusterDialect,
 ): void {
+  // The memo tables once per view, not per upstream: thousands of views times their upstreams.
+  const clusterTable = perSnapshotTable<ReadonlyMap<string, Message>>(snapshot, CLUSTER_TABLES[dialect]);
+  const endpointTable = perSnapshotTable<ReadonlyMap<string, Message>>(snapshot, ENDPOINT_TABLE);
   for (const service of services) {
-    clusters.push(serviceClusters(snapshot, service, dialect));
-    endpoints.push(serviceEndpoints(snapshot, service));
+    clusters.push(clusterTable.get(service) ?? serviceClusters(snapshot, service, dialect));
+    endpoints.push(endpointTable.get(service) ?? serviceEndpoints(snapshot, service));
   }
 }
 
@@ -149,8 +153,20 @@ function rulesFor(snapshot: MeshSnapshot, destination: string) {
  * that no rule of `service` singles out by source.
  */
 function virtualHostFor(snapshot: MeshSnapshot, service: Service, proxy: Proxy, dialect: MatcherDialect): VirtualHost {
+  return virtualHostIn(perSnapshotTable(snapshot, VHOST_TABLES[dialect]), snapshot, service, proxy, dialect);
+}
+
+/** virtualHostFor with the snapshot's table of virtual hosts by service and caller key, looked up once per view by callers that loop. */
+function virtualHostIn(
+  table: Map<unknown, Map<string, VirtualHost>>,
+  snapshot: MeshSnapshot,
+  service: Service,
+  proxy: Proxy,
+  dialect: MatcherDialect,
+): VirtualHost {
   const caller = callerKey(snapshot, service, proxy);
-  const byCaller = perSnapshotIn(snapshot, VHOST_TABLES[dialect], service, () => new Map<string, VirtualHost>());
+  let byCaller = table.get(service);
+  if (byCaller === undefined) table.set(service, (byCaller = new Map()));
   const known = byCaller.get(caller);
   if (known) return known;
   // Reused across snapshots while the service's routes and every other rule-derived input are unchanged.
@@ -282,7 +298,8 @@ function inboundRoutes(snapshot: MeshSnapshot, own: Service, inboundPort: number
 /** The outbound route configuration of `proxy`'s service: a virtual host per HTTP upstream, kept while they are the same. */
 function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Message {
   const vhosts: VirtualHost[] = [];
-  for (const service of upstreams) vhosts.push(virtualHostFor(snapshot, service, proxy, "envoy"));
+  const table = perSnapshotTable<Map<string, VirtualHost>>(snapshot, VHOST_TABLES.envoy);
+  for (const service of upstreams) vhosts.push(virtualHostIn(table, snapshot, service, proxy, "envoy"));
   return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), outboundRouteConfiguration, vhosts);
 }
 
