@@ -7,6 +7,7 @@ import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
+import { putVarint, varintSize } from "./varint.ts";
 
 /**
  * A resource encoded once: its bytes as a google.protobuf.Any, and a version that
@@ -73,12 +74,11 @@ export function encodeResource(kind: ResourceKind, name: string, message: Messag
 }
 
 /**
- * Writers reused across calls: finish() copies out the bytes and keeps the
+ * A writer reused across calls: finish() copies out the bytes and keeps the
  * grown buffer, so a body of thousands of resources is not grown step by step
- * each time. Separate ones because a body writes resources' bytes as it goes.
+ * each time.
  */
 const bodyWriter = new BinaryWriter();
-const resourceWriter = new BinaryWriter();
 
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const BASE64URL_VALUE = new Uint8Array(128);
@@ -154,21 +154,39 @@ const deltaResources = new WeakMap<EncodedResource, Uint8Array>();
 /**
  * The delta `Resource` message (version = 1, resource = 2, name = 3) for an
  * encoded resource, built on first use and then shared by every stream.
+ * Sized and written into a buffer from Node's shared pool: a writer's
+ * finish() would give each of these (tens of thousands, retained) a buffer of
+ * its own, which the garbage collector pays for (see anyBinary).
  */
 export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
   let bytes = deltaResources.get(resource);
   if (!bytes) {
-    bytes = resourceWriter
-      .tag(1, WireType.LengthDelimited)
-      .string(resource.version)
-      .tag(2, WireType.LengthDelimited)
-      .bytes(resource.any)
-      .tag(3, WireType.LengthDelimited)
-      .string(resource.name)
-      .finish();
-    deltaResources.set(resource, bytes);
+    const { version, any, name } = resource;
+    const nameBytes = Buffer.byteLength(name);
+    const size = framedSize(version.length) + framedSize(any.length) + framedSize(nameBytes);
+    const out = Buffer.allocUnsafe(size);
+    // A version is base64url, so ASCII: one byte per character.
+    let at = putFrame(out, 0, 0x0a, version.length); // 1 version
+    at += out.write(version, at, "latin1");
+    at = putFrame(out, at, 0x12, any.length); // 2 resource
+    out.set(any, at);
+    at = putFrame(out, at + any.length, 0x1a, nameBytes); // 3 name
+    at += out.write(name, at, "utf8");
+    if (at !== size) throw new Error(`delta resource encoding wrote ${at} of ${size} bytes`);
+    deltaResources.set(resource, (bytes = out));
   }
   return bytes;
+}
+
+/** A length-delimited field's size with a one-byte tag. */
+function framedSize(length: number): number {
+  return 1 + varintSize(length) + length;
+}
+
+/** Writes a one-byte tag and a length at `at`; returns where the field's bytes go. */
+function putFrame(out: Uint8Array, at: number, tag: number, length: number): number {
+  out[at] = tag;
+  return putVarint(out, at + 1, length);
 }
 
 /**

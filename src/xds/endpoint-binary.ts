@@ -13,6 +13,7 @@ import {
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { binaryOnce } from "./compose-binary.ts";
+import { putVarint, varintSize } from "./varint.ts";
 
 /**
  * ClusterLoadAssignment encoding for the hot path: endpoint resources are the
@@ -278,20 +279,6 @@ function putUtf8(out: Uint8Array, start: number, text: string): number {
 }
 
 /** Bytes of a non-negative varint below 2^32. */
-function varintSize(value: number): number {
-  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
-}
-
-function putVarint(out: Uint8Array, at: number, value: number): number {
-  let rest = value >>> 0;
-  while (rest > 0x7f) {
-    out[at++] = (rest & 0x7f) | 0x80;
-    rest >>>= 7;
-  }
-  out[at++] = rest;
-  return at;
-}
-
 /** An endpoint by socket address (port number), health and weight: what translation builds. */
 function plainEndpoint(endpoint: LbEndpoint): boolean {
   // Negative enum values would be 10-byte varints; the sized writer handles unsigned ones only.

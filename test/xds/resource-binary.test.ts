@@ -18,7 +18,9 @@ import { RESOURCE_KINDS, SCHEMAS, TYPE_URLS, type ResourceKind } from "../../src
 import { translate } from "../../src/translate/translate.ts";
 import { binaryOnce, composedParts } from "../../src/xds/compose-binary.ts";
 import { clusterLoadAssignmentBinary, HANDLED_FIELDS } from "../../src/xds/endpoint-binary.ts";
-import { encodeResource } from "../../src/xds/encoding.ts";
+import { deltaResourceBytes, encodeResource } from "../../src/xds/encoding.ts";
+import { ClusterSchema } from "../../src/gen/envoy/config/cluster/v3/cluster_pb.ts";
+import { ResourceSchema } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import { scenarios } from "../translate/scenarios.ts";
 
 /**
@@ -195,4 +197,20 @@ describe("the endpoint fast path knows every field of the messages it writes", (
       expect(schema.fields.map((field) => field.name).sort()).toEqual([...handled].sort());
     });
   }
+});
+
+describe("delta Resource bytes", () => {
+  it("equal toBinary of envoy.service.discovery.v3.Resource, for short and long resources and non-ASCII names", () => {
+    for (const [name, size] of [["api", 10], ["zürich-ä", 200], ["big", 20_000]] as const) {
+      const cluster = create(ClusterSchema, { name, altStatName: "x".repeat(size) });
+      const encoded = encodeResource("cluster", name, cluster);
+      const expected = toBinary(
+        ResourceSchema,
+        create(ResourceSchema, { version: encoded.version, name, resource: create(AnySchema, { typeUrl: TYPE_URLS.cluster, value: toBinary(ClusterSchema, cluster) }) }),
+      );
+      expect(hex(deltaResourceBytes(encoded)), name).toBe(hex(expected));
+      // Built once per resource and shared by every stream.
+      expect(deltaResourceBytes(encoded)).toBe(deltaResourceBytes(encoded));
+    }
+  });
 });

@@ -1,0 +1,17 @@
+/** Protobuf varints for the hand-sized writers (endpoint-binary.ts, encoding.ts), unsigned 32-bit values only. */
+
+/** Bytes of `value` as a varint. */
+export function varintSize(value: number): number {
+  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
+}
+
+/** Writes `value` as a varint at `at`; returns the offset after it. */
+export function putVarint(out: Uint8Array, at: number, value: number): number {
+  let rest = value >>> 0;
+  while (rest > 0x7f) {
+    out[at++] = (rest & 0x7f) | 0x80;
+    rest >>>= 7;
+  }
+  out[at++] = rest;
+  return at;
+}
