@@ -278,7 +278,6 @@ function putUtf8(out: Uint8Array, start: number, text: string): number {
   return start + bytes.length;
 }
 
-/** Bytes of a non-negative varint below 2^32. */
 /** An endpoint by socket address (port number), health and weight: what translation builds. */
 function plainEndpoint(endpoint: LbEndpoint): boolean {
   // Negative enum values would be 10-byte varints; the sized writer handles unsigned ones only.
