@@ -7,7 +7,7 @@ import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
-import { putVarint, varintSize } from "./varint.ts";
+import { framedSize, putFrame } from "./varint.ts";
 
 /**
  * A resource encoded once: its bytes as a google.protobuf.Any, and a version that
@@ -176,17 +176,6 @@ export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
     deltaResources.set(resource, (bytes = out));
   }
   return bytes;
-}
-
-/** A length-delimited field's size with a one-byte tag. */
-function framedSize(length: number): number {
-  return 1 + varintSize(length) + length;
-}
-
-/** Writes a one-byte tag and a length at `at`; returns where the field's bytes go. */
-function putFrame(out: Uint8Array, at: number, tag: number, length: number): number {
-  out[at] = tag;
-  return putVarint(out, at + 1, length);
 }
 
 /**

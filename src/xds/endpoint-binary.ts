@@ -13,7 +13,7 @@ import {
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { binaryOnce } from "./compose-binary.ts";
-import { putVarint, varintSize } from "./varint.ts";
+import { framedSize, putFrame, putVarint, varintSize } from "./varint.ts";
 
 /**
  * ClusterLoadAssignment encoding for the hot path: endpoint resources are the
@@ -59,8 +59,7 @@ export function clusterLoadAssignmentAny(assignment: ClusterLoadAssignment, anyH
 /** The Any's value tag (2, length-delimited) and length. */
 function anyValueHeader(length: number): Uint8Array {
   const header = new Uint8Array(1 + varintSize(length));
-  header[0] = 0x12;
-  putVarint(header, 1, length);
+  putFrame(header, 0, 0x12, length);
   return header;
 }
 
@@ -164,14 +163,9 @@ function weightSize(weight: number): number {
   return weight === 0 ? 0 : 1 + varintSize(weight);
 }
 
-/** A length-delimited field of `length` bytes with a one-byte tag. */
-function framedSize(length: number): number {
-  return 1 + varintSize(length) + length;
-}
-
+/** A length-delimited field holding `bytes`, with a one-byte tag. */
 function putFramed(out: Buffer, start: number, tag: number, bytes: Uint8Array): number {
-  out[start] = tag;
-  const at = putVarint(out, start + 1, bytes.length);
+  const at = putFrame(out, start, tag, bytes.length);
   out.set(bytes, at);
   return at + bytes.length;
 }

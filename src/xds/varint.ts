@@ -1,4 +1,4 @@
-/** Protobuf varints for the hand-sized writers (endpoint-binary.ts, encoding.ts), unsigned 32-bit values only. */
+/** Protobuf varints and length-delimited field headers for the hand-sized writers (endpoint-binary.ts, encoding.ts); unsigned 32-bit values only. */
 
 /** Bytes of `value` as a varint. */
 export function varintSize(value: number): number {
@@ -14,4 +14,15 @@ export function putVarint(out: Uint8Array, at: number, value: number): number {
   }
   out[at++] = rest;
   return at;
+}
+
+/** A length-delimited field's size with a one-byte tag. */
+export function framedSize(length: number): number {
+  return 1 + varintSize(length) + length;
+}
+
+/** Writes a one-byte tag and a length at `at`; returns where the field's bytes go. */
+export function putFrame(out: Uint8Array, at: number, tag: number, length: number): number {
+  out[at] = tag;
+  return putVarint(out, at + 1, length);
 }
