@@ -200,4 +200,3 @@ function onwardTargets(snapshot: MeshSnapshot, known: Map<string, readonly Onwar
   }
   return targets;
 }
-
