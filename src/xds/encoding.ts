@@ -7,7 +7,7 @@ import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
-import { framedSize, putFrame } from "./varint.ts";
+import { framedSize, frameHeader, putFrame } from "./varint.ts";
 
 /**
  * A resource encoded once: its bytes as a google.protobuf.Any, and a version that
@@ -28,7 +28,6 @@ export interface EncodedResource {
 const ANY_PREFIX = Object.fromEntries(
   Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).finish()]),
 ) as Record<ResourceKind, Uint8Array>;
-const anyHeader = new BinaryWriter();
 
 /** A version: 22 base64url characters (132 bits) of the SHA-256 of `data`, in one shot. */
 function versionHash(data: string | Uint8Array): string {
@@ -56,7 +55,7 @@ function anyBinary(kind: ResourceKind, message: Message): Uint8Array {
   let size = 0;
   for (const part of parts) size += part.length;
   const prefix = ANY_PREFIX[kind];
-  const lengthPrefix = anyHeader.tag(2, WireType.LengthDelimited).uint32(size).finish();
+  const lengthPrefix = frameHeader(0x12, size); // Any's 2 value
   return Buffer.concat([prefix, lengthPrefix, ...parts], prefix.length + lengthPrefix.length + size);
 }
 

@@ -13,7 +13,7 @@ import {
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { binaryOnce } from "./compose-binary.ts";
-import { framedSize, putFrame, putVarint, varintSize } from "./varint.ts";
+import { framedSize, frameHeader, putFrame, putVarint, varintSize } from "./varint.ts";
 
 /**
  * ClusterLoadAssignment encoding for the hot path: endpoint resources are the
@@ -51,16 +51,9 @@ export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): 
 export function clusterLoadAssignmentAny(assignment: ClusterLoadAssignment, anyHead: Uint8Array): Uint8Array {
   if (!handled(assignment)) {
     const value = toBinary(ClusterLoadAssignmentSchema, assignment);
-    return Buffer.concat([anyHead, anyValueHeader(value.length), value]);
+    return Buffer.concat([anyHead, frameHeader(0x12, value.length), value]); // Any's 2 value
   }
   return writeAssignment(assignment, anyHead);
-}
-
-/** The Any's value tag (2, length-delimited) and length. */
-function anyValueHeader(length: number): Uint8Array {
-  const header = new Uint8Array(1 + varintSize(length));
-  putFrame(header, 0, 0x12, length);
-  return header;
 }
 
 /** Sized first, then written into one buffer (after `anyHead` and the value's header, when wrapped in an Any). */

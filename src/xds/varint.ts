@@ -26,3 +26,10 @@ export function putFrame(out: Uint8Array, at: number, tag: number, length: numbe
   out[at] = tag;
   return putVarint(out, at + 1, length);
 }
+
+/** A one-byte tag and a length, as a field header of its own (to concatenate before the field's bytes). */
+export function frameHeader(tag: number, length: number): Uint8Array {
+  const header = new Uint8Array(1 + varintSize(length));
+  putFrame(header, 0, tag, length);
+  return header;
+}
