@@ -1,5 +1,5 @@
 import { hash } from "node:crypto";
-import { toBinary, type Message } from "@bufbuild/protobuf";
+import type { Message } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { ClusterLoadAssignment } from "../gen/envoy/config/endpoint/v3/endpoint_pb.ts";
 import { RouteConfigurationSchema, type RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
@@ -7,6 +7,7 @@ import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
+import { messageAny, messageBinary } from "./message-writer.ts";
 import { framedSize, frameHeader, putFrame } from "./varint.ts";
 
 /**
@@ -38,25 +39,28 @@ function versionHash(data: string | Uint8Array): string {
  * A resource as the bytes of a google.protobuf.Any. Endpoint assignments are
  * written into the Any by their own sized writer (endpoint-binary.ts), in one
  * buffer. Route configurations are assembled from the once-encoded bytes of
- * their shared virtual hosts (compose-binary.ts), other kinds encoded by
- * toBinary, and either copied into the Any. The value equals toBinary's.
+ * their shared virtual hosts (compose-binary.ts) and copied into the Any; other
+ * kinds are written into it by the compiled message writer (message-writer.ts).
+ * The value equals toBinary's.
  *
- * The copy is worth it: toBinary returns a buffer of its own per resource,
- * while the Any comes from Node's shared pool. Tens of thousands of retained
- * buffers of their own each cost the garbage collector (a full build measured
- * 60 ms slower keeping them).
+ * Every Any comes from Node's shared pool: toBinary would return a buffer of
+ * its own per resource, and tens of thousands of retained buffers of their own
+ * each cost the garbage collector (a full build measured 60 ms slower keeping
+ * them).
  */
 function anyBinary(kind: ResourceKind, message: Message): Uint8Array {
   if (kind === "endpoint") return clusterLoadAssignmentAny(message as ClusterLoadAssignment, ANY_PREFIX.endpoint);
-  const parts =
-    kind === "route"
-      ? composedParts(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", (host: VirtualHost) => toBinary(VirtualHostSchema, host))
-      : [toBinary(SCHEMAS[kind], message)];
+  if (kind !== "route") return messageAny(ANY_PREFIX[kind], SCHEMAS[kind], message);
+  const parts = composedParts(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", virtualHostBinary);
   let size = 0;
   for (const part of parts) size += part.length;
   const prefix = ANY_PREFIX[kind];
   const lengthPrefix = frameHeader(0x12, size); // Any's 2 value
   return Buffer.concat([prefix, lengthPrefix, ...parts], prefix.length + lengthPrefix.length + size);
+}
+
+function virtualHostBinary(host: VirtualHost): Uint8Array {
+  return messageBinary(VirtualHostSchema, host);
 }
 
 /** Where the value (the resource's own bytes) starts in an Any: after the type_url field and the value's tag and length. */
