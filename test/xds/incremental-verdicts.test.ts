@@ -10,6 +10,7 @@ import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
 import { fingerprint, reference } from "./fingerprint.ts";
 import { scenarios, type Scenario } from "../translate/scenarios.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 /**
  * SnapshotBuilder re-runs only the instance-reading checks of the services whose
@@ -24,18 +25,6 @@ import { scenarios, type Scenario } from "../translate/scenarios.ts";
  */
 const logger = pino({ level: "silent" });
 
-
-/** mulberry32: a small seeded generator, so a failure replays. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function withInstances(registry: RegistryState, name: string, instances: readonly Instance[]): RegistryState {
   const services = new Map(registry.services);
@@ -163,7 +152,7 @@ describe("instance-only changes: incremental verdicts equal a full buildSnapshot
   describe.each(scenarios)("scenario $name", (scenario) => {
     it("after every step of random single-instance walks and verdict-flipping walks", () => {
       const pool = labelPool(scenario);
-      const random = generator(0x5eed ^ scenario.name.length * 7919);
+      const random = seededRandom(0x5eed ^ scenario.name.length * 7919);
       const builder = new SnapshotBuilder();
       const cache = new ResourceCache(translate, () => [], logger);
       const proxies = Object.values(scenario.proxies);

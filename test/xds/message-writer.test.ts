@@ -5,6 +5,7 @@ import {
   type DescField,
   type DescFile,
   type DescMessage,
+  type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
 import {
@@ -13,13 +14,12 @@ import {
   file_google_protobuf_struct,
   file_google_protobuf_wrappers,
   FileDescriptorProtoSchema,
-  type DescriptorProto,
 } from "@bufbuild/protobuf/wkt";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import { ClusterSchema } from "../../src/gen/envoy/config/cluster/v3/cluster_pb.ts";
 import { messageAny, messageBinary } from "../../src/xds/message-writer.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 /**
  * The compiled writer must give toBinary's bytes for any message: versions are
@@ -32,18 +32,20 @@ import { messageAny, messageBinary } from "../../src/xds/message-writer.ts";
 const T = FieldDescriptorProto_Type;
 const { OPTIONAL, REPEATED, REQUIRED } = FieldDescriptorProto_Label;
 
-type FieldInit = NonNullable<MessageInitShape<typeof FileDescriptorProtoSchema>["messageType"]>[number]["field"];
+/** A message type and a field, as FileDescriptorProto's init shape takes them. */
+type MessageTypeInit = NonNullable<MessageInitShape<typeof FileDescriptorProtoSchema>["messageType"]>[number];
+type FieldInit = NonNullable<MessageTypeInit["field"]>[number];
 
-function field(name: string, number: number, type: FieldDescriptorProto_Type, extra: Record<string, unknown> = {}): NonNullable<FieldInit>[number] {
-  return { name, number, type, label: OPTIONAL, jsonName: name, ...extra } as NonNullable<FieldInit>[number];
+function field(name: string, number: number, type: FieldDescriptorProto_Type, extra: Record<string, unknown> = {}): FieldInit {
+  return { name, number, type, label: OPTIONAL, jsonName: name, ...extra } as FieldInit;
 }
 
-function mapEntry(name: string, key: FieldDescriptorProto_Type, value: FieldDescriptorProto_Type, valueType?: string): MessageInitShape<typeof FileDescriptorProtoSchema>["messageType"] extends (infer M)[] | undefined ? M : never {
+function mapEntry(name: string, key: FieldDescriptorProto_Type, value: FieldDescriptorProto_Type, valueType?: string): MessageTypeInit {
   return {
     name,
     field: [field("key", 1, key), field("value", 2, value, valueType ? { typeName: valueType } : {})],
     options: { mapEntry: true },
-  } as DescriptorProto;
+  };
 }
 
 const proto3 = create(FileDescriptorProtoSchema, {
@@ -151,18 +153,6 @@ const Left = messageType("Left");
 const Holder = messageType("Holder");
 const Legacy = messageType("Legacy");
 
-/** A small deterministic generator (mulberry32), so a failure repeats. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const STRINGS = ["", "a", "outbound|9090||checkout", "ü", "日本語", "x".repeat(127), "y".repeat(128), "z".repeat(20_000), "\ud800 lone surrogate", "emoji 🚀"];
 
 /** A value of a field's scalar or enum type (of its elements, for lists and maps). */
@@ -250,7 +240,7 @@ function hex(bytes: Uint8Array): string {
 
 describe("the compiled message writer", () => {
   it("writes what toBinary writes, for random messages with every kind of field", () => {
-    const pick = random(20261122);
+    const pick = seededRandom(20261122);
     for (let i = 0; i < 400; i++) {
       const message = randomAll(pick, i % 3);
       expect(hex(messageBinary(All, message)), `message ${i}`).toBe(hex(toBinary(All, message)));
@@ -271,7 +261,7 @@ describe("the compiled message writer", () => {
       name: "metadata",
       st: { a: 1, b: [true, null, "x"], c: { nested: "yes" } },
       m64: { "-5": "minus five", "9007199254740993": "large" },
-      all: randomAll(random(7), 1),
+      all: randomAll(seededRandom(7), 1),
     });
     const holder = create(Holder, { left, n: 300 });
     expect(hex(messageBinary(Holder, holder))).toBe(hex(toBinary(Holder, holder)));
