@@ -234,7 +234,10 @@ function writerFor(desc: DescMessage): Writer {
   try {
     writer.run = compileWriter(desc);
   } catch (e) {
-    if (!(e instanceof Unsupported)) throw e;
+    if (!(e instanceof Unsupported)) {
+      writers.delete(desc); // never keep the placeholder, which would write nothing
+      throw e;
+    }
     writer.run = (message) => raw(toBinary(desc, message as MessageShape<DescMessage>));
   }
   return writer;
@@ -243,6 +246,7 @@ function writerFor(desc: DescMessage): Writer {
 /** A field kind this compiler leaves to toBinary (for the whole type that has it). */
 class Unsupported extends Error {}
 
+/** google.protobuf.FeatureSet.FieldPresence, as DescField.presence holds it. */
 const IMPLICIT = 2;
 const LEGACY_REQUIRED = 3;
 
