@@ -194,18 +194,17 @@ function long(type: ScalarType, value: unknown): void {
     varint(Number(value));
     return;
   }
-  const writer = new BinaryWriter() as unknown as Record<string, (v: unknown) => BinaryWriter>;
-  const method = LONG_METHOD[type as keyof typeof LONG_METHOD];
-  raw((writer[method] as (v: unknown) => BinaryWriter).call(writer, value).finish());
+  const write = LONG_WRITE[type as keyof typeof LONG_WRITE];
+  raw(write(new BinaryWriter(), value as bigint | string).finish());
 }
 
-const LONG_METHOD = {
-  [ScalarType.INT64]: "int64",
-  [ScalarType.UINT64]: "uint64",
-  [ScalarType.SINT64]: "sint64",
-  [ScalarType.FIXED64]: "fixed64",
-  [ScalarType.SFIXED64]: "sfixed64",
-} as const;
+const LONG_WRITE = {
+  [ScalarType.INT64]: (writer: BinaryWriter, value: bigint | string) => writer.int64(value),
+  [ScalarType.UINT64]: (writer: BinaryWriter, value: bigint | string) => writer.uint64(value),
+  [ScalarType.SINT64]: (writer: BinaryWriter, value: bigint | string) => writer.sint64(value),
+  [ScalarType.FIXED64]: (writer: BinaryWriter, value: bigint | string) => writer.fixed64(value),
+  [ScalarType.SFIXED64]: (writer: BinaryWriter, value: bigint | string) => writer.sfixed64(value),
+};
 
 function unknownFields(fields: readonly { no: number; wireType: WireType; data: Uint8Array }[]): void {
   for (const field of fields) {
@@ -307,62 +306,36 @@ function notZero(field: DescField & { fieldKind: "scalar" | "enum" }, v: string)
   }
 }
 
-function scalarOf(field: DescField & { fieldKind: "scalar" | "enum" }): ScalarType {
-  return field.fieldKind === "enum" ? ScalarType.INT32 : field.scalar;
-}
-
-function wireTypeOf(scalar: ScalarType): WireType {
-  switch (scalar) {
-    case ScalarType.STRING:
-    case ScalarType.BYTES:
-      return WireType.LengthDelimited;
-    case ScalarType.DOUBLE:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return WireType.Bit64;
-    case ScalarType.FLOAT:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return WireType.Bit32;
-    default:
-      return WireType.Varint;
-  }
+/** The scalar a non-message field (or its elements, or its map values) is written as: enums as int32. */
+function scalarOf(field: DescField): ScalarType {
+  return field.scalar ?? ScalarType.INT32;
 }
 
 function tag(number: number, wireType: WireType): number {
   return ((number << 3) | wireType) >>> 0;
 }
 
-/** A scalar's value alone, no tag. */
-function scalarValueCode(scalar: ScalarType, v: string): string {
-  switch (scalar) {
-    case ScalarType.STRING:
-      return `string(${v});`;
-    case ScalarType.BYTES:
-      return `bytes(${v});`;
-    case ScalarType.BOOL:
-      return `bool(${v});`;
-    case ScalarType.INT32:
-      return `int32(${v});`;
-    case ScalarType.UINT32:
-      return `uint32(${v});`;
-    case ScalarType.SINT32:
-      return `sint32(${v});`;
-    case ScalarType.FIXED32:
-      return `fixed32(${v});`;
-    case ScalarType.SFIXED32:
-      return `sfixed32(${v});`;
-    case ScalarType.FLOAT:
-      return `float(${v});`;
-    case ScalarType.DOUBLE:
-      return `double(${v});`;
-    default:
-      return `long(${scalar}, ${v});`;
-  }
-}
+/** Per scalar type, its wire type and the helper call that writes a value of it (no tag). */
+const SCALARS: Record<ScalarType, { readonly wireType: WireType; readonly write: (v: string) => string }> = {
+  [ScalarType.STRING]: { wireType: WireType.LengthDelimited, write: (v) => `string(${v});` },
+  [ScalarType.BYTES]: { wireType: WireType.LengthDelimited, write: (v) => `bytes(${v});` },
+  [ScalarType.BOOL]: { wireType: WireType.Varint, write: (v) => `bool(${v});` },
+  [ScalarType.INT32]: { wireType: WireType.Varint, write: (v) => `int32(${v});` },
+  [ScalarType.UINT32]: { wireType: WireType.Varint, write: (v) => `uint32(${v});` },
+  [ScalarType.SINT32]: { wireType: WireType.Varint, write: (v) => `sint32(${v});` },
+  [ScalarType.FIXED32]: { wireType: WireType.Bit32, write: (v) => `fixed32(${v});` },
+  [ScalarType.SFIXED32]: { wireType: WireType.Bit32, write: (v) => `sfixed32(${v});` },
+  [ScalarType.FLOAT]: { wireType: WireType.Bit32, write: (v) => `float(${v});` },
+  [ScalarType.DOUBLE]: { wireType: WireType.Bit64, write: (v) => `double(${v});` },
+  [ScalarType.INT64]: { wireType: WireType.Varint, write: (v) => `long(${ScalarType.INT64}, ${v});` },
+  [ScalarType.UINT64]: { wireType: WireType.Varint, write: (v) => `long(${ScalarType.UINT64}, ${v});` },
+  [ScalarType.SINT64]: { wireType: WireType.Varint, write: (v) => `long(${ScalarType.SINT64}, ${v});` },
+  [ScalarType.FIXED64]: { wireType: WireType.Bit64, write: (v) => `long(${ScalarType.FIXED64}, ${v});` },
+  [ScalarType.SFIXED64]: { wireType: WireType.Bit64, write: (v) => `long(${ScalarType.SFIXED64}, ${v});` },
+};
 
 function scalarCode(scalar: ScalarType, number: number, v: string): string {
-  return `varint(${tag(number, wireTypeOf(scalar))}); ${scalarValueCode(scalar, v)}`;
+  return `varint(${tag(number, SCALARS[scalar].wireType)}); ${SCALARS[scalar].write(v)}`;
 }
 
 /** A length-delimited sub-message: the child's writer between begin() and end(). */
@@ -387,9 +360,9 @@ function listCode(field: DescField & { fieldKind: "list" }, ref: (value: unknown
     const empty = ref(field.message);
     return `v = ${items}; for (let i = 0; i < v.length; i++) { const x = v[i] === undefined ? create(${empty}) : v[i]; ${messageCode(field.number, field.message, "x", ref)} }`;
   }
-  const scalar = field.listKind === "enum" ? ScalarType.INT32 : field.scalar;
+  const scalar = scalarOf(field);
   if (field.packed) {
-    return `v = ${items}; if (v.length !== 0) { varint(${tag(field.number, WireType.LengthDelimited)}); const s = begin(); for (let i = 0; i < v.length; i++) { ${scalarValueCode(scalar, "v[i]")} } end(s); }`;
+    return `v = ${items}; if (v.length !== 0) { varint(${tag(field.number, WireType.LengthDelimited)}); const s = begin(); for (let i = 0; i < v.length; i++) { ${SCALARS[scalar].write("v[i]")} } end(s); }`;
   }
   return `v = ${items}; for (let i = 0; i < v.length; i++) { ${scalarCode(scalar, field.number, "v[i]")} }`;
 }
@@ -402,7 +375,7 @@ function mapCode(field: DescField & { fieldKind: "map" }, ref: (value: unknown) 
     const empty = ref(field.message);
     value = `const x = e === undefined ? create(${empty}) : e; ${messageCode(2, field.message, "x", ref)}`;
   } else {
-    value = scalarCode(field.mapKind === "enum" ? ScalarType.INT32 : field.scalar, 2, "e");
+    value = scalarCode(scalarOf(field), 2, "e");
   }
   return (
     `v = m[${JSON.stringify(field.localName)}]; for (const k of Object.keys(v)) { const e = v[k]; ` +
