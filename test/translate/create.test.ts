@@ -111,8 +111,19 @@ describe("compiled create", () => {
     expect(Object.keys(cluster)).toEqual(Object.keys(bare));
     expect(Object.keys(bare)).toContain("edsClusterConfig");
     expect(bare.edsClusterConfig).toBeUndefined();
-    // Fresh lists and maps per message, never shared.
-    expect(create(ClusterSchema).healthChecks).not.toBe(bare.healthChecks);
-    expect(create(ClusterSchema).typedExtensionProtocolOptions).not.toBe(bare.typedExtensionProtocolOptions);
+    // Unset lists, maps and oneofs share one frozen empty value: changing one in place throws.
+    expect(create(ClusterSchema).healthChecks).toBe(bare.healthChecks);
+    expect(() => (bare.healthChecks as unknown[]).push(1)).toThrow(TypeError);
+    expect(() => ((bare.typedExtensionProtocolOptions as Record<string, unknown>).x = 1)).toThrow(TypeError);
+    expect(() => ((bare.clusterDiscoveryType as { case: unknown }).case = "type")).toThrow(TypeError);
+    expect(bare.healthChecks).toEqual([]);
+    expect(bare.clusterDiscoveryType).toEqual({ case: undefined });
+  });
+
+  it("gives a set list, map or oneof its own value", () => {
+    const a = create(ClusterSchema, { name: "a", metadata: { filterMetadata: {} }, clusterDiscoveryType: { case: "type", value: 3 } });
+    const b = create(ClusterSchema, { name: "b", clusterDiscoveryType: { case: "type", value: 3 } });
+    expect(a.clusterDiscoveryType).not.toBe(b.clusterDiscoveryType);
+    expect(Object.isFrozen(a.clusterDiscoveryType)).toBe(false);
   });
 });
