@@ -56,6 +56,7 @@ import { percentiles, type Percentiles } from "./stats.ts";
 import { flag, numberOption, option } from "./cli.ts";
 import { SERVER_NODE_FLAGS } from "../src/cli/node-flags.ts";
 import type { TranslateResult } from "./translate-bench.ts";
+import { f0, f1, f2, translationTable } from "./translate-table.ts";
 import { nowMs } from "./wire.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -425,10 +426,6 @@ function pooled(run: RunResult, kind: "endpoint" | "rule", which: "all" | "stead
   };
 }
 
-const f0 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : v.toFixed(0));
-const f1 = (v: number) => (Number.isNaN(v) ? "–" : v.toFixed(1));
-const f2 = (v: number) => (Number.isNaN(v) ? "–" : v.toFixed(2));
-
 export function report(runs: readonly RunResult[], translate: TranslateResult | null): string {
   const lines: string[] = [];
   lines.push(
@@ -470,24 +467,7 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
       `| ${r.n} | ${r.protocol} | ${epPush} | ${epCommit} | ${epCpu} | ${epPushCpu} | ${rulePush} | ${ruleCpu} | ${rulePushCpu} | ${ratio(sb.endpoint.first.cpuMs, fl.endpoint.first.cpuMs)} | ${ratio(sb.rule.first.cpuMs, fl.rule.first.cpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
     );
   }
-  if (translate) {
-    lines.push(
-      "",
-      `Translation (${translate.services} services x ${translate.instances} instances, ${translate.rules} rules, ${translate.views} sidecar views, ${translate.resources} distinct resources):`,
-      "",
-      "| step | result |",
-      "| --- | ---: |",
-      `| buildSnapshot (mesh-level rule checks) | ${f0(translate.buildSnapshotMs)} ms |`,
-      `| first full translation + encoding + validation, all views (cold process) | ${f0(translate.fullTranslateMs)} ms wall, ${f0(translate.fullTranslateCpuMs)} ms CPU |`,
-      `| the same for a second mesh in a fresh cache (warm process) | ${f0(translate.warmFullTranslateMs)} ms wall, ${f0(translate.warmFullTranslateCpuMs)} ms CPU |`,
-      `| one endpoint change (snapshot + cache fast path), process CPU median / p99 / max | ${f2(translate.endpointChangeCpuMs.p50)} / ${f2(translate.endpointChangeCpuMs.p99)} / ${f2(translate.endpointChangeCpuMs.max)} ms |`,
-      `| ... wall time (the main thread's own) median / p99 / max | ${f2(translate.endpointChangeWallMs.p50)} / ${f2(translate.endpointChangeWallMs.p99)} / ${f2(translate.endpointChangeWallMs.max)} ms |`,
-      `| as many changes again, steady state: process CPU median / p99 / max | ${f2(translate.steadyEndpointChangeCpuMs.p50)} / ${f2(translate.steadyEndpointChangeCpuMs.p99)} / ${f2(translate.steadyEndpointChangeCpuMs.max)} ms |`,
-      `| ... source side on a full reload (structural sharing of a freshly parsed registry) | ${f0(translate.sourceShareCpuMs)} ms |`,
-      `| one route change, the process's first (views that read it re-translated: ${translate.ruleChangeViews} changed) CPU | ${f0(translate.ruleChangeCpuMs)} ms |`,
-      `| later route changes (other services), process CPU median / max | ${f0(translate.steadyRuleChangeCpuMs.p50)} / ${f0(translate.steadyRuleChangeCpuMs.max)} ms |`,
-    );
-  }
+  if (translate) lines.push("", ...translationTable(translate));
   return lines.join("\n");
 }
 

@@ -17,7 +17,8 @@
  *    changed ones re-encoded. The process's first, then 5 more on other
  *    services (the steady state).
  *
- * CPU is process.cpuUsage() of this process around each step. Run alone:
+ * CPU is process.cpuUsage() of this process around each step. Prints a table
+ * (translate-table.ts; `--json`: the raw numbers). Run alone:
  *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/translate-bench.ts [--services 5000] [--instances 20] [--endpoint-changes 20] [--json]
  */
 import { setTimeout } from "node:timers/promises";
@@ -31,6 +32,7 @@ import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
 import { flag, numberOption, warnWithoutServerFlags } from "./cli.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
+import { translationTable } from "./translate-table.ts";
 import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
 export interface TranslateResult {
@@ -214,6 +216,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     if (process.send) process.send({ type: "result", result }, () => process.exit(0));
     else console.log(JSON.stringify(result));
   } else {
-    console.log(result);
+    console.log(translationTable(result).join("\n"));
   }
 }
