@@ -52,11 +52,11 @@ import {
 } from "./mesh.ts";
 import type { ServerStats } from "./proc-common.ts";
 import { markdown as profileMarkdown, summarize } from "./profile-summary.ts";
-import { percentiles, type Percentiles } from "./stats.ts";
+import { f0, f1, f2, percentiles, type Percentiles } from "./stats.ts";
 import { flag, numberOption, option } from "./cli.ts";
 import { SERVER_NODE_FLAGS } from "../src/cli/node-flags.ts";
 import type { TranslateResult } from "./translate-bench.ts";
-import { f0, f1, f2, translationTable } from "./translate-table.ts";
+import { translationTable } from "./translate-table.ts";
 import { nowMs } from "./wire.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));

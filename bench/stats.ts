@@ -16,3 +16,8 @@ export function percentiles(values: readonly number[]): Percentiles {
 export function nearestRank(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
+
+/** A number as the tables print it: whole, one or two decimals, or a dash when it was not measured. */
+export const f0 = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? "–" : v.toFixed(0));
+export const f1 = (v: number): string => (Number.isNaN(v) ? "–" : v.toFixed(1));
+export const f2 = (v: number): string => (Number.isNaN(v) ? "–" : v.toFixed(2));

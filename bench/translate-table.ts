@@ -4,12 +4,8 @@
  * Kept apart from translate-bench.ts so the fleet's parent process does not
  * load the translation code to print it.
  */
+import { f0, f2 } from "./stats.ts";
 import type { TranslateResult } from "./translate-bench.ts";
-
-/** Whole numbers, or a dash for a value that was not measured. */
-export const f0 = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? "–" : v.toFixed(0));
-export const f1 = (v: number): string => (Number.isNaN(v) ? "–" : v.toFixed(1));
-export const f2 = (v: number): string => (Number.isNaN(v) ? "–" : v.toFixed(2));
 
 export function translationTable(t: TranslateResult): string[] {
   return [

@@ -22,9 +22,9 @@ import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
  *  - an unset list, map or oneof holds one frozen empty value shared by every
  *    message, not a fresh one. Translation never changes a message once built
  *    (the memos and the cache's encode-once tables rely on that), and most
- *    fields of a message are unset: a full build's messages were about a
- *    tenth smaller kept live and its builds 40 ms faster. Code that did
- *    change one in place would throw, not alter every message.
+ *    fields of a message are unset: a full build keeps about a tenth less
+ *    (9.5 of 84 MB) and runs about 40 ms faster. Code that did change one
+ *    in place would throw, not alter every message.
  * test/translate/create.test.ts compares the two over every message type of
  * the registry. Types from files other than proto3 (proto2 and editions, where
  * protobuf-es may need a prototype chain for field presence) go to

@@ -120,10 +120,12 @@ describe("compiled create", () => {
     expect(bare.clusterDiscoveryType).toEqual({ case: undefined });
   });
 
-  it("gives a set list, map or oneof its own value", () => {
-    const a = create(ClusterSchema, { name: "a", metadata: { filterMetadata: {} }, clusterDiscoveryType: { case: "type", value: 3 } });
-    const b = create(ClusterSchema, { name: "b", clusterDiscoveryType: { case: "type", value: 3 } });
-    expect(a.clusterDiscoveryType).not.toBe(b.clusterDiscoveryType);
-    expect(Object.isFrozen(a.clusterDiscoveryType)).toBe(false);
+  it("gives a set list, map or oneof its own value, even an empty one", () => {
+    const bare = create(ClusterSchema);
+    const set = create(ClusterSchema, { healthChecks: [], typedExtensionProtocolOptions: {}, clusterDiscoveryType: { case: "type", value: 3 } });
+    for (const value of [set.healthChecks, set.typedExtensionProtocolOptions, set.clusterDiscoveryType]) expect(Object.isFrozen(value)).toBe(false);
+    expect(set.healthChecks).not.toBe(bare.healthChecks);
+    expect(set.typedExtensionProtocolOptions).not.toBe(bare.typedExtensionProtocolOptions);
+    expect(set.clusterDiscoveryType).toEqual({ case: "type", value: 3 });
   });
 });
