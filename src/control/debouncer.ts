@@ -1,8 +1,10 @@
 /**
  * Coalesces bursts: runs `action` once things have been quiet for `quietMs`, but
  * never later than `maxDelayMs` after the first trigger of a burst, so a steady
- * trickle of changes cannot postpone a push forever. At most one action runs at
- * a time; triggers during a run schedule one more run after it.
+ * trickle of changes cannot postpone it forever. At most one action runs at a
+ * time; triggers during a run schedule one more run after it. The pipeline
+ * debounces source deliveries into rebuilds with it, and the PostgreSQL source
+ * change notifications into reloads.
  */
 export class Debouncer {
   private quietTimer: NodeJS.Timeout | null = null;

@@ -32,7 +32,7 @@ import type { RuleRejection, RuleSet } from "../../model/rules.ts";
 import type { RegistrySource, RuleSource, SourceStatus } from "../source.ts";
 import { Backoff } from "./backoff.ts";
 import { CoalescingRunner } from "./coalesce.ts";
-import { Debouncer } from "./debounce.ts";
+import { Debouncer } from "../../control/debouncer.ts";
 import { shareStructure } from "../../model/share.ts";
 import { Health } from "./health.ts";
 import { ChangeListener } from "./listener.ts";
@@ -280,7 +280,9 @@ export class PostgresStore {
     // Idle clients that die (server restart, pg_terminate_backend) are dropped by
     // the pool; without a handler the 'error' event would crash the process.
     pool.on("error", (err) => this.#log.warn({ err: errorMessage(err) }, "idle PostgreSQL connection lost"));
-    const notifications = new Debouncer(() => this.#requestReload(false), settings.settleMs, settings.maxSettleMs);
+    const notifications = new Debouncer(settings.settleMs, settings.maxSettleMs, () => this.#requestReload(false), (err) =>
+      this.#log.error({ err: errorMessage(err) }, "scheduling a reload after notifications failed"),
+    );
     let listener: ChangeListener | null = null;
     if (settings.listen) {
       let connectedOnce = false;
@@ -292,7 +294,7 @@ export class PostgresStore {
           if (generation !== this.#generation) return;
           this.#metrics.notifications++;
           this.#markStale(payload);
-          notifications.poke();
+          notifications.trigger();
         },
         onConnected: () => {
           if (generation !== this.#generation) return;
@@ -334,7 +336,7 @@ export class PostgresStore {
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
     this.#pollTimer = null;
     if (!conn) return;
-    conn.notifications.cancel();
+    conn.notifications.stop();
     await conn.listener?.stop();
     await this.#reloads.whenIdle();
     await this.#statusWrites.whenIdle();
