@@ -1,4 +1,3 @@
-import { useServerBufferPool } from "../src/cli/buffer-pool.ts";
 import { missingServerFlags } from "../src/cli/node-flags.ts";
 
 /** Command-line options of the benchmarks: `--name value` and bare `--flag`. */
@@ -17,12 +16,10 @@ export function flag(name: string): boolean {
 }
 
 /**
- * Benchmark processes run as `signalbox serve` runs: its Buffer pool size
- * (src/cli/buffer-pool.ts) is set here, and its V8 flags (src/cli/node-flags.ts)
- * must be on the command line; says so on stderr when they are missing.
+ * In-process benches measure what `signalbox serve` runs only with its V8
+ * flags (src/cli/node-flags.ts); says so on stderr when they are missing.
  */
-export function asServerProcess(): void {
-  useServerBufferPool();
+export function warnWithoutServerFlags(): void {
   const missing = missingServerFlags(process.execArgv, process.env.NODE_OPTIONS ?? "");
   if (missing.length > 0) console.error(`note: without ${missing.join(" ")} (what \`signalbox serve\` runs with): run as node --expose-gc ${missing.join(" ")} --import tsx …`);
 }
