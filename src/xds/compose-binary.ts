@@ -1,6 +1,7 @@
 import { ScalarType, toBinary, type DescField, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { scalarZeroValue } from "@bufbuild/protobuf/reflect";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { joinEncoding } from "./encoding-pool.ts";
 
 /**
  * Binary encoding that reuses the bytes of shared sub-messages.
@@ -73,7 +74,7 @@ function framed<Item extends Message>(number: number, item: Item, element: (item
   if (!bytes) {
     const body = element(item);
     const prefix = header.tag(number, WireType.LengthDelimited).uint32(body.length).finish();
-    bytes = Buffer.concat([prefix, body], prefix.length + body.length);
+    bytes = joinEncoding([prefix, body], prefix.length + body.length);
     byItem.set(item, bytes);
   }
   return bytes;

@@ -7,6 +7,7 @@ import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
+import { encodingBuffer, joinEncoding } from "./encoding-pool.ts";
 import { messageAny, messageBinary } from "./message-writer.ts";
 import { framedSize, frameHeader, putFrame } from "./varint.ts";
 
@@ -43,10 +44,10 @@ function versionHash(data: string | Uint8Array): string {
  * kinds are written into it by the compiled message writer (message-writer.ts).
  * The value equals toBinary's.
  *
- * Every Any comes from Node's shared pool: toBinary would return a buffer of
- * its own per resource, and tens of thousands of retained buffers of their own
- * each cost the garbage collector (a full build measured 60 ms slower keeping
- * them).
+ * Every Any comes from a shared slab (encoding-pool.ts): toBinary would return
+ * a buffer of its own per resource, and tens of thousands of retained buffers
+ * of their own each cost the garbage collector (a full build measured 60 ms
+ * slower keeping them).
  */
 function anyBinary(kind: ResourceKind, message: Message): Uint8Array {
   if (kind === "endpoint") return clusterLoadAssignmentAny(message as ClusterLoadAssignment, ANY_PREFIX.endpoint);
@@ -56,7 +57,8 @@ function anyBinary(kind: ResourceKind, message: Message): Uint8Array {
   for (const part of parts) size += part.length;
   const prefix = ANY_PREFIX[kind];
   const lengthPrefix = frameHeader(0x12, size); // Any's 2 value
-  return Buffer.concat([prefix, lengthPrefix, ...parts], prefix.length + lengthPrefix.length + size);
+  parts.unshift(prefix, lengthPrefix);
+  return joinEncoding(parts, prefix.length + lengthPrefix.length + size);
 }
 
 function virtualHostBinary(host: VirtualHost): Uint8Array {
@@ -157,7 +159,7 @@ const deltaResources = new WeakMap<EncodedResource, Uint8Array>();
 /**
  * The delta `Resource` message (version = 1, resource = 2, name = 3) for an
  * encoded resource, built on first use and then shared by every stream.
- * Sized and written into a buffer from Node's shared pool: a writer's
+ * Sized and written into a buffer from a shared slab (encoding-pool.ts): a writer's
  * finish() would give each of these (tens of thousands, retained) a buffer of
  * its own, which the garbage collector pays for (see anyBinary).
  */
@@ -167,7 +169,7 @@ export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
     const { version, any, name } = resource;
     const nameBytes = Buffer.byteLength(name);
     const size = framedSize(version.length) + framedSize(any.length) + framedSize(nameBytes);
-    const out = Buffer.allocUnsafe(size);
+    const out = encodingBuffer(size);
     // A version is base64url, so ASCII: one byte per character.
     let at = putFrame(out, 0, 0x0a, version.length); // 1 version
     at += out.write(version, at, "latin1");

@@ -13,6 +13,7 @@ import {
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { binaryOnce } from "./compose-binary.ts";
+import { encodingBuffer } from "./encoding-pool.ts";
 import { framedSize, frameHeader, putFrame, putVarint, varintSize } from "./varint.ts";
 
 /**
@@ -73,7 +74,7 @@ function writeAssignment(assignment: ClusterLoadAssignment, anyHead: Uint8Array 
   }
   if (policy !== null) total += 1 + varintSize(policy.length) + policy.length;
   const headSize = anyHead === null ? 0 : anyHead.length + 1 + varintSize(total);
-  const out = Buffer.allocUnsafe(headSize + total);
+  const out = encodingBuffer(headSize + total);
   let at = 0;
   if (anyHead !== null) {
     out.set(anyHead, 0);

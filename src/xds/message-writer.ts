@@ -1,6 +1,7 @@
 import { create, ScalarType, toBinary, type DescField, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { encodingBuffer } from "./encoding-pool.ts";
 import { putVarint, varintSize } from "./varint.ts";
 
 /**
@@ -23,25 +24,25 @@ import { putVarint, varintSize } from "./varint.ts";
  * passed.
  */
 
-/** The bytes of `message`, in a buffer from Node's shared pool (see anyBinary in encoding.ts for why pooled). */
+/** The bytes of `message`, in a buffer from a shared slab (encoding-pool.ts; see anyBinary in encoding.ts for why). */
 export function messageBinary<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Buffer {
   pos = 0;
   writerFor(schema).run(message as unknown as Rec);
-  const out = Buffer.allocUnsafe(pos);
+  const out = encodingBuffer(pos);
   buf.copy(out, 0, 0, pos);
   return out;
 }
 
 /**
  * `head` (a google.protobuf.Any's type_url field), then the Any's value field
- * (2) holding `message`'s bytes, in one pooled buffer.
+ * (2) holding `message`'s bytes, in one buffer from a shared slab.
  */
 export function messageAny<Desc extends DescMessage>(head: Uint8Array, schema: Desc, message: MessageShape<Desc>): Buffer {
   pos = 0;
   writerFor(schema).run(message as unknown as Rec);
   const length = pos;
   const valueAt = head.length + 1 + varintSize(length);
-  const out = Buffer.allocUnsafe(valueAt + length);
+  const out = encodingBuffer(valueAt + length);
   out.set(head, 0);
   out[head.length] = 0x12; // Any's 2 value
   putVarint(out, head.length + 1, length);
