@@ -17,7 +17,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { flag, numberOption, warnWithoutServerFlags } from "./cli.ts";
+import { flag, numberOption, asServerProcess } from "./cli.ts";
 import { APP_PORT, INBOUND_PORT, meshModel, meshRows, moveInstance, serviceName } from "./mesh.ts";
 import { nearestRank, percentiles, type Percentiles } from "./stats.ts";
 
@@ -79,7 +79,7 @@ export async function runChurnBench(services = 5000, instances = 20, changes = 1
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  warnWithoutServerFlags();
+  asServerProcess();
   const result = await runChurnBench(numberOption("services", 5000), numberOption("instances", 20), numberOption("changes", 15000));
   if (flag("json")) console.log(JSON.stringify(result));
   else {

@@ -1,3 +1,4 @@
+import { useServerBufferPool } from "../src/cli/buffer-pool.ts";
 import { missingServerFlags } from "../src/cli/node-flags.ts";
 
 /** Command-line options of the benchmarks: `--name value` and bare `--flag`. */
@@ -16,10 +17,12 @@ export function flag(name: string): boolean {
 }
 
 /**
- * In-process benches measure what `signalbox serve` runs only with its V8
- * flags (src/cli/node-flags.ts); says so on stderr when they are missing.
+ * Benchmark processes run as `signalbox serve` runs: its Buffer pool size
+ * (src/cli/buffer-pool.ts) is set here, and its V8 flags (src/cli/node-flags.ts)
+ * must be on the command line; says so on stderr when they are missing.
  */
-export function warnWithoutServerFlags(): void {
+export function asServerProcess(): void {
+  useServerBufferPool();
   const missing = missingServerFlags(process.execArgv, process.env.NODE_OPTIONS ?? "");
   if (missing.length > 0) console.error(`note: without ${missing.join(" ")} (what \`signalbox serve\` runs with): run as node --expose-gc ${missing.join(" ")} --import tsx …`);
 }

@@ -18,11 +18,15 @@ import { buildSnapshot } from "../src/translate/build-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache, type ProxyView } from "../src/xds/cache.ts";
 import { encodeDeltaBody, withNonce } from "../src/xds/encoding.ts";
+import { asServerProcess } from "./cli.ts";
 import { APP_PORT, applyChange, INBOUND_PORT, meshModel, meshRows, type Change, type MeshSpec } from "./mesh.ts";
 import { collectStats, handleCommon, type ToServer } from "./proc-common.ts";
 import { nowMs, parseRequest } from "./wire.ts";
 
 type Message = ToServer | { type: "start"; spec: MeshSpec; changes: Change[]; protocol: "sotw" | "delta" } | { type: "change"; index: number };
+
+// The same process settings as Signalbox (the fleet passes both the same V8 flags).
+asServerProcess();
 
 const NONCE = "1";
 type Responses = Map<string, Partial<Record<ResourceKind, Uint8Array>>>;

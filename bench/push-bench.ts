@@ -25,7 +25,7 @@ import { DeltaStream } from "../src/xds/delta-stream.ts";
 import { XdsMetrics } from "../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../src/xds/request-decode.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { numberOption, warnWithoutServerFlags } from "./cli.ts";
+import { numberOption, asServerProcess } from "./cli.ts";
 import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName } from "./mesh.ts";
 
 interface FakeEnvoy {
@@ -118,7 +118,7 @@ export function runPushBench(proxies: number, rounds: number): Record<"endpoint"
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  warnWithoutServerFlags();
+  asServerProcess();
   const proxies = numberOption("proxies", 10_000);
   const result = runPushBench(proxies, Math.max(3, numberOption("rounds", 12)));
   console.log(`${proxies} delta streams, wall time per change (median):\n`);

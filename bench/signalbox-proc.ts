@@ -8,10 +8,13 @@ import { startSignalbox, type RunningSignalbox } from "../src/app.ts";
 import type { MeshSnapshot } from "../src/model/snapshot.ts";
 import { PostgresStore } from "../src/sources/postgres/index.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
+import { asServerProcess } from "./cli.ts";
 import { collectStats, handleCommon, type ToServer } from "./proc-common.ts";
 import { nowMs } from "./wire.ts";
 
 type Message = ToServer | { type: "start"; databaseUrl: string; debounceMs: number; maxDelayMs: number; pushBatchSize?: number; pushSliceMs?: number };
+
+asServerProcess();
 
 let signalbox: RunningSignalbox | null = null;
 let lastChangeAt = 0;

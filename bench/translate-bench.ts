@@ -30,7 +30,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { flag, numberOption, warnWithoutServerFlags } from "./cli.ts";
+import { flag, numberOption, asServerProcess } from "./cli.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
 import { translationTable } from "./translate-table.ts";
 import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
@@ -210,7 +210,7 @@ async function fullBuild(snapshot: MeshSnapshot, services: number): Promise<{ ca
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  warnWithoutServerFlags();
+  asServerProcess();
   const result = await runTranslateBench(numberOption("services", 5000), numberOption("instances", 20), numberOption("endpoint-changes", 20));
   if (flag("json")) {
     if (process.send) process.send({ type: "result", result }, () => process.exit(0));

@@ -8,6 +8,7 @@ import { mergeRegistries } from "../sources/merge-registry.ts";
 import { PostgresStore } from "../sources/postgres/index.ts";
 import type { RegistrySource } from "../sources/source.ts";
 import { resourceGate } from "../xds/validation-gate.ts";
+import { useServerBufferPool } from "./buffer-pool.ts";
 
 export interface ServeOptions {
   readonly databaseUrl?: string;
@@ -68,6 +69,7 @@ async function openSources(options: ServeOptions, logger: Logger): Promise<Signa
 
 /** `signalbox serve`. */
 export function serve(options: ServeOptions, logger: Logger): Promise<RunningSignalbox> {
+  useServerBufferPool();
   return startSignalbox({
     sources: () => openSources(options, logger),
     gate: resourceGate(),
