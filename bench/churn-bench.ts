@@ -17,7 +17,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { flag, numberOption, asServerProcess } from "./cli.ts";
+import { asServerProcess, flag, numberOption } from "./cli.ts";
 import { APP_PORT, INBOUND_PORT, meshModel, meshRows, moveInstance, serviceName } from "./mesh.ts";
 import { nearestRank, percentiles, type Percentiles } from "./stats.ts";
 

@@ -25,7 +25,7 @@ import { DeltaStream } from "../src/xds/delta-stream.ts";
 import { XdsMetrics } from "../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../src/xds/request-decode.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { numberOption, asServerProcess } from "./cli.ts";
+import { asServerProcess, numberOption } from "./cli.ts";
 import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName } from "./mesh.ts";
 
 interface FakeEnvoy {

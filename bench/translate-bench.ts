@@ -30,7 +30,7 @@ import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { flag, numberOption, asServerProcess } from "./cli.ts";
+import { asServerProcess, flag, numberOption } from "./cli.ts";
 import { percentiles, type Percentiles } from "./stats.ts";
 import { translationTable } from "./translate-table.ts";
 import { APP_PORT, applyChange, endpointChange, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
