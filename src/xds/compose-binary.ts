@@ -1,7 +1,6 @@
 import { ScalarType, toBinary, type DescField, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
 import { scalarZeroValue } from "@bufbuild/protobuf/reflect";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { joinEncoding } from "./encoding-pool.ts";
 
 /**
  * Binary encoding that reuses the bytes of shared sub-messages.
@@ -30,15 +29,16 @@ export function binaryOnce<Desc extends DescMessage>(schema: Desc, message: Mess
 
 /**
  * toBinary of `message` as pieces to concatenate, with the elements of its
- * repeated message field `listField` written from `element(item)`, framed once
- * per element object (elements are shared sub-messages) rather than encoded
- * again. Pieces, so the caller can add its own framing in the same copy.
+ * repeated message field `listField` written by `element(item, tag)` as that
+ * field (`tag`, the length, the bytes), once per element object (elements are
+ * shared sub-messages) rather than encoded again. Pieces, so the caller can
+ * add its own framing in the same copy.
  */
 export function composedParts<Desc extends DescMessage, Item extends Message>(
   schema: Desc,
   message: MessageShape<Desc>,
   listField: string,
-  element: (item: Item) => Uint8Array,
+  element: (item: Item, tag: Uint8Array) => Uint8Array,
 ): Uint8Array[] {
   const field = schema.field[listField];
   if (field?.fieldKind !== "list" || field.listKind !== "message") {
@@ -64,18 +64,17 @@ export function composedParts<Desc extends DescMessage, Item extends Message>(
   return parts;
 }
 
-const framedByField = new Map<number, WeakMap<object, Uint8Array>>();
+/** Per field number: the field's tag, and each element's bytes as that field. */
+const framedByField = new Map<number, { readonly tag: Uint8Array; readonly byItem: WeakMap<object, Uint8Array> }>();
 
-/** An element with its field tag and length in front, once per element object (they are shared). */
-function framed<Item extends Message>(number: number, item: Item, element: (item: Item) => Uint8Array): Uint8Array {
-  let byItem = framedByField.get(number);
-  if (!byItem) framedByField.set(number, (byItem = new WeakMap()));
-  let bytes = byItem.get(item);
+/** An element as its field (tag, length, bytes), once per element object (they are shared). */
+function framed<Item extends Message>(number: number, item: Item, element: (item: Item, tag: Uint8Array) => Uint8Array): Uint8Array {
+  let field = framedByField.get(number);
+  if (!field) framedByField.set(number, (field = { tag: header.tag(number, WireType.LengthDelimited).finish(), byItem: new WeakMap() }));
+  let bytes = field.byItem.get(item);
   if (!bytes) {
-    const body = element(item);
-    const prefix = header.tag(number, WireType.LengthDelimited).uint32(body.length).finish();
-    bytes = joinEncoding([prefix, body], prefix.length + body.length);
-    byItem.set(item, bytes);
+    bytes = element(item, field.tag);
+    field.byItem.set(item, bytes);
   }
   return bytes;
 }

@@ -8,7 +8,7 @@ import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-typ
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
 import { encodingBuffer, joinEncoding } from "./encoding-pool.ts";
-import { messageAny, messageBinary } from "./message-writer.ts";
+import { messageField } from "./message-writer.ts";
 import { framedSize, frameHeader, putFrame } from "./varint.ts";
 
 /**
@@ -31,6 +31,11 @@ const ANY_PREFIX = Object.fromEntries(
   Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).finish()]),
 ) as Record<ResourceKind, Uint8Array>;
 
+/** What goes before the value's length in each kind's Any: the type_url field and the value field's (2) tag. */
+const ANY_VALUE_HEAD = Object.fromEntries(
+  Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).tag(2, WireType.LengthDelimited).finish()]),
+) as Record<ResourceKind, Uint8Array>;
+
 /** A version: 22 base64url characters (132 bits) of the SHA-256 of `data`, in one shot. */
 function versionHash(data: string | Uint8Array): string {
   return hash("sha256", data, "base64url").slice(0, 22);
@@ -51,8 +56,8 @@ function versionHash(data: string | Uint8Array): string {
  */
 function anyBinary(kind: ResourceKind, message: Message): Uint8Array {
   if (kind === "endpoint") return clusterLoadAssignmentAny(message as ClusterLoadAssignment, ANY_PREFIX.endpoint);
-  if (kind !== "route") return messageAny(ANY_PREFIX[kind], SCHEMAS[kind], message);
-  const parts = composedParts(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", virtualHostBinary);
+  if (kind !== "route") return messageField(ANY_VALUE_HEAD[kind], SCHEMAS[kind], message);
+  const parts = composedParts(RouteConfigurationSchema, message as RouteConfiguration, "virtualHosts", virtualHostField);
   let size = 0;
   for (const part of parts) size += part.length;
   const prefix = ANY_PREFIX[kind];
@@ -61,8 +66,9 @@ function anyBinary(kind: ResourceKind, message: Message): Uint8Array {
   return joinEncoding(parts, prefix.length + lengthPrefix.length + size);
 }
 
-function virtualHostBinary(host: VirtualHost): Uint8Array {
-  return messageBinary(VirtualHostSchema, host);
+/** A virtual host as a route configuration's virtual_hosts field (`tag`), written once into a buffer the cache keeps. */
+function virtualHostField(host: VirtualHost, tag: Uint8Array): Uint8Array {
+  return messageField(tag, VirtualHostSchema, host);
 }
 
 /** Where the value (the resource's own bytes) starts in an Any: after the type_url field and the value's tag and length. */

@@ -13,7 +13,7 @@ import {
   type LocalityLbEndpoints,
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { binaryOnce } from "./compose-binary.ts";
-import { encodingBuffer } from "./encoding-pool.ts";
+import { encodingBuffer, joinEncoding } from "./encoding-pool.ts";
 import { framedSize, frameHeader, putFrame, putVarint, varintSize } from "./varint.ts";
 
 /**
@@ -52,7 +52,8 @@ export function clusterLoadAssignmentBinary(assignment: ClusterLoadAssignment): 
 export function clusterLoadAssignmentAny(assignment: ClusterLoadAssignment, anyHead: Uint8Array): Uint8Array {
   if (!handled(assignment)) {
     const value = toBinary(ClusterLoadAssignmentSchema, assignment);
-    return Buffer.concat([anyHead, frameHeader(0x12, value.length), value]); // Any's 2 value
+    const valueHead = frameHeader(0x12, value.length); // Any's 2 value
+    return joinEncoding([anyHead, valueHead, value], anyHead.length + valueHead.length + value.length);
   }
   return writeAssignment(assignment, anyHead);
 }

@@ -24,28 +24,30 @@ import { putVarint, varintSize } from "./varint.ts";
  * passed.
  */
 
-/** The bytes of `message`, in a buffer from a shared slab (encoding-pool.ts; see anyBinary in encoding.ts for why). */
+/** The bytes of `message` on their own, in a buffer of Node's pool (nothing in the server keeps these: it keeps fields, below). */
 export function messageBinary<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Buffer {
   pos = 0;
   writerFor(schema).run(message as unknown as Rec);
-  const out = encodingBuffer(pos);
+  const out = Buffer.allocUnsafe(pos);
   buf.copy(out, 0, 0, pos);
   return out;
 }
 
 /**
- * `head` (a google.protobuf.Any's type_url field), then the Any's value field
- * (2) holding `message`'s bytes, in one buffer from a shared slab.
+ * `message` as a length-delimited field: `head`, then the length of
+ * `message`'s bytes, then the bytes, in one buffer for the cache to keep
+ * (encoding-pool.ts). `head` is all that goes before the length: a field's tag
+ * (a virtual host in a route configuration), or a google.protobuf.Any's
+ * type_url field and value tag (a whole resource).
  */
-export function messageAny<Desc extends DescMessage>(head: Uint8Array, schema: Desc, message: MessageShape<Desc>): Buffer {
+export function messageField<Desc extends DescMessage>(head: Uint8Array, schema: Desc, message: MessageShape<Desc>): Buffer {
   pos = 0;
   writerFor(schema).run(message as unknown as Rec);
   const length = pos;
-  const valueAt = head.length + 1 + varintSize(length);
+  const valueAt = head.length + varintSize(length);
   const out = encodingBuffer(valueAt + length);
   out.set(head, 0);
-  out[head.length] = 0x12; // Any's 2 value
-  putVarint(out, head.length + 1, length);
+  putVarint(out, head.length, length);
   buf.copy(out, valueAt, 0, length);
   return out;
 }

@@ -52,7 +52,13 @@ function hex(bytes: Uint8Array): string {
 
 /** The route configuration as the resource encoder assembles it, from its virtual hosts' once-encoded bytes. */
 function composedRoutes(message: RouteConfiguration): Buffer {
-  return Buffer.concat(composedParts(RouteConfigurationSchema, message, "virtualHosts", (host: VirtualHost) => binaryOnce(VirtualHostSchema, host)));
+  return Buffer.concat(composedParts(RouteConfigurationSchema, message, "virtualHosts", virtualHostField));
+}
+
+/** A virtual host as its field (tag, length, bytes), from protobuf-es' bytes. */
+function virtualHostField(host: VirtualHost, tag: Uint8Array): Buffer {
+  const body = binaryOnce(VirtualHostSchema, host);
+  return Buffer.concat([tag, new BinaryWriter().uint32(body.length).finish(), body]);
 }
 
 describe("resource encoding equals toBinary", () => {
