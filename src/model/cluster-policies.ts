@@ -306,11 +306,10 @@ export function resolveHashPolicies(
   return leveled.bySource.get(source) ?? leveled.destination;
 }
 
-/** Whether some accepted cluster-side rule for `destination` names `source`, so that caller's config differs. */
-export function clusterPoliciesSingleOut(active: ActiveClusterPolicies | undefined, destination: string, source: string): boolean {
-  if (!active) return false;
-  if (active.hashPolicies.get(destination)?.bySource.has(source)) return true;
-  return false;
+/** Calls `visit` for each caller (source) a hash policy of a destination names, so that caller's routes differ from others'. */
+export function forEachClusterPolicySource(active: ActiveClusterPolicies | undefined, visit: (destination: string, source: string) => void): void {
+  if (!active) return;
+  for (const [destination, leveled] of active.hashPolicies) for (const source of leveled.bySource.keys()) visit(destination, source);
 }
 
 /**

@@ -221,17 +221,14 @@ export interface ActiveRoutePolicies {
 
 export const noActiveRoutePolicies: ActiveRoutePolicies = { byDestination: new Map() };
 
-/** Whether some accepted policy for `destination` names `source`, so that caller's routes differ from others'. */
-export function policiesSingleOut(active: ActiveRoutePolicies | undefined, destination: string, source: string): boolean {
-  const policies = active?.byDestination.get(destination);
-  if (!policies) return false;
-  return (
-    policies.timeouts.bySource.has(source) ||
-    policies.retries.bySource.has(source) ||
-    policies.faults.bySource.has(source) ||
-    policies.drops.bySource.has(source) ||
-    policies.rateLimits.bySource.has(source)
-  );
+/** Calls `visit` for each caller (source) some accepted policy of a destination names, so that caller's routes differ from others'. */
+export function forEachPolicySource(active: ActiveRoutePolicies | undefined, visit: (destination: string, source: string) => void): void {
+  if (!active) return;
+  for (const [destination, policies] of active.byDestination) {
+    for (const leveled of [policies.timeouts, policies.retries, policies.faults, policies.drops, policies.rateLimits]) {
+      for (const source of leveled.bySource.keys()) visit(destination, source);
+    }
+  }
 }
 
 /**

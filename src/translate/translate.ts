@@ -11,11 +11,11 @@ import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxy
 import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn, perSnapshotTable } from "./memo.ts";
 import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
-import { policiesSingleOut } from "../model/route-policies.ts";
 import { sameElements } from "../model/share.ts";
 import { selects } from "./rule-check.ts";
 import { scopedServices } from "./scope.ts";
-import { clusterPoliciesSingleOut, clusterPolicyFor } from "../model/cluster-policies.ts";
+import { clusterPolicyFor } from "../model/cluster-policies.ts";
+import { callerKey } from "./caller-key.ts";
 import { colorOf, colorRoutingFor } from "./cluster-policy-check.ts";
 import { decorateInboundVirtualHost, decorateVirtualHost, upgradesInboundWebsocket } from "./cluster-routing.ts";
 import { sidecarTcp } from "./tcp.ts";
@@ -202,18 +202,6 @@ function ruleContext(snapshot: MeshSnapshot): readonly unknown[] {
 }
 
 const CONTEXT_EXCLUDED = new Set(["registry", "routesByDestination", "dependencies", "rejected"]);
-
-/**
- * The calling service when a rule or a source-specific policy of `service` names
- * it, else "*" (every such caller sees the same routes).
- */
-function callerKey(snapshot: MeshSnapshot, service: Service, proxy: Proxy): string {
-  const singledOut =
-    rulesFor(snapshot, service.name).some((rule) => rule.source === proxy.service) ||
-    policiesSingleOut(snapshot.routePolicies, service.name, proxy.service) ||
-    clusterPoliciesSingleOut(snapshot.clusterPolicies, service.name, proxy.service);
-  return singledOut ? proxy.service : "*";
-}
 
 export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {
   const clusters: ResourceMap[] = [];
