@@ -3,6 +3,7 @@ import type { VirtualHost } from "../gen/envoy/config/route/v3/route_components_
 import type { RouteConfiguration } from "../gen/envoy/config/route/v3/route_pb.ts";
 import type { Proxy } from "../model/proxy.ts";
 import type { Service } from "../model/registry.ts";
+import type { Subset } from "../model/rules.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { clusterDialect, inboundAppCluster, serviceClusterSet, type ClusterDialect } from "./clusters.ts";
 import { serviceLoadAssignments } from "./endpoints.ts";
@@ -40,18 +41,30 @@ function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[]
   return memoOn(scope, "http-upstreams", () => scope.filter((service) => service.protocol !== "tcp"));
 }
 
-function subsetsOf(snapshot: MeshSnapshot, service: string): readonly string[] {
+/** A service's subsets sorted by name, and their names; once per set of subsets (snapshots share it while no subset changes). */
+interface ServiceSubsets {
+  readonly rules: readonly Subset[];
+  readonly names: readonly string[];
+}
+
+const NO_SUBSETS: ServiceSubsets = { rules: [], names: [] };
+
+function subsetsOf(snapshot: MeshSnapshot, service: string): ServiceSubsets {
   const byService = memoOn(snapshot.subsets, "subsets-by-service", () => {
-    const map = new Map<string, string[]>();
+    const lists = new Map<string, Subset[]>();
     for (const subset of snapshot.subsets.values()) {
-      const names = map.get(subset.service);
-      if (names) names.push(subset.name);
-      else map.set(subset.service, [subset.name]);
+      const list = lists.get(subset.service);
+      if (list) list.push(subset);
+      else lists.set(subset.service, [subset]);
     }
-    for (const names of map.values()) names.sort();
+    const map = new Map<string, ServiceSubsets>();
+    for (const [name, rules] of lists) {
+      rules.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      map.set(name, { rules, names: rules.map((subset) => subset.name) });
+    }
     return map;
   });
-  return byService.get(service) ?? [];
+  return byService.get(service) ?? NO_SUBSETS;
 }
 
 /**
@@ -62,7 +75,7 @@ function subsetsOf(snapshot: MeshSnapshot, service: string): readonly string[] {
  */
 export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialect: ClusterDialect = "envoy"): ReadonlyMap<string, Message> {
   return perSnapshotIn(snapshot, CLUSTER_TABLES[dialect], service, () => {
-    const subsets = subsetsOf(snapshot, service.name);
+    const subsets = subsetsOf(snapshot, service.name).names;
     const policy = clusterPolicyFor(snapshot.clusterPolicies, service.name);
     const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
     // Reused across snapshots while these inputs are equal (memo.ts: list every input here),
@@ -81,10 +94,7 @@ export function serviceClusters(snapshot: MeshSnapshot, service: Service, dialec
  */
 export function serviceEndpoints(snapshot: MeshSnapshot, service: Service): ReadonlyMap<string, Message> {
   return perSnapshotIn(snapshot, ENDPOINT_TABLE, service, () => {
-    const subsetRules = subsetsOf(snapshot, service.name).flatMap((name) => {
-      const subset = snapshot.subsets.get(`${service.name}/${name}`);
-      return subset ? [subset] : [];
-    });
+    const subsetRules = subsetsOf(snapshot, service.name).rules;
     // With color routing, colored instances only serve their color (endpoints.ts).
     const routing = snapshot.clusterPolicies ? colorRoutingFor(snapshot.clusterPolicies, service) : null;
     const colors = snapshot.clusterPolicies?.colors.get(service.name)?.colors ?? [];
