@@ -17,7 +17,10 @@ import { byName, compareText } from "../model/order.ts";
  *
  * Results are memoized per calling service, so thousands of proxies of one
  * service cost one computation, and kept for later snapshots while what they
- * are computed from is equal (scopeTable).
+ * are computed from is equal (scopeTable). A scope is kept as names, not
+ * Service objects: an endpoint change replaces services but keeps their names,
+ * so the next rule change finds every caller's scope as it was (the same
+ * array), and the cache sees an unchanged scope at a glance.
  */
 
 const dependencyMaps = new WeakMap<readonly ServiceDependency[], ReadonlyMap<string, readonly string[]>>();
@@ -65,10 +68,24 @@ export function allServices(snapshot: MeshSnapshot): readonly Service[] {
   return memoOn(services, "all-services-sorted", () => [...services.values()].sort(byName));
 }
 
-/** The services a proxy of `caller` may call, sorted by name (see the file comment). */
-export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly Service[] {
+/** The last list of every service's name, kept while the registry has the same names. */
+let allNames: { services: ReadonlyMap<string, Service>; readonly names: readonly string[] } | null = null;
+
+/** Every service's name, sorted: the same array for registries with the same names. */
+function allServiceNames(snapshot: MeshSnapshot): readonly string[] {
+  const services = snapshot.registry.services;
+  if (allNames && (allNames.services === services || sameKeys(allNames.services, services))) {
+    allNames.services = services;
+    return allNames.names;
+  }
+  allNames = { services, names: allServices(snapshot).map((service) => service.name) };
+  return allNames.names;
+}
+
+/** The names of the services a proxy of `caller` may call, sorted (see the file comment). */
+export function scopedNames(snapshot: MeshSnapshot, caller: string): readonly string[] {
   const declared = snapshot.dependencies?.get(caller);
-  if (!declared || declared.length === 0) return allServices(snapshot);
+  if (!declared || declared.length === 0) return allServiceNames(snapshot);
   const perCaller = scopeTable(snapshot);
   let scoped = perCaller.get(caller);
   if (!scoped) {
@@ -78,38 +95,64 @@ export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly
   return scoped;
 }
 
-/**
- * What every scope of a snapshot is computed from: the registry's services,
- * the declared dependencies and the graph of onward targets (see
- * onwardGraphKey). Snapshots with the same inputs share one table of scopes.
- */
-interface ScopeInputs {
-  readonly services: ReadonlyMap<string, Service>;
-  readonly dependencies: ReadonlyMap<string, readonly string[]> | undefined;
-  readonly onwardGraph: string;
-  readonly scopes: Map<string, readonly Service[]>;
+/** A scope's names as one registry's services: kept while the registry is the same (a rule change keeps it). */
+const resolvedScopes = new WeakMap<readonly string[], { readonly services: ReadonlyMap<string, Service>; readonly resolved: readonly Service[] }>();
+
+/** The services a proxy of `caller` may call, sorted by name: scopedNames as the snapshot's services. */
+export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly Service[] {
+  const declared = snapshot.dependencies?.get(caller);
+  if (!declared || declared.length === 0) return allServices(snapshot);
+  const names = scopedNames(snapshot, caller);
+  const services = snapshot.registry.services;
+  const known = resolvedScopes.get(names);
+  if (known && known.services === services) return known.resolved;
+  const resolved = servicesNamed(services, names);
+  resolvedScopes.set(names, { services, resolved });
+  return resolved;
 }
 
-const scopeTables = new WeakMap<MeshSnapshot, Map<string, readonly Service[]>>();
+function servicesNamed(services: ReadonlyMap<string, Service>, names: readonly string[]): Service[] {
+  const out: Service[] = [];
+  for (const name of names) {
+    const service = services.get(name);
+    if (service !== undefined) out.push(service);
+  }
+  return out;
+}
+
+/**
+ * What every scope of a snapshot is computed from: the names of the registry's
+ * services (`services` is the last map seen with them), the declared
+ * dependencies and the graph of onward targets (see onwardGraphKey).
+ * Snapshots with the same inputs share one table of scopes.
+ */
+interface ScopeInputs {
+  services: ReadonlyMap<string, Service>;
+  readonly dependencies: ReadonlyMap<string, readonly string[]> | undefined;
+  readonly onwardGraph: string;
+  readonly scopes: Map<string, readonly string[]>;
+}
+
+const scopeTables = new WeakMap<MeshSnapshot, Map<string, readonly string[]>>();
 /** The inputs of the last table made; only the newest snapshot's matter to the next. */
 let lastInputs: ScopeInputs | null = null;
 
 /**
  * The snapshot's table of scopes by caller. A rule change that sends no
  * traffic to another service (most of them: a retry, a timeout, a split over
- * the service's own subsets) leaves every input equal, so the next snapshot
- * reuses the last one's scopes instead of walking every caller's closure
- * again: the same arrays, which also lets the cache see an unchanged scope at
- * a glance.
+ * the service's own subsets) leaves every input equal, and so does an
+ * endpoint change, so the next snapshot reuses the last one's scopes instead
+ * of walking every caller's closure again: the same arrays.
  */
-function scopeTable(snapshot: MeshSnapshot): Map<string, readonly Service[]> {
+function scopeTable(snapshot: MeshSnapshot): Map<string, readonly string[]> {
   let table = scopeTables.get(snapshot);
   if (table) return table;
   const services = snapshot.registry.services;
   const dependencies = snapshot.dependencies;
   const onwardGraph = onwardGraphKey(snapshot);
   const last = lastInputs;
-  if (last && last.services === services && last.dependencies === dependencies && last.onwardGraph === onwardGraph) {
+  if (last && last.dependencies === dependencies && last.onwardGraph === onwardGraph && (last.services === services || sameKeys(last.services, services))) {
+    last.services = services;
     table = last.scopes;
   } else {
     table = new Map();
@@ -117,6 +160,13 @@ function scopeTable(snapshot: MeshSnapshot): Map<string, readonly Service[]> {
   }
   scopeTables.set(snapshot, table);
   return table;
+}
+
+/** Whether two maps have the same keys. */
+function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  for (const key of b.keys()) if (!a.has(key)) return false;
+  return true;
 }
 
 /**
@@ -141,18 +191,17 @@ function onwardGraph(routesByDestination: MeshSnapshot["routesByDestination"]): 
   return JSON.stringify(edges);
 }
 
-function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Service[] {
+function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): string[] {
   const services = snapshot.registry.services;
   const onward = memoOn(snapshot, "onward-targets", () => new Map<string, readonly OnwardTarget[]>());
   const reached = new Set<string>();
   const queue: string[] = [];
-  const out: Service[] = [];
+  const out: string[] = [];
   for (const name of declared) {
-    const service = services.get(name);
-    if (service !== undefined && !reached.has(name)) {
+    if (services.has(name) && !reached.has(name)) {
       reached.add(name);
       queue.push(name);
-      out.push(service);
+      out.push(name);
     }
   }
   // Declared names arrive sorted (dependencyMap); only names a route adds need a sort.
@@ -161,16 +210,14 @@ function closure(snapshot: MeshSnapshot, caller: string, declared: readonly stri
     const targets = onwardTargets(snapshot, onward, queue.pop() as string);
     if (targets === NONE) continue;
     for (const { source, target } of targets) {
-      if ((source !== null && source !== caller) || reached.has(target)) continue;
-      const service = services.get(target);
-      if (service === undefined) continue;
+      if ((source !== null && source !== caller) || reached.has(target) || !services.has(target)) continue;
       reached.add(target);
       queue.push(target);
-      out.push(service);
+      out.push(target);
       added = true;
     }
   }
-  if (added) out.sort(byName);
+  if (added) out.sort(compareText);
   return out;
 }
 

@@ -14,7 +14,7 @@ import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from ".
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { sameElements } from "../model/share.ts";
 import { selects } from "./rule-check.ts";
-import { scopedServices } from "./scope.ts";
+import { scopedNames, scopedServices } from "./scope.ts";
 import { clusterPolicyFor } from "../model/cluster-policies.ts";
 import { callerKey } from "./caller-key.ts";
 import { colorOf, colorRoutingFor } from "./cluster-policy-check.ts";
@@ -256,7 +256,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     listener: listeners,
     route: sidecarRoutes(snapshot, proxy, upstreams),
     routeReads: routeReads(snapshot, proxy),
-    scope: namesOf(scope),
+    scope: scopedNames(snapshot, proxy.service),
   };
 }
 
@@ -311,7 +311,7 @@ function outboundRouteConfiguration(vhosts: VirtualHost[]): Message {
  * own. Nothing else in translation reads routesByDestination.
  */
 function routeReads(snapshot: MeshSnapshot, proxy: Proxy): ReadonlySet<string> {
-  return perSnapshotIn(snapshot, "route-reads", proxy.service, () => new Set([proxy.service, ...upstreamsOf(snapshot, proxy).map((service) => service.name)]));
+  return perSnapshotIn(snapshot, "route-reads", proxy.service, () => new Set([proxy.service, ...scopedNames(snapshot, proxy.service)]));
 }
 
 /**
@@ -334,7 +334,7 @@ export function translateProxyless(snapshot: MeshSnapshot, proxy: Proxy): Resour
     listener: listeners,
     route: proxylessRoutes(snapshot, proxy, upstreams),
     routeReads: routeReads(snapshot, proxy),
-    scope: namesOf(upstreamsOf(snapshot, proxy)),
+    scope: scopedNames(snapshot, proxy.service),
   };
 }
 
@@ -367,12 +367,9 @@ export function translate(snapshot: MeshSnapshot, proxy: Proxy): ResourceSet {
  * null when the scope differs: the whole view must be translated.
  */
 export function translateRoutes(snapshot: MeshSnapshot, proxy: Proxy, scope: readonly string[]): ResourceMap | null {
-  if (!sameElements(namesOf(upstreamsOf(snapshot, proxy)), scope)) return null;
+  const names = scopedNames(snapshot, proxy.service);
+  if (names !== scope && !sameElements(names, scope)) return null;
   const upstreams = httpUpstreams(snapshot, proxy);
   return proxy.kind === "envoy" ? sidecarRoutes(snapshot, proxy, upstreams) : proxylessRoutes(snapshot, proxy, upstreams);
 }
 
-/** A scope's service names, once per scope list (views of one caller, or of every caller without dependencies, share it). */
-function namesOf(services: readonly Service[]): readonly string[] {
-  return memoOn(services, "names", () => services.map((service) => service.name));
-}

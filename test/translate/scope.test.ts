@@ -4,6 +4,7 @@ import type { RegistryState, Service } from "../../src/model/registry.ts";
 import type { HttpRoute, RuleSet } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { SnapshotBuilder } from "../../src/translate/incremental-snapshot.ts";
+import { scopedNames } from "../../src/translate/scope.ts";
 import { translate, upstreamsOf } from "../../src/translate/translate.ts";
 
 /** Scoping: a proxy gets its declared upstreams plus what their routes send to; everything when none are declared. */
@@ -106,6 +107,35 @@ describe("upstreamsOf across snapshots", () => {
     expect(names(upstreamsOf(builder.build(registry, rules), proxy("web")))).toEqual(["api", "audit", "cache", "db"]);
     const services = new Map(registry.services);
     services.delete("audit");
-    expect(names(upstreamsOf(builder.build({ services }, rules), proxy("web")))).toEqual(["api", "cache", "db"]);
+    const after = builder.build({ services }, rules);
+    expect(names(upstreamsOf(after, proxy("web")))).toEqual(["api", "cache", "db"]);
+    expect(scopedNames(after, proxy("web").service)).toEqual(["api", "cache", "db"]);
+  });
+
+  it("sees a declared dependency that joins the mesh later", () => {
+    const builder = new SnapshotBuilder();
+    const before = builder.build(registry, rules);
+    expect(scopedNames(before, "web")).toEqual(["api", "audit", "cache", "db"]);
+    expect(scopedNames(before, "api")).toEqual(["api", "audit", "cache", "db", "other", "web"]);
+    const services = new Map(registry.services).set("missing", svc("missing"));
+    const after = builder.build({ services }, rules);
+    expect(scopedNames(after, "web")).toEqual(["api", "audit", "cache", "db", "missing"]);
+    expect(names(upstreamsOf(after, proxy("web")))).toEqual(["api", "audit", "cache", "db", "missing"]);
+    // Every service for a caller that declares none, the new one included.
+    expect(scopedNames(after, "api")).toEqual(["api", "audit", "cache", "db", "missing", "other", "web"]);
+  });
+
+  it("keeps every caller's scope (the same list of names) through an endpoint change, with the changed service's new object", () => {
+    const builder = new SnapshotBuilder();
+    const before = builder.build(registry, rules);
+    const scope = scopedNames(before, "web");
+    const everything = scopedNames(before, "api");
+    expect(upstreamsOf(before, proxy("web")).find((s) => s.name === "api")).toBe(registry.services.get("api"));
+    const moved: Service = { ...svc("api"), instances: [{ ...(svc("api").instances[0] as Service["instances"][number]), address: "10.9.9.9" }] };
+    const after = builder.build({ services: new Map(registry.services).set("api", moved) }, rules);
+    expect(scopedNames(after, "web")).toBe(scope);
+    expect(scopedNames(after, "api")).toBe(everything);
+    expect(upstreamsOf(after, proxy("web")).find((s) => s.name === "api")).toBe(after.registry.services.get("api"));
+    expect(upstreamsOf(after, proxy("web")).find((s) => s.name === "api")?.instances[0]?.address).toBe("10.9.9.9");
   });
 });
