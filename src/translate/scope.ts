@@ -86,29 +86,37 @@ function allServiceNames(snapshot: MeshSnapshot): readonly string[] {
 export function scopedNames(snapshot: MeshSnapshot, caller: string): readonly string[] {
   const declared = snapshot.dependencies?.get(caller);
   if (!declared || declared.length === 0) return allServiceNames(snapshot);
-  const perCaller = scopeTable(snapshot);
-  let scoped = perCaller.get(caller);
-  if (!scoped) {
-    scoped = closure(snapshot, caller, declared);
-    perCaller.set(caller, scoped);
-  }
-  return scoped;
+  return scopeOf(snapshot, caller, declared).names;
 }
-
-/** A scope's names as one registry's services: kept while the registry is the same (a rule change keeps it). */
-const resolvedScopes = new WeakMap<readonly string[], { readonly services: ReadonlyMap<string, Service>; readonly resolved: readonly Service[] }>();
 
 /** The services a proxy of `caller` may call, sorted by name: scopedNames as the snapshot's services. */
 export function scopedServices(snapshot: MeshSnapshot, caller: string): readonly Service[] {
   const declared = snapshot.dependencies?.get(caller);
   if (!declared || declared.length === 0) return allServices(snapshot);
-  const names = scopedNames(snapshot, caller);
+  const scope = scopeOf(snapshot, caller, declared);
   const services = snapshot.registry.services;
-  const known = resolvedScopes.get(names);
-  if (known && known.services === services) return known.resolved;
-  const resolved = servicesNamed(services, names);
-  resolvedScopes.set(names, { services, resolved });
-  return resolved;
+  if (scope.resolvedIn !== services) {
+    scope.resolved = servicesNamed(services, scope.names);
+    scope.resolvedIn = services;
+  }
+  return scope.resolved;
+}
+
+/** A caller's scope: its names, and those names as the services of the registry they were last resolved in. */
+interface Scope {
+  readonly names: readonly string[];
+  resolvedIn: ReadonlyMap<string, Service> | null;
+  resolved: readonly Service[];
+}
+
+function scopeOf(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): Scope {
+  const perCaller = scopeTable(snapshot);
+  let scope = perCaller.get(caller);
+  if (!scope) {
+    scope = { names: closure(snapshot, caller, declared), resolvedIn: null, resolved: [] };
+    perCaller.set(caller, scope);
+  }
+  return scope;
 }
 
 function servicesNamed(services: ReadonlyMap<string, Service>, names: readonly string[]): Service[] {
@@ -130,10 +138,10 @@ interface ScopeInputs {
   services: ReadonlyMap<string, Service>;
   readonly dependencies: ReadonlyMap<string, readonly string[]> | undefined;
   readonly onwardGraph: string;
-  readonly scopes: Map<string, readonly string[]>;
+  readonly scopes: Map<string, Scope>;
 }
 
-const scopeTables = new WeakMap<MeshSnapshot, Map<string, readonly string[]>>();
+const scopeTables = new WeakMap<MeshSnapshot, Map<string, Scope>>();
 /** The inputs of the last table made; only the newest snapshot's matter to the next. */
 let lastInputs: ScopeInputs | null = null;
 
@@ -144,7 +152,7 @@ let lastInputs: ScopeInputs | null = null;
  * endpoint change, so the next snapshot reuses the last one's scopes instead
  * of walking every caller's closure again: the same arrays.
  */
-function scopeTable(snapshot: MeshSnapshot): Map<string, readonly string[]> {
+function scopeTable(snapshot: MeshSnapshot): Map<string, Scope> {
   let table = scopeTables.get(snapshot);
   if (table) return table;
   const services = snapshot.registry.services;
