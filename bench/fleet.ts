@@ -161,6 +161,8 @@ interface ChangeResult {
   readonly fromPush: Percentiles;
   readonly pushDelayMs: number;
   readonly cpuMs: number;
+  /** Of cpuMs, the main thread's (the rest ran on V8's background threads: parallel and concurrent GC, JIT compilation). */
+  readonly mainMs: number;
   /** Of cpuMs, what the cache spent on the new snapshot (translating, encoding, validating); 0 for the floor. */
   readonly translateCpuMs: number;
   readonly responsesPerProxy: number;
@@ -305,6 +307,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     profiles.idle = file;
   }
   const idleRate = (idleEnd.cpuMs - idleStart.cpuMs) / (idleEnd.at - idleStart.at);
+  const idleMainRate = (idleEnd.mainMs - idleStart.mainMs) / (idleEnd.at - idleStart.at);
 
   const changes: ChangeResult[] = [];
   for (let i = 0; i < plan.length; i++) {
@@ -346,6 +349,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
       fromPush: percentiles(times.map((t) => t - pushAt)),
       pushDelayMs: pushAt - start,
       cpuMs: s1.cpuMs - s0.cpuMs - idleRate * (s1.at - s0.at),
+      mainMs: s1.mainMs - s0.mainMs - idleMainRate * (s1.at - s0.at),
       translateCpuMs: translateCpu(s1) - translateCpu(s0),
       responsesPerProxy: expected > 0 ? sum((c) => c.expectedResponses) / expected : 0,
       maxResponses: Math.max(...counters.map((c) => c.maxResponses)),
@@ -356,7 +360,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     };
     changes.push(result);
     console.error(
-      `    ${change.kind}${scoped ? " (scoped)" : ""}${first ? " (first)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
+      `    ${change.kind}${scoped ? " (scoped)" : ""}${first ? " (first)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (main thread ${result.mainMs.toFixed(0)} ms, translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
     );
     await sleep(300);
   }
@@ -418,6 +422,7 @@ function pooled(run: RunResult, kind: "endpoint" | "rule", which: "all" | "stead
     fromCommit,
     fromPush,
     cpuMs: mean((c) => c.cpuMs),
+    mainMs: mean((c) => c.mainMs),
     pushCpuMs: mean((c) => c.cpuMs - c.translateCpuMs),
     responses: mean((c) => c.responsesPerProxy),
     maxResponses: Math.max(0, ...all((c) => [c.maxResponses])),
@@ -466,6 +471,12 @@ export function report(runs: readonly RunResult[], translate: TranslateResult | 
     lines.push(
       `| ${r.n} | ${r.protocol} | ${epPush} | ${epCommit} | ${epCpu} | ${epPushCpu} | ${rulePush} | ${ruleCpu} | ${rulePushCpu} | ${ratio(sb.endpoint.first.cpuMs, fl.endpoint.first.cpuMs)} | ${ratio(sb.rule.first.cpuMs, fl.rule.first.cpuMs)} | ${ratio(r.rssPerProxyKB, floor.rssPerProxyKB)} | ${ratio(r.connect.allMs, floor.connect.allMs)} |`,
     );
+  }
+  lines.push("", "Steady CPU per change, and how much of it ran on the main thread (the rest: V8's background GC and compiler threads):", "");
+  lines.push("| N | xDS | server | endpoint CPU (ms) | ... main thread (ms) | rule CPU (ms) | ... main thread (ms) |", "| ---: | --- | --- | ---: | ---: | ---: | ---: |");
+  for (const r of runs) {
+    const { endpoint, rule } = pooledKinds(r);
+    lines.push(`| ${r.n} | ${r.protocol} | ${r.server} | ${f0(endpoint.steady.cpuMs)} | ${f0(endpoint.steady.mainMs)} | ${f0(rule.steady.cpuMs)} | ${f0(rule.steady.mainMs)} |`);
   }
   if (translate) lines.push("", ...translationTable(translate));
   return lines.join("\n");
