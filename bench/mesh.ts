@@ -17,6 +17,7 @@ import type { RegistryState } from "../src/model/registry.ts";
 import type { RuleSet } from "../src/model/rules.ts";
 import { parseRegistry } from "../src/sources/postgres/parse-registry.ts";
 import { parseRules } from "../src/sources/postgres/parse-rules.ts";
+import { patchRegistry } from "../src/sources/postgres/patch-registry.ts";
 import type {
   HttpRouteDestinationRow,
   HttpRouteRow,
@@ -273,14 +274,31 @@ export function leastCalledService(rows: MeshRows): string {
 
 /**
  * The registry with instance 0 of `service` moved to an address derived from
- * `sequence`, every other service object kept: one endpoint change as the
- * PostgreSQL source delivers it (structurally shared).
+ * `sequence`: one endpoint change as the PostgreSQL source delivers it. The
+ * service's rows are parsed and patched into the registry by the source's own
+ * functions (parseRegistry, patchRegistry), so the new objects have the shapes
+ * the server's have. A copy made here by spreading gave the changed service
+ * hidden classes of their own, and the route-only path was deoptimized and
+ * compiled again in nearly every rule change that followed, which the server
+ * does not do (docs/benchmarks.md, "Main-thread CPU, and the rule path's warm-up").
  */
 export function moveInstance(registry: RegistryState, service: string, sequence: number): RegistryState {
-  const services = new Map(registry.services);
-  const old = services.get(service);
-  const first = old?.instances[0];
-  if (!old || !first) throw new Error(`no instance of ${service}`);
-  services.set(service, { ...old, instances: [{ ...first, address: `10.251.${(sequence >> 8) & 255}.${sequence & 255}` }, ...old.instances.slice(1)] });
-  return { services };
+  const old = registry.services.get(service);
+  if (!old || old.instances.length === 0) throw new Error(`no instance of ${service}`);
+  const moved = `10.251.${(sequence >> 8) & 255}.${sequence & 255}`;
+  const instances: InstanceRow[] = old.instances.map((instance, index) => ({
+    id: instance.id,
+    service: instance.service,
+    address: index === 0 ? moved : instance.address,
+    port: instance.port,
+    mesh_port: instance.meshPort,
+    labels: instance.labels,
+    region: instance.region,
+    zone: instance.zone,
+    weight: instance.weight,
+    health: instance.health,
+  }));
+  const parsed = parseRegistry({ services: [{ name: old.name, protocol: old.protocol, port: old.port }], instances });
+  if (parsed.problems.length > 0) throw new Error(`moved instance of ${service} does not parse: ${parsed.problems.join("; ")}`);
+  return patchRegistry(registry, [service], parsed.state);
 }
