@@ -76,33 +76,41 @@ function perturbations(scenario: Scenario): Step[] {
   return steps;
 }
 
+/** A cache fed one step after another; after each, every proxy's resources are compared with a fresh translation's. */
+function walker(scenario: Scenario): { readonly cache: ResourceCache; check(step: Step): void } {
+  const builder = new SnapshotBuilder();
+  const cache = new ResourceCache(translate, () => [], logger);
+  const proxies = Object.values(scenario.proxies);
+  for (const proxy of proxies) cache.retain(proxy);
+  return {
+    cache,
+    check(step: Step): void {
+      cache.setSnapshot(builder.build(step.registry, step.rules));
+      for (const proxy of proxies) {
+        expect({ step: step.label, proxy: proxy.id, resources: fingerprint(cache, proxy) }).toEqual({
+          step: step.label,
+          proxy: proxy.id,
+          resources: reference(step.registry, step.rules, proxy),
+        });
+      }
+    },
+  };
+}
+
 /**
  * Walks the scenario through every perturbation and back, checking after each
  * step that every proxy holds what a fresh translation gives; returns the
  * cache's counters (which shortcuts were taken).
  */
 function walkAndCompare(scenario: Scenario): CacheStats {
-  const builder = new SnapshotBuilder();
-  const cache = new ResourceCache(translate, () => [], logger);
-  const proxies = Object.values(scenario.proxies);
-  for (const proxy of proxies) cache.retain(proxy);
-  const check = (step: Step) => {
-    cache.setSnapshot(builder.build(step.registry, step.rules));
-    for (const proxy of proxies) {
-      expect({ step: step.label, proxy: proxy.id, resources: fingerprint(cache, proxy) }).toEqual({
-        step: step.label,
-        proxy: proxy.id,
-        resources: reference(step.registry, step.rules, proxy),
-      });
-    }
-  };
+  const walk = walker(scenario);
   const base: Step = { label: "base", registry: scenario.registry, rules: scenario.rules };
-  check(base);
+  walk.check(base);
   for (const step of perturbations(scenario)) {
-    check(step);
-    check({ ...base, label: `back from ${step.label}` });
+    walk.check(step);
+    walk.check({ ...base, label: `back from ${step.label}` });
   }
-  return cache.stats();
+  return walk.cache.stats();
 }
 
 /**
@@ -112,22 +120,11 @@ function walkAndCompare(scenario: Scenario): CacheStats {
  * first see a mesh with a rule missing, then gain it.
  */
 function addEachAndCompare(scenario: Scenario): void {
-  const proxies = Object.values(scenario.proxies);
   const base: Step = { label: "base", registry: scenario.registry, rules: scenario.rules };
   for (const step of perturbations(scenario)) {
-    const builder = new SnapshotBuilder();
-    const cache = new ResourceCache(translate, () => [], logger);
-    for (const proxy of proxies) cache.retain(proxy);
-    for (const at of [step, { ...base, label: `on from ${step.label}` }]) {
-      cache.setSnapshot(builder.build(at.registry, at.rules));
-      for (const proxy of proxies) {
-        expect({ step: at.label, proxy: proxy.id, resources: fingerprint(cache, proxy) }).toEqual({
-          step: at.label,
-          proxy: proxy.id,
-          resources: reference(at.registry, at.rules, proxy),
-        });
-      }
-    }
+    const walk = walker(scenario);
+    walk.check(step);
+    walk.check({ ...base, label: `on from ${step.label}` });
   }
 }
 
