@@ -2,9 +2,9 @@
  * What the benchmark asks of a server process (Signalbox or the floor) over IPC:
  * resource usage, a forced GC, and CPU profiles of chosen windows.
  */
+import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
-import { readFileSync } from "node:fs";
 import { nowMs } from "./wire.ts";
 
 export interface ServerStats {
