@@ -61,7 +61,7 @@ function precompute(spec: MeshSpec, changes: readonly Change[], protocol: "sotw"
       responses[kind] =
         protocol === "sotw"
           ? withNonce(target.sotwBody(TYPE_URLS[kind]), NONCE)
-          : withNonce(encodeDeltaBody(TYPE_URLS[kind], target.version, target.resources.values(), []), NONCE);
+          : withNonce(encodeDeltaBody(TYPE_URLS[kind], target.version, [...target.resources.values()], []), NONCE);
     }
     initial.set(name, responses);
   }

@@ -1,6 +1,6 @@
 /**
- * Buffers for what the cache keeps: encoded resources, their parts and the
- * delta Resource bytes. Carved from 8 KB slabs of their own, as Node's Buffer
+ * Buffers for what the cache keeps: encoded resources and their parts.
+ * Carved from 8 KB slabs of their own, as Node's Buffer
  * pool carves its pool, but apart from it.
  *
  * A slab (like a Node pool) lives as long as any slice of it. Encodings live

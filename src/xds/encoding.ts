@@ -7,7 +7,7 @@ import { VirtualHostSchema, type VirtualHost } from "../gen/envoy/config/route/v
 import { SCHEMAS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
-import { encodingBuffer, joinEncoding } from "./encoding-pool.ts";
+import { joinEncoding } from "./encoding-pool.ts";
 import { messageField } from "./message-writer.ts";
 import { framedSize, frameHeader, putFrame } from "./varint.ts";
 
@@ -84,13 +84,6 @@ export function encodeResource(kind: ResourceKind, name: string, message: Messag
   return { kind, name, version: versionHash(any.subarray(valueAt)), any, size: any.length - valueAt };
 }
 
-/**
- * A writer reused across calls: finish() copies out the bytes and keeps the
- * grown buffer, so a body of thousands of resources is not grown step by step
- * each time.
- */
-const bodyWriter = new BinaryWriter();
-
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const BASE64URL_VALUE = new Uint8Array(128);
 for (let i = 0; i < BASE64URL.length; i++) BASE64URL_VALUE[BASE64URL.charCodeAt(i)] = i;
@@ -131,11 +124,44 @@ export function setVersion(resources: Iterable<EncodedResource>): string {
  * stream's nonce (field 5), so a push to many streams copies bytes only.
  */
 export function encodeSotwBody(typeUrl: string, versionInfo: string, resources: Iterable<EncodedResource>): Uint8Array {
-  const writer = bodyWriter;
-  writer.tag(1, WireType.LengthDelimited).string(versionInfo);
-  for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(resource.any);
-  writer.tag(4, WireType.LengthDelimited).string(typeUrl);
-  return writer.finish();
+  const list = Array.isArray(resources) ? (resources as readonly EncodedResource[]) : [...resources];
+  const versionBytes = Buffer.byteLength(versionInfo);
+  const typeUrlBytes = Buffer.byteLength(typeUrl);
+  let size = framedSize(versionBytes) + framedSize(typeUrlBytes);
+  for (const resource of list) size += framedSize(resource.any.length);
+  const out = bodyBuffer(size);
+  let at = putText(out, 0, 0x0a, versionInfo, versionBytes); // 1 version_info
+  for (const resource of list) at = putBytes(out, at, 0x12, resource.any); // 2 resources
+  at = putText(out, at, 0x22, typeUrl, typeUrlBytes); // 4 type_url
+  return checkedBody(out, at);
+}
+
+/**
+ * A response body's buffer: its own, as protobuf-es's writer gave it, since a
+ * body lives as long as the streams that still owe it (not as long as the
+ * cache's encodings, which come from slabs, nor as briefly as a frame). Sized
+ * first and written once: the writer copied every resource twice.
+ */
+function bodyBuffer(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size);
+}
+
+/** A length-delimited field holding `bytes`, with a one-byte tag. */
+function putBytes(out: Buffer, at: number, tag: number, bytes: Uint8Array): number {
+  at = putFrame(out, at, tag, bytes.length);
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
+/** A length-delimited field holding `text` (`byteLength` bytes of UTF-8), with a one-byte tag. */
+function putText(out: Buffer, at: number, tag: number, text: string, byteLength: number): number {
+  at = putFrame(out, at, tag, byteLength);
+  return at + out.write(text, at, "utf8");
+}
+
+function checkedBody(out: Buffer, written: number): Buffer {
+  if (written !== out.length) throw new Error(`response body encoding wrote ${written} of ${out.length} bytes`);
+  return out;
 }
 
 /** `body` followed by a `nonce = 5` field. Nonces are short ASCII (decimal counters). */
@@ -160,44 +186,32 @@ export function writeWithNonce(out: Buffer, body: Uint8Array, nonce: string): vo
   for (let i = 0, at = body.length + 2; i < nonce.length; i++, at++) out[at] = nonce.charCodeAt(i);
 }
 
-const deltaResources = new WeakMap<EncodedResource, Uint8Array>();
-
-/**
- * The delta `Resource` message (version = 1, resource = 2, name = 3) for an
- * encoded resource, built on first use and then shared by every stream.
- * Sized and written into a buffer from a shared slab (encoding-pool.ts): a writer's
- * finish() would give each of these (tens of thousands, retained) a buffer of
- * its own, which the garbage collector pays for (see anyBinary).
- */
-export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
-  let bytes = deltaResources.get(resource);
-  if (!bytes) {
-    const { version, any, name } = resource;
-    const nameBytes = Buffer.byteLength(name);
-    const size = framedSize(version.length) + framedSize(any.length) + framedSize(nameBytes);
-    const out = encodingBuffer(size);
-    // A version is base64url, so ASCII: one byte per character.
-    let at = putFrame(out, 0, 0x0a, version.length); // 1 version
-    at += out.write(version, at, "latin1");
-    at = putFrame(out, at, 0x12, any.length); // 2 resource
-    out.set(any, at);
-    at = putFrame(out, at + any.length, 0x1a, nameBytes); // 3 name
-    at += out.write(name, at, "utf8");
-    if (at !== size) throw new Error(`delta resource encoding wrote ${at} of ${size} bytes`);
-    deltaResources.set(resource, (bytes = out));
-  }
-  return bytes;
-}
-
 /**
  * The nonce-independent part of a DeltaDiscoveryResponse; `withNonce` completes
- * it. Shared by every stream that receives the same delta.
+ * it. Shared by every stream that receives the same delta. Each resource is
+ * written in place as a delta `Resource` (version = 1, resource = 2, name = 3).
  */
-export function encodeDeltaBody(typeUrl: string, systemVersionInfo: string, resources: Iterable<EncodedResource>, removed: Iterable<string>): Uint8Array {
-  const writer = bodyWriter;
-  if (systemVersionInfo !== "") writer.tag(1, WireType.LengthDelimited).string(systemVersionInfo);
-  for (const resource of resources) writer.tag(2, WireType.LengthDelimited).bytes(deltaResourceBytes(resource));
-  writer.tag(4, WireType.LengthDelimited).string(typeUrl);
-  for (const name of removed) writer.tag(6, WireType.LengthDelimited).string(name);
-  return writer.finish();
+export function encodeDeltaBody(typeUrl: string, systemVersionInfo: string, resources: readonly EncodedResource[], removed: readonly string[]): Uint8Array {
+  const versionBytes = Buffer.byteLength(systemVersionInfo);
+  const typeUrlBytes = Buffer.byteLength(typeUrl);
+  let size = (systemVersionInfo !== "" ? framedSize(versionBytes) : 0) + framedSize(typeUrlBytes);
+  for (const resource of resources) size += framedSize(deltaResourceSize(resource));
+  for (const name of removed) size += framedSize(Buffer.byteLength(name));
+  const out = bodyBuffer(size);
+  let at = systemVersionInfo !== "" ? putText(out, 0, 0x0a, systemVersionInfo, versionBytes) : 0; // 1 system_version_info
+  for (const resource of resources) {
+    // 2 resources: a Resource. A version is base64url, so ASCII: one byte per character.
+    at = putFrame(out, at, 0x12, deltaResourceSize(resource));
+    at = putText(out, at, 0x0a, resource.version, resource.version.length); // 1 version
+    at = putBytes(out, at, 0x12, resource.any); // 2 resource
+    at = putText(out, at, 0x1a, resource.name, Buffer.byteLength(resource.name)); // 3 name
+  }
+  at = putText(out, at, 0x22, typeUrl, typeUrlBytes); // 4 type_url
+  for (const name of removed) at = putText(out, at, 0x32, name, Buffer.byteLength(name)); // 6 removed_resources
+  return checkedBody(out, at);
+}
+
+/** The size of a resource's delta `Resource` message. */
+function deltaResourceSize(resource: EncodedResource): number {
+  return framedSize(resource.version.length) + framedSize(resource.any.length) + framedSize(Buffer.byteLength(resource.name));
 }

@@ -18,9 +18,9 @@ import { RESOURCE_KINDS, SCHEMAS, TYPE_URLS, type ResourceKind } from "../../src
 import { translate } from "../../src/translate/translate.ts";
 import { binaryOnce, composedParts } from "../../src/xds/compose-binary.ts";
 import { clusterLoadAssignmentBinary, HANDLED_FIELDS } from "../../src/xds/endpoint-binary.ts";
-import { deltaResourceBytes, encodeResource } from "../../src/xds/encoding.ts";
+import { encodeDeltaBody, encodeResource, encodeSotwBody } from "../../src/xds/encoding.ts";
 import { ClusterSchema } from "../../src/gen/envoy/config/cluster/v3/cluster_pb.ts";
-import { ResourceSchema } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import { DeltaDiscoveryResponseSchema, DiscoveryResponseSchema, ResourceSchema } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import { scenarios } from "../translate/scenarios.ts";
 
 /**
@@ -205,18 +205,40 @@ describe("the endpoint fast path knows every field of the messages it writes", (
   }
 });
 
-describe("delta Resource bytes", () => {
-  it("equal toBinary of envoy.service.discovery.v3.Resource, for short and long resources and non-ASCII names", () => {
-    for (const [name, size] of [["api", 10], ["zürich-ä", 200], ["big", 20_000]] as const) {
-      const cluster = create(ClusterSchema, { name, altStatName: "x".repeat(size) });
-      const encoded = encodeResource("cluster", name, cluster);
-      const expected = toBinary(
-        ResourceSchema,
-        create(ResourceSchema, { version: encoded.version, name, resource: create(AnySchema, { typeUrl: TYPE_URLS.cluster, value: toBinary(ClusterSchema, cluster) }) }),
-      );
-      expect(hex(deltaResourceBytes(encoded)), name).toBe(hex(expected));
-      // Built once per resource and shared by every stream.
-      expect(deltaResourceBytes(encoded)).toBe(deltaResourceBytes(encoded));
+describe("response bodies", () => {
+  // Short and long resources (a length of one and of three varint bytes) and a non-ASCII name.
+  const encoded = ([["api", 10], ["zürich-ä", 200], ["big", 20_000]] as const).map(([name, size]) => {
+    const cluster = create(ClusterSchema, { name, altStatName: "x".repeat(size) });
+    return { cluster, encoded: encodeResource("cluster", name, cluster) };
+  });
+  const anyOf = (cluster: (typeof encoded)[number]["cluster"]) => create(AnySchema, { typeUrl: TYPE_URLS.cluster, value: toBinary(ClusterSchema, cluster) });
+
+  it("a delta body equals toBinary of the DeltaDiscoveryResponse (without its nonce): resources as Resources, removed names", () => {
+    const body = encodeDeltaBody(TYPE_URLS.cluster, "sys-1", encoded.map((e) => e.encoded), ["gone", "gône-ü"]);
+    const expected = toBinary(
+      DeltaDiscoveryResponseSchema,
+      create(DeltaDiscoveryResponseSchema, {
+        systemVersionInfo: "sys-1",
+        resources: encoded.map(({ cluster, encoded }) => create(ResourceSchema, { version: encoded.version, name: encoded.name, resource: anyOf(cluster) })),
+        typeUrl: TYPE_URLS.cluster,
+        removedResources: ["gone", "gône-ü"],
+      }),
+    );
+    expect(hex(body)).toBe(hex(expected));
+    // No system version: the field is left out, as protobuf-es leaves out an empty string.
+    expect(hex(encodeDeltaBody(TYPE_URLS.cluster, "", [], ["gone"]))).toBe(
+      hex(toBinary(DeltaDiscoveryResponseSchema, create(DeltaDiscoveryResponseSchema, { typeUrl: TYPE_URLS.cluster, removedResources: ["gone"] }))),
+    );
+  });
+
+  it("a state-of-the-world body equals toBinary of the DiscoveryResponse (without its nonce), an empty version included", () => {
+    for (const versionInfo of ["v-1", ""]) {
+      const body = encodeSotwBody(TYPE_URLS.cluster, versionInfo, encoded.map((e) => e.encoded));
+      // protobuf-es leaves out an empty version_info; Signalbox always writes it (decoders read both alike).
+      const expected = toBinary(DiscoveryResponseSchema, create(DiscoveryResponseSchema, { versionInfo, resources: encoded.map(({ cluster }) => anyOf(cluster)), typeUrl: TYPE_URLS.cluster }));
+      const written = versionInfo === "" ? body.subarray(2) : body;
+      expect(hex(written), versionInfo).toBe(hex(expected));
+      expect(fromBinary(DiscoveryResponseSchema, body).versionInfo).toBe(versionInfo);
     }
   });
 });
