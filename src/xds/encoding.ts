@@ -9,7 +9,7 @@ import { composedParts } from "./compose-binary.ts";
 import { clusterLoadAssignmentAny } from "./endpoint-binary.ts";
 import { joinEncoding } from "./encoding-pool.ts";
 import { messageField } from "./message-writer.ts";
-import { framedSize, frameHeader, putFrame } from "./varint.ts";
+import { framedSize, frameHeader, putFrame, putFramed } from "./varint.ts";
 
 /**
  * A resource encoded once: its bytes as a google.protobuf.Any, and a version that
@@ -31,9 +31,9 @@ const ANY_PREFIX = Object.fromEntries(
   Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).finish()]),
 ) as Record<ResourceKind, Uint8Array>;
 
-/** What goes before the value's length in each kind's Any: the type_url field and the value field's (2) tag. */
+/** What goes before the value's length in each kind's Any: ANY_PREFIX and the value field's (2) tag. */
 const ANY_VALUE_HEAD = Object.fromEntries(
-  Object.entries(TYPE_URLS).map(([kind, url]) => [kind, new BinaryWriter().tag(1, WireType.LengthDelimited).string(url).tag(2, WireType.LengthDelimited).finish()]),
+  Object.keys(TYPE_URLS).map((kind): [string, Uint8Array] => [kind, Buffer.concat([ANY_PREFIX[kind as ResourceKind], Uint8Array.of(0x12)])]),
 ) as Record<ResourceKind, Uint8Array>;
 
 /** A version: 22 base64url characters (132 bits) of the SHA-256 of `data`, in one shot. */
@@ -131,7 +131,7 @@ export function encodeSotwBody(typeUrl: string, versionInfo: string, resources: 
   for (const resource of list) size += framedSize(resource.any.length);
   const out = bodyBuffer(size);
   let at = putText(out, 0, 0x0a, versionInfo, versionBytes); // 1 version_info
-  for (const resource of list) at = putBytes(out, at, 0x12, resource.any); // 2 resources
+  for (const resource of list) at = putFramed(out, at, 0x12, resource.any); // 2 resources
   at = putText(out, at, 0x22, typeUrl, typeUrlBytes); // 4 type_url
   return checkedBody(out, at);
 }
@@ -144,13 +144,6 @@ export function encodeSotwBody(typeUrl: string, versionInfo: string, resources: 
  */
 function bodyBuffer(size: number): Buffer {
   return Buffer.allocUnsafeSlow(size);
-}
-
-/** A length-delimited field holding `bytes`, with a one-byte tag. */
-function putBytes(out: Buffer, at: number, tag: number, bytes: Uint8Array): number {
-  at = putFrame(out, at, tag, bytes.length);
-  out.set(bytes, at);
-  return at + bytes.length;
 }
 
 /** A length-delimited field holding `text` (`byteLength` bytes of UTF-8), with a one-byte tag. */
@@ -203,7 +196,7 @@ export function encodeDeltaBody(typeUrl: string, systemVersionInfo: string, reso
     // 2 resources: a Resource. A version is base64url, so ASCII: one byte per character.
     at = putFrame(out, at, 0x12, deltaResourceSize(resource));
     at = putText(out, at, 0x0a, resource.version, resource.version.length); // 1 version
-    at = putBytes(out, at, 0x12, resource.any); // 2 resource
+    at = putFramed(out, at, 0x12, resource.any); // 2 resource
     at = putText(out, at, 0x1a, resource.name, Buffer.byteLength(resource.name)); // 3 name
   }
   at = putText(out, at, 0x22, typeUrl, typeUrlBytes); // 4 type_url

@@ -14,7 +14,7 @@ import {
 } from "../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts";
 import { binaryOnce } from "./compose-binary.ts";
 import { encodingBuffer, joinEncoding } from "./encoding-pool.ts";
-import { framedSize, frameHeader, putFrame, putVarint, varintSize } from "./varint.ts";
+import { framedSize, frameHeader, putFramed, putVarint, varintSize } from "./varint.ts";
 
 /**
  * ClusterLoadAssignment encoding for the hot path: endpoint resources are the
@@ -156,13 +156,6 @@ function writeGroup(out: Buffer, start: number, group: LocalityLbEndpoints, endp
 /** A UInt32Value's size: its value field, left out when zero. */
 function weightSize(weight: number): number {
   return weight === 0 ? 0 : 1 + varintSize(weight);
-}
-
-/** A length-delimited field holding `bytes`, with a one-byte tag. */
-function putFramed(out: Buffer, start: number, tag: number, bytes: Uint8Array): number {
-  const at = putFrame(out, start, tag, bytes.length);
-  out.set(bytes, at);
-  return at + bytes.length;
 }
 
 /*

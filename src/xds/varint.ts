@@ -27,6 +27,13 @@ export function putFrame(out: Uint8Array, at: number, tag: number, length: numbe
   return putVarint(out, at + 1, length);
 }
 
+/** Writes a length-delimited field holding `bytes`, with a one-byte tag, at `at`; returns the offset after it. */
+export function putFramed(out: Uint8Array, at: number, tag: number, bytes: Uint8Array): number {
+  const start = putFrame(out, at, tag, bytes.length);
+  out.set(bytes, start);
+  return start + bytes.length;
+}
+
 /** A one-byte tag and a length, as a field header of its own (to concatenate before the field's bytes). */
 export function frameHeader(tag: number, length: number): Uint8Array {
   const header = new Uint8Array(1 + varintSize(length));
