@@ -68,10 +68,14 @@ export function allServices(snapshot: MeshSnapshot): readonly Service[] {
   return memoOn(services, "all-services-sorted", () => [...services.values()].sort(byName));
 }
 
-/** The last list of every service's name, kept while the registry has the same names. */
+/** The last list of every service's name, and the last registry seen with exactly those names. */
 let allNames: { services: ReadonlyMap<string, Service>; readonly names: readonly string[] } | null = null;
 
-/** Every service's name, sorted: the same array for registries with the same names. */
+/**
+ * Every service's name, sorted: the same array for registries with the same
+ * names (an endpoint change keeps them), so its identity stands for the set of
+ * names wherever scopes are kept (scopeTable).
+ */
 function allServiceNames(snapshot: MeshSnapshot): readonly string[] {
   const services = snapshot.registry.services;
   if (allNames && (allNames.services === services || sameKeys(allNames.services, services))) {
@@ -130,12 +134,12 @@ function servicesNamed(services: ReadonlyMap<string, Service>, names: readonly s
 
 /**
  * What every scope of a snapshot is computed from: the names of the registry's
- * services (`services` is the last map seen with them), the declared
- * dependencies and the graph of onward targets (see onwardGraphKey).
- * Snapshots with the same inputs share one table of scopes.
+ * services (allServiceNames), the declared dependencies and the graph of
+ * onward targets (see onwardGraphKey). Snapshots with the same inputs share
+ * one table of scopes.
  */
 interface ScopeInputs {
-  services: ReadonlyMap<string, Service>;
+  readonly names: readonly string[];
   readonly dependencies: ReadonlyMap<string, readonly string[]> | undefined;
   readonly onwardGraph: string;
   readonly scopes: Map<string, Scope>;
@@ -155,16 +159,15 @@ let lastInputs: ScopeInputs | null = null;
 function scopeTable(snapshot: MeshSnapshot): Map<string, Scope> {
   let table = scopeTables.get(snapshot);
   if (table) return table;
-  const services = snapshot.registry.services;
+  const names = allServiceNames(snapshot);
   const dependencies = snapshot.dependencies;
   const onwardGraph = onwardGraphKey(snapshot);
   const last = lastInputs;
-  if (last && last.dependencies === dependencies && last.onwardGraph === onwardGraph && (last.services === services || sameKeys(last.services, services))) {
-    last.services = services;
+  if (last && last.names === names && last.dependencies === dependencies && last.onwardGraph === onwardGraph) {
     table = last.scopes;
   } else {
     table = new Map();
-    lastInputs = { services, dependencies, onwardGraph, scopes: table };
+    lastInputs = { names, dependencies, onwardGraph, scopes: table };
   }
   scopeTables.set(snapshot, table);
   return table;
