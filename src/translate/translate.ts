@@ -12,6 +12,7 @@ import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxy
 import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn, perSnapshotTable } from "./memo.ts";
 import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
+import { byName } from "../model/order.ts";
 import { sameElements } from "../model/share.ts";
 import { selects } from "./rule-check.ts";
 import { scopedNames, scopedServices } from "./scope.ts";
@@ -59,7 +60,7 @@ function subsetsOf(snapshot: MeshSnapshot, service: string): ServiceSubsets {
     }
     const map = new Map<string, ServiceSubsets>();
     for (const [name, rules] of lists) {
-      rules.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      rules.sort(byName);
       map.set(name, { rules, names: rules.map((subset) => subset.name) });
     }
     return map;
