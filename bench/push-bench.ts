@@ -9,7 +9,10 @@
  * and decoding and handling every stream's ACK.
  *
  * Wall time of the main thread (nothing else runs in this process); medians of
- * the rounds after the first two. Run alone:
+ * the rounds after the first two. Also the live heap after a full collection
+ * at the start of the third round and of the last: what a long-running server
+ * keeps per change (each rule change adds a route, so a little growth is content).
+ * Run alone:
  *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -42,7 +45,21 @@ function send(envoy: FakeEnvoy, bytes: Uint8Array): void {
   envoy.stream.handleRequest(decodeDeltaDiscoveryRequest(bytes).request);
 }
 
-export function runPushBench(proxies: number, rounds: number): Record<"endpoint" | "rule", { cacheMs: number; pushMs: number; ackMs: number; streams: number }> {
+interface ChangeTimes {
+  readonly cacheMs: number;
+  readonly pushMs: number;
+  readonly ackMs: number;
+  readonly streams: number;
+}
+
+export interface PushBenchResult {
+  readonly endpoint: ChangeTimes;
+  readonly rule: ChangeTimes;
+  /** Heap in use right after a forced full collection, at the start of round 3 and of the last round. */
+  readonly liveHeapMb: { readonly round3: number; readonly last: number };
+}
+
+export function runPushBench(proxies: number, rounds: number): PushBenchResult {
   const spec = fleetMeshSpec(proxies);
   let rows = meshRows(spec);
   const model = meshModel(rows);
@@ -83,6 +100,7 @@ export function runPushBench(proxies: number, rounds: number): Record<"endpoint"
   cache.onChange((_, changed) => (changedViews = changed));
   const samples = { endpoint: [] as number[][], rule: [] as number[][] };
   let streams = { endpoint: 0, rule: 0 };
+  const liveHeap: number[] = [];
   for (let round = 1; round <= rounds; round++) {
     for (const change of ["endpoint", "rule"] as const) {
       if (change === "endpoint") registry = moveInstance(registry, serviceName(0), round);
@@ -92,6 +110,7 @@ export function runPushBench(proxies: number, rounds: number): Record<"endpoint"
       }
       const before = envoys.map((envoy) => envoy.lastNonce);
       (globalThis as { gc?: () => void }).gc?.();
+      if (change === "endpoint") liveHeap.push(process.memoryUsage().heapUsed / 1e6);
       const t0 = performance.now();
       cache.setSnapshot(builder.build(registry, rules));
       const t1 = performance.now();
@@ -114,13 +133,18 @@ export function runPushBench(proxies: number, rounds: number): Record<"endpoint"
     ackMs: median(samples[change].map((s) => s[2] as number)),
     streams: streams[change],
   });
-  return { endpoint: summary("endpoint"), rule: summary("rule") };
+  return {
+    endpoint: summary("endpoint"),
+    rule: summary("rule"),
+    liveHeapMb: { round3: liveHeap[2] ?? Number.NaN, last: liveHeap[liveHeap.length - 1] ?? Number.NaN },
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   asServerProcess();
   const proxies = numberOption("proxies", 10_000);
-  const result = runPushBench(proxies, Math.max(3, numberOption("rounds", 12)));
+  const rounds = Math.max(3, numberOption("rounds", 12));
+  const result = runPushBench(proxies, rounds);
   console.log(`${proxies} delta streams, wall time per change (median):\n`);
   console.log("| change | streams pushed | cache takes the snapshot (ms) | refresh every stream (ms) | handle every ACK (ms) |");
   console.log("| --- | ---: | ---: | ---: | ---: |");
@@ -128,4 +152,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const r = result[change];
     console.log(`| ${change} | ${r.streams} | ${r.cacheMs.toFixed(1)} | ${r.pushMs.toFixed(1)} | ${r.ackMs.toFixed(1)} |`);
   }
+  const heap = result.liveHeapMb;
+  console.log(`\nLive heap after a full collection: ${heap.round3.toFixed(1)} MB at round 3, ${heap.last.toFixed(1)} MB at round ${rounds}.`);
 }
