@@ -8,7 +8,7 @@ import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
 import { forgetServicesOutside, releaseMemo } from "../translate/memo.ts";
 import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
 import { serviceEndpoints, translateRoutes } from "../translate/translate.ts";
-import { EncodedPart, PartsMap } from "./encoded-parts.ts";
+import { EncodedPart, mapVersion, PartsMap } from "./encoded-parts.ts";
 import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
 import { InternTable } from "./intern-table.ts";
 import { viewKey } from "./node.ts";
@@ -110,7 +110,7 @@ export class ProxyView {
     let target = memo.get(WILDCARD_KEY);
     if (!target) {
       const resources = this.resources[kind];
-      target = new Target(resources, setVersion(resources.values()));
+      target = new Target(resources, mapVersion(resources));
       memo.set(WILDCARD_KEY, target);
     }
     return target;

@@ -1,7 +1,8 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
-import { encodeDeltaBody, setVersion, type EncodedResource } from "./encoding.ts";
+import { changedResources, mapVersion } from "./encoded-parts.ts";
+import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
 import { nameSets, NO_NAMES, type NameSet } from "./subscriptions.ts";
@@ -69,23 +70,12 @@ function computeDelta(
   to: ReadonlyMap<string, EncodedResource>,
   typeUrl: string,
 ): VersionDelta | null {
+  const changed = changedResources(from, to);
   let delta: VersionDelta | null = null;
-  if (from.size === to.size) {
-    const changed: EncodedResource[] = [];
-    let sameNames = true;
-    for (const [name, resource] of to) {
-      const before = from.get(name);
-      if (!before) {
-        sameNames = false;
-        break;
-      }
-      if (before.version !== resource.version) changed.push(resource);
-    }
-    if (sameNames) {
-      // The client then holds all of `to`: its subscription's version is the whole map's.
-      const version = setVersion(to.values());
-      delta = { to, changed, systemVersion: version, body: encodeDeltaBody(typeUrl, version, changed, []) };
-    }
+  if (changed !== null) {
+    // The client then holds all of `to`: its subscription's version is the whole map's.
+    const version = mapVersion(to);
+    delta = { to, changed, systemVersion: version, body: encodeDeltaBody(typeUrl, version, changed, []) };
   }
   deltas.set(from, { to, delta });
   return delta;

@@ -1,4 +1,4 @@
-import type { EncodedResource } from "./encoding.ts";
+import { addLanes, addVersionLanes, emptyLanes, lanesVersion, setVersion, subtractLanes, type EncodedResource, type VersionLanes } from "./encoding.ts";
 
 /**
  * A view's resources are kept as the encoded parts they were translated from
@@ -20,6 +20,7 @@ export class EncodedPart {
   holders = 0;
   /** For an endpoint part, the keys of the views that hold it (the cache's endpoint index); null when none. */
   viewKeys: Set<string> | null = null;
+  private lanes: VersionLanes | null = null;
 
   constructor(
     /** Resources that passed validation, by name. */
@@ -36,6 +37,11 @@ export class EncodedPart {
 
   get nameCount(): number {
     return this.resources.size + this.withheld.size;
+  }
+
+  /** Its resources' versions summed (see setVersion), once per part: parts are immutable. */
+  get versionLanes(): VersionLanes {
+    return (this.lanes ??= addVersionLanes(emptyLanes(), this.resources.values()));
   }
 
   /** Same names, each with the same resource (or withheld in both). */
@@ -74,6 +80,8 @@ const COPY_PARTS = 64;
  */
 class PartsBase {
   private byName: Map<string, EncodedPart> | null = null;
+  private positions: Map<EncodedPart, number> | null = null;
+  private lanes: VersionLanes | null = null;
 
   /** Resources in the base parts. */
   readonly size: number;
@@ -82,6 +90,25 @@ class PartsBase {
     let size = 0;
     for (const part of parts) size += part.resources.size;
     this.size = size;
+  }
+
+  /** Where `part` sits in the list. */
+  positionOf(part: EncodedPart): number {
+    if (this.positions === null) {
+      this.positions = new Map();
+      for (let i = 0; i < this.parts.length; i++) this.positions.set(this.parts[i] as EncodedPart, i);
+    }
+    return this.positions.get(part) ?? -1;
+  }
+
+  /** The parts' version sums added up, once per list. */
+  get versionLanes(): VersionLanes {
+    if (this.lanes === null) {
+      const lanes = emptyLanes();
+      for (const part of this.parts) addLanes(lanes, part.versionLanes);
+      this.lanes = lanes;
+    }
+    return this.lanes;
   }
 
   partNamed(name: string): EncodedPart | undefined {
@@ -106,6 +133,7 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
   private readonly base: PartsBase;
   private current: readonly EncodedPart[] | null;
   private withheldNames: ReadonlySet<string> | null = null;
+  private lanes: VersionLanes | null = null;
 
   /** `parts`, or (with `successors`) the parts of `base` each replaced by its successor, if any. */
   constructor(parts: readonly EncodedPart[] | PartsBase, private readonly successors: ReadonlyMap<EncodedPart, EncodedPart> = NO_SUCCESSORS) {
@@ -139,6 +167,42 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
 
   has(name: string): boolean {
     return this.get(name) !== undefined;
+  }
+
+  /**
+   * Its resources' version sums (see setVersion): the base list's, with each
+   * recorded replacement's difference applied, so a large view's version costs
+   * its replacements, not its parts.
+   */
+  get versionLanes(): VersionLanes {
+    if (this.lanes === null) {
+      const lanes = addLanes(emptyLanes(), this.base.versionLanes);
+      this.successors.forEach((successor, replaced) => addLanes(subtractLanes(lanes, replaced.versionLanes), successor.versionLanes));
+      this.lanes = lanes;
+    }
+    return this.lanes;
+  }
+
+  /**
+   * The resources whose version differs in `from`, in this map's order, when
+   * the parts pair up with the same names (a part and its successor do); null
+   * when they do not. Over the same base list only the parts either map
+   * replaced can differ, so a large view's change costs its replacements.
+   */
+  changedSince(from: PartsMap): EncodedResource[] | null {
+    if (from.base !== this.base) return changedByPart(from.parts, this.parts);
+    const touched = new Set(from.successors.keys());
+    for (const part of this.successors.keys()) touched.add(part);
+    const pairs: [number, EncodedPart, EncodedPart][] = [];
+    for (const part of touched) {
+      const before = from.successors.get(part) ?? part;
+      const after = this.successors.get(part) ?? part;
+      if (before !== after) pairs.push([this.base.positionOf(part), before, after]);
+    }
+    pairs.sort((a, b) => a[0] - b[0]);
+    const changed: EncodedResource[] = [];
+    for (const [, before, after] of pairs) if (!addChanged(before, after, changed)) return null;
+    return changed;
   }
 
   /** Names withheld by any part. */
@@ -237,3 +301,59 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
 }
 
 const NO_NAMES: ReadonlySet<string> = new Set();
+
+/**
+ * setVersion of a map's resources. A map over parts sums its parts' sums, so
+ * a view holding every service of a large mesh (a proxy that declared no
+ * dependencies) costs a sum per part on each change, not a parse per resource.
+ */
+export function mapVersion(map: ReadonlyMap<string, EncodedResource>): string {
+  return map instanceof PartsMap ? lanesVersion(map.versionLanes) : setVersion(map.values());
+}
+
+/**
+ * The resources of `to` whose version differs in `from`, in `to`'s order, when
+ * both maps hold the same names; null when they do not. Two views' maps over
+ * parts are compared part by part: a part both hold is skipped whole (an
+ * endpoint change replaces one part per view and keeps the rest), and a part
+ * and its successor hold the same names. Any other pair of maps, or parts that
+ * do not line up, are compared name by name.
+ */
+export function changedResources(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): EncodedResource[] | null {
+  if (from.size !== to.size) return null;
+  if (from instanceof PartsMap && to instanceof PartsMap) {
+    const byPart = to.changedSince(from);
+    if (byPart !== null) return byPart;
+  }
+  return changedByName(from, to);
+}
+
+/** Null when the parts do not pair up with the same names (the caller then compares by name). */
+function changedByPart(from: readonly EncodedPart[], to: readonly EncodedPart[]): EncodedResource[] | null {
+  if (from.length !== to.length) return null;
+  const changed: EncodedResource[] = [];
+  for (let i = 0; i < to.length; i++) if (!addChanged(from[i] as EncodedPart, to[i] as EncodedPart, changed)) return null;
+  return changed;
+}
+
+/** Adds the resources of `after` whose version differs in `before`; false when the two hold different names. */
+function addChanged(before: EncodedPart, after: EncodedPart, changed: EncodedResource[]): boolean {
+  if (before.resources === after.resources) return true;
+  if (before.resources.size !== after.resources.size) return false;
+  for (const [name, resource] of after.resources) {
+    const old = before.resources.get(name);
+    if (old === undefined) return false;
+    if (old.version !== resource.version) changed.push(resource);
+  }
+  return true;
+}
+
+function changedByName(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): EncodedResource[] | null {
+  const changed: EncodedResource[] = [];
+  for (const [name, resource] of to) {
+    const before = from.get(name);
+    if (before === undefined) return null;
+    if (before.version !== resource.version) changed.push(resource);
+  }
+  return changed;
+}

@@ -90,28 +90,58 @@ for (let i = 0; i < BASE64URL.length; i++) BASE64URL_VALUE[BASE64URL.charCodeAt(
 /** A set version is 22 characters, as a resource's: summed 5 characters (30 bits, a small integer) at a time. */
 const SET_VERSION_LANES = 5;
 const LANE_MASK = 0x3fffffff;
-const setLanes = new Array<number>(SET_VERSION_LANES);
+const setLanes: VersionLanes = new Array<number>(SET_VERSION_LANES);
 
 /**
  * The version of a set of resources as sent together (SotW version_info, a
  * delta subscription's system version): the lane-wise sum of the resources'
  * versions. A resource's version hashes its bytes, which hold its name, so the
  * sum stands for names and contents; being a sum, it needs no sort and no
- * second hash, and equal sets give equal versions across replicas and restarts.
+ * second hash, equal sets give equal versions across replicas and restarts,
+ * and the sums of disjoint subsets add up to the whole set's (VersionLanes).
  */
 export function setVersion(resources: Iterable<EncodedResource>): string {
-  setLanes.fill(0);
+  return lanesVersion(addVersionLanes(setLanes.fill(0), resources));
+}
+
+/** A set version before formatting: SET_VERSION_LANES sums, each below 2^30. */
+export type VersionLanes = number[];
+
+/** A fresh all-zero VersionLanes (the empty set's). */
+export function emptyLanes(): VersionLanes {
+  return new Array<number>(SET_VERSION_LANES).fill(0);
+}
+
+/** Adds each resource's version to `lanes` (in place) and returns them. */
+export function addVersionLanes(lanes: VersionLanes, resources: Iterable<EncodedResource>): VersionLanes {
   for (const resource of resources) {
     const version = resource.version;
     for (let lane = 0, at = 0; lane < SET_VERSION_LANES; lane++) {
       let value = 0;
       for (const end = Math.min(at + 5, version.length); at < end; at++) value = value * 64 + (BASE64URL_VALUE[version.charCodeAt(at) & 0x7f] as number);
-      setLanes[lane] = ((setLanes[lane] as number) + value) & LANE_MASK;
+      lanes[lane] = ((lanes[lane] as number) + value) & LANE_MASK;
     }
   }
+  return lanes;
+}
+
+/** Adds `more` (another set's sums) to `lanes` in place, and returns them. */
+export function addLanes(lanes: VersionLanes, more: VersionLanes): VersionLanes {
+  for (let lane = 0; lane < SET_VERSION_LANES; lane++) lanes[lane] = ((lanes[lane] as number) + (more[lane] as number)) & LANE_MASK;
+  return lanes;
+}
+
+/** Takes `less` (the sums of a subset of the set) out of `lanes` in place, and returns them. */
+export function subtractLanes(lanes: VersionLanes, less: VersionLanes): VersionLanes {
+  for (let lane = 0; lane < SET_VERSION_LANES; lane++) lanes[lane] = ((lanes[lane] as number) - (less[lane] as number)) & LANE_MASK;
+  return lanes;
+}
+
+/** The set version the sums stand for. */
+export function lanesVersion(lanes: VersionLanes): string {
   let out = "";
   for (let lane = 0; lane < SET_VERSION_LANES; lane++) {
-    const value = setLanes[lane] as number;
+    const value = lanes[lane] as number;
     const chars = lane === SET_VERSION_LANES - 1 ? 2 : 5;
     for (let shift = 6 * (chars - 1); shift >= 0; shift -= 6) out += BASE64URL[(value >>> shift) & 63];
   }
