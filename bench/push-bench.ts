@@ -12,8 +12,11 @@
  * the rounds after the first two. Also the live heap after a full collection
  * at the start of the third round and of the last: what a long-running server
  * keeps per change (each rule change adds a route, so a little growth is content).
+ * `--services` and `--dependencies` change the mesh; with `--dependencies 0`
+ * no service declares any, so every view holds the whole mesh (the default
+ * when a mesh declares none), and an endpoint change reaches every view.
  * Run alone:
- *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12] [--services 1001] [--dependencies 5]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
@@ -29,7 +32,7 @@ import { XdsMetrics } from "../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../src/xds/request-decode.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
 import { asServerProcess, numberOption } from "./cli.ts";
-import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName } from "./mesh.ts";
+import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
 interface FakeEnvoy {
   readonly stream: DeltaStream;
@@ -59,8 +62,9 @@ export interface PushBenchResult {
   readonly liveHeapMb: { readonly round3: number; readonly last: number };
 }
 
-export function runPushBench(proxies: number, rounds: number): PushBenchResult {
-  const spec = fleetMeshSpec(proxies);
+/** The fleet benchmark's mesh, with its service count and declared dependencies overridable (0: every view holds the whole mesh). */
+export function runPushBench(proxies: number, rounds: number, overrides: Partial<Pick<MeshSpec, "services" | "dependencies">> = {}): PushBenchResult {
+  const spec = { ...fleetMeshSpec(proxies), ...overrides };
   let rows = meshRows(spec);
   const model = meshModel(rows);
   let registry = model.registry;
@@ -144,8 +148,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   asServerProcess();
   const proxies = numberOption("proxies", 10_000);
   const rounds = Math.max(3, numberOption("rounds", 12));
-  const result = runPushBench(proxies, rounds);
-  console.log(`${proxies} delta streams, wall time per change (median):\n`);
+  const fleet = fleetMeshSpec(proxies);
+  const services = numberOption("services", fleet.services);
+  const dependencies = numberOption("dependencies", fleet.dependencies);
+  const result = runPushBench(proxies, rounds, { services, dependencies });
+  const scope = dependencies === 0 ? "none declared: every view holds the whole mesh" : `${dependencies} declared per service`;
+  console.log(`${proxies} delta streams over ${services} services (dependencies: ${scope}), wall time per change (median):\n`);
   console.log("| change | streams pushed | cache takes the snapshot (ms) | refresh every stream (ms) | handle every ACK (ms) |");
   console.log("| --- | ---: | ---: | ---: | ---: |");
   for (const change of ["endpoint", "rule"] as const) {

@@ -17,12 +17,19 @@ export function callerKey(snapshot: MeshSnapshot, service: Service, proxy: Proxy
   return singledOutCallers(snapshot).get(service.name)?.has(proxy.service) ? proxy.service : "*";
 }
 
+/** Whether any rule or source-specific policy names `caller`: if not, its key is "*" for every service. */
+export function singledOutAnywhere(snapshot: MeshSnapshot, caller: string): boolean {
+  return listedFor(snapshot).anywhere.has(caller);
+}
+
 type SingledOut = ReadonlyMap<string, ReadonlySet<string>>;
 
 interface Listed {
   readonly routePolicies: MeshSnapshot["routePolicies"];
   readonly clusterPolicies: MeshSnapshot["clusterPolicies"];
   readonly callers: SingledOut;
+  /** Every caller in `callers`, whatever the destination. */
+  readonly anywhere: ReadonlySet<string>;
 }
 
 /**
@@ -34,11 +41,18 @@ const listedByRoutes = new WeakMap<MeshSnapshot["routesByDestination"], Listed>(
 
 /** Per destination, the callers its rules and policies single out. */
 function singledOutCallers(snapshot: MeshSnapshot): SingledOut {
-  const listed = listedByRoutes.get(snapshot.routesByDestination);
-  if (listed && listed.routePolicies === snapshot.routePolicies && listed.clusterPolicies === snapshot.clusterPolicies) return listed.callers;
+  return listedFor(snapshot).callers;
+}
+
+function listedFor(snapshot: MeshSnapshot): Listed {
+  const known = listedByRoutes.get(snapshot.routesByDestination);
+  if (known && known.routePolicies === snapshot.routePolicies && known.clusterPolicies === snapshot.clusterPolicies) return known;
   const callers = listSingledOut(snapshot);
-  listedByRoutes.set(snapshot.routesByDestination, { routePolicies: snapshot.routePolicies, clusterPolicies: snapshot.clusterPolicies, callers });
-  return callers;
+  const anywhere = new Set<string>();
+  for (const sources of callers.values()) for (const source of sources) anywhere.add(source);
+  const listed = { routePolicies: snapshot.routePolicies, clusterPolicies: snapshot.clusterPolicies, callers, anywhere };
+  listedByRoutes.set(snapshot.routesByDestination, listed);
+  return listed;
 }
 
 function listSingledOut(snapshot: MeshSnapshot): SingledOut {

@@ -17,7 +17,7 @@ import { sameElements } from "../model/share.ts";
 import { selects } from "./rule-check.ts";
 import { scopedNames, scopedServices } from "./scope.ts";
 import { clusterPolicyFor } from "../model/cluster-policies.ts";
-import { callerKey } from "./caller-key.ts";
+import { callerKey, singledOutAnywhere } from "./caller-key.ts";
 import { colorOf, colorRoutingFor } from "./cluster-policy-check.ts";
 import { decorateInboundVirtualHost, decorateVirtualHost, upgradesInboundWebsocket } from "./cluster-routing.ts";
 import { sidecarTcp } from "./tcp.ts";
@@ -294,12 +294,36 @@ function inboundRoutes(snapshot: MeshSnapshot, own: Service, inboundPort: number
   );
 }
 
-/** The outbound route configuration of `proxy`'s service: a virtual host per HTTP upstream, kept while they are the same. */
+/**
+ * The outbound route configuration of `proxy`'s service: a virtual host per
+ * HTTP upstream, kept while they are the same. Callers with the same virtual
+ * hosts share one: every caller that declared no dependencies has the same
+ * upstream list, and unless some upstream's rules single it out, the same
+ * virtual hosts, so a large mesh's whole-mesh configuration is built (and
+ * encoded) once rather than once per caller.
+ */
 function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Message {
+  // By upstream list: the configurations built for callers with that list, and their virtual hosts.
+  const byUpstreams = perSnapshotTable<SharedOutbound[]>(snapshot, "outbound-routes-by-upstreams");
+  let built = byUpstreams.get(upstreams);
+  if (built === undefined) byUpstreams.set(upstreams, (built = []));
+  // A caller that no rule or policy names gets every upstream's shared ("*") virtual host.
+  const plain = !singledOutAnywhere(snapshot, proxy.service);
+  if (plain) for (const each of built) if (each.plain) return each.routes;
   const vhosts: VirtualHost[] = [];
   const table = perSnapshotTable<Map<string, VirtualHost>>(snapshot, VHOST_TABLES.envoy);
   for (const service of upstreams) vhosts.push(virtualHostIn(table, snapshot, service, proxy, "envoy"));
-  return acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), outboundRouteConfiguration, vhosts);
+  for (const each of built) if (sameElements(each.vhosts, vhosts)) return each.routes;
+  const routes = acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), outboundRouteConfiguration, vhosts);
+  built.push({ vhosts, routes, plain });
+  return routes;
+}
+
+interface SharedOutbound {
+  readonly vhosts: readonly VirtualHost[];
+  readonly routes: Message;
+  /** Built for a caller that no rule or policy names: every such caller with these upstreams gets it. */
+  readonly plain: boolean;
 }
 
 function outboundRouteConfiguration(vhosts: VirtualHost[]): Message {

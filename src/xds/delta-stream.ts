@@ -1,6 +1,7 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
+import { sameElements } from "../model/share.ts";
 import { changedResources, mapVersion } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
@@ -75,10 +76,26 @@ function computeDelta(
   if (changed !== null) {
     // The client then holds all of `to`: its subscription's version is the whole map's.
     const version = mapVersion(to);
-    delta = { to, changed, systemVersion: version, body: encodeDeltaBody(typeUrl, version, changed, []) };
+    delta = { to, changed, systemVersion: version, body: sharedBody(typeUrl, version, changed) };
   }
   deltas.set(from, { to, delta });
   return delta;
+}
+
+/**
+ * The last delta body written, with what it was written from. Views refreshed
+ * one after another often send the same change: a route configuration that
+ * many callers share (every caller that declared no dependencies), at the same
+ * set version. They then share one body instead of each writing a copy.
+ */
+let lastBody: { readonly typeUrl: string; readonly version: string; readonly changed: readonly EncodedResource[]; readonly body: Uint8Array } | null = null;
+
+function sharedBody(typeUrl: string, version: string, changed: readonly EncodedResource[]): Uint8Array {
+  const last = lastBody;
+  if (last !== null && last.version === version && last.typeUrl === typeUrl && sameElements(last.changed, changed)) return last.body;
+  const body = encodeDeltaBody(typeUrl, version, changed, []);
+  lastBody = { typeUrl, version, changed, body };
+  return body;
 }
 
 /** Newest responses whose ACK/NACK we still match; older nonces count as stale. */

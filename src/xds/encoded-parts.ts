@@ -193,13 +193,14 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
     if (from.base !== this.base) return changedByPart(from.parts, this.parts);
     const touched = new Set(from.successors.keys());
     for (const part of this.successors.keys()) touched.add(part);
-    const pairs: [number, EncodedPart, EncodedPart][] = [];
+    // [base part, before, after] for each part that differs; usually one (an endpoint change).
+    const pairs: [EncodedPart, EncodedPart, EncodedPart][] = [];
     for (const part of touched) {
       const before = from.successors.get(part) ?? part;
       const after = this.successors.get(part) ?? part;
-      if (before !== after) pairs.push([this.base.positionOf(part), before, after]);
+      if (before !== after) pairs.push([part, before, after]);
     }
-    pairs.sort((a, b) => a[0] - b[0]);
+    if (pairs.length > 1) pairs.sort((a, b) => this.base.positionOf(a[0]) - this.base.positionOf(b[0]));
     const changed: EncodedResource[] = [];
     for (const [, before, after] of pairs) if (!addChanged(before, after, changed)) return null;
     return changed;

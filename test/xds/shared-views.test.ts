@@ -1,0 +1,99 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { DeltaDiscoveryRequestSchema, DeltaDiscoveryResponseSchema, type DeltaDiscoveryResponse } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { RouteConfiguration } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
+import type { Proxy } from "../../src/model/proxy.ts";
+import { emptyRules, type RuleSet } from "../../src/model/rules.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import { OUTBOUND_HTTP } from "../../src/translate/naming.ts";
+import { TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { ResourceCache } from "../../src/xds/cache.ts";
+import { mapVersion } from "../../src/xds/encoded-parts.ts";
+import { withNonce } from "../../src/xds/encoding.ts";
+import { DeltaStream } from "../../src/xds/delta-stream.ts";
+import { XdsMetrics } from "../../src/xds/metrics.ts";
+import { httpService, registryOf, route, sidecar } from "../translate/builders.ts";
+
+/**
+ * In a mesh that declares no dependencies every caller holds the whole mesh,
+ * so callers share what they can: one outbound route configuration for every
+ * caller no rule names, and one delta body for views that receive the same
+ * change at the same version. Sharing must never cross what differs.
+ */
+const logger = pino({ level: "silent" });
+const registry = registryOf(httpService("web", ["10.0.0.1"]), httpService("shop", ["10.0.0.2"]), httpService("api", ["10.0.0.3"]), httpService("db", ["10.0.0.4"]));
+const webToApi = route({ id: "web-to-api", destination: "api", source: "web", headers: [{ name: "x-canary", kind: "exact", value: "1", invert: false }] });
+
+function outbound(rules: RuleSet, proxy: Proxy): RouteConfiguration {
+  return translate(buildSnapshot(registry, rules), proxy).route.get(OUTBOUND_HTTP) as RouteConfiguration;
+}
+
+describe("callers with the same upstreams and virtual hosts", () => {
+  it("share one outbound route configuration, and a caller a rule names gets its own", () => {
+    const snapshot = buildSnapshot(registry, { ...emptyRules, httpRoutes: [webToApi] });
+    const shop = translate(snapshot, sidecar("shop-1", "shop", 8080)).route.get(OUTBOUND_HTTP) as RouteConfiguration;
+    const db = translate(snapshot, sidecar("db-1", "db", 8080)).route.get(OUTBOUND_HTTP) as RouteConfiguration;
+    const web = translate(snapshot, sidecar("web-1", "web", 8080)).route.get(OUTBOUND_HTTP) as RouteConfiguration;
+    expect(db).toBe(shop);
+    expect(web).not.toBe(shop);
+    const apiRoutes = (config: RouteConfiguration) => config.virtualHosts.find((host) => host.name.includes("api"))?.routes.length;
+    expect(apiRoutes(web)).toBe(2);
+    expect(apiRoutes(shop)).toBe(1);
+    // The same content as translating each caller in a snapshot of its own.
+    expect(shop).toEqual(outbound({ ...emptyRules, httpRoutes: [webToApi] }, sidecar("shop-1", "shop", 8080)));
+  });
+});
+
+class Client {
+  readonly sent: DeltaDiscoveryResponse[] = [];
+  readonly stream: DeltaStream;
+
+  constructor(
+    cache: ResourceCache,
+    readonly proxy: Proxy,
+  ) {
+    this.stream = new DeltaStream(
+      { streamId: 1, proxy, protocol: "delta", connectedAt: "", types: {} },
+      cache,
+      { write: (body, nonce) => (this.sent.push(fromBinary(DeltaDiscoveryResponseSchema, withNonce(body, nonce))), true), onDrain: () => {} },
+      new XdsMetrics(),
+      logger,
+    );
+  }
+
+  request(kind: ResourceKind, subscribe: string[], nonce = ""): void {
+    this.stream.handleRequest(
+      fromBinary(DeltaDiscoveryRequestSchema, toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, { typeUrl: TYPE_URLS[kind], resourceNamesSubscribe: subscribe, responseNonce: nonce }))),
+    );
+  }
+
+  ackLast(kind: ResourceKind): void {
+    this.request(kind, [], this.sent.at(-1)?.nonce ?? "");
+  }
+}
+
+describe("delta views receiving the same change", () => {
+  it("each get the set version of what they then hold, when one shares the other's body and when the versions differ", () => {
+    const cache = new ResourceCache(translate, () => [], logger);
+    cache.setSnapshot(buildSnapshot(registry, emptyRules));
+    // shop and db run their apps on the same port (the same route configurations); api on another.
+    const clients = [sidecar("shop-1", "shop", 8080), sidecar("db-1", "db", 8080), sidecar("api-1", "api", 9090)].map((proxy) => new Client(cache, proxy));
+    for (const client of clients) {
+      const routes = [...cache.viewFor(client.proxy)!.resources.route.keys()];
+      client.request("route", routes);
+      client.ackLast("route");
+    }
+    cache.setSnapshot(buildSnapshot(registry, { ...emptyRules, httpRoutes: [route({ id: "to-db", destination: "db", headers: [{ name: "x-beta", kind: "exact", value: "1", invert: false }] })] }));
+    for (const client of clients) client.stream.refresh();
+    const [shop, db, api] = clients.map((client) => client.sent.at(-1)!);
+    for (const [client, response] of [clients[0], clients[1], clients[2]].map((client, i) => [client!, [shop, db, api][i]!] as const)) {
+      expect(response.resources.map((resource) => resource.name)).toEqual([OUTBOUND_HTTP]);
+      expect(response.systemVersionInfo).toBe(mapVersion(cache.viewFor(client.proxy)!.resources.route));
+    }
+    expect(db!.systemVersionInfo).toBe(shop!.systemVersionInfo);
+    expect(api!.systemVersionInfo).not.toBe(shop!.systemVersionInfo);
+    expect(api!.resources[0]!.version).toBe(shop!.resources[0]!.version);
+  });
+});
