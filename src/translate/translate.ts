@@ -261,19 +261,20 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   };
 }
 
-/** A sidecar's route configurations: outbound over its HTTP upstreams, and inbound when it has an inbound port. */
-function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Map<string, Message> {
-  const routes = new Map<string, Message>();
+/**
+ * A sidecar's route configurations: outbound over its HTTP upstreams, and
+ * inbound when it has an inbound port. Each is its own part, so views holding
+ * the same configurations hold the same encoded parts (and share a response,
+ * see the cache's targets).
+ */
+function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): ResourceMap {
   // Once per view: no closure here (see perSnapshotTable).
-  const outboundByCaller = perSnapshotTable<Message>(snapshot, "outbound-routes");
+  const outboundByCaller = perSnapshotTable<RouteConfiguration>(snapshot, "outbound-routes");
   let outbound = outboundByCaller.get(proxy.service);
   if (outbound === undefined) outboundByCaller.set(proxy.service, (outbound = outboundRoutes(snapshot, proxy, upstreams)));
-  routes.set(OUTBOUND_HTTP, outbound);
   const own = snapshot.registry.services.get(proxy.service);
-  if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
-    routes.set(inboundRouteConfig(proxy.inboundPort), inboundRoutes(snapshot, own, proxy.inboundPort, proxy.appPort));
-  }
-  return routes;
+  if (!own || proxy.inboundPort === null || proxy.appPort === null) return new ComposedMap([single(outbound)]);
+  return new ComposedMap([single(outbound), single(inboundRoutes(snapshot, own, proxy.inboundPort, proxy.appPort))]);
 }
 
 /**
@@ -302,7 +303,7 @@ function inboundRoutes(snapshot: MeshSnapshot, own: Service, inboundPort: number
  * virtual hosts, so a large mesh's whole-mesh configuration is built (and
  * encoded) once rather than once per caller.
  */
-function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Message {
+function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): RouteConfiguration {
   // By upstream list: the configurations built for callers with that list, and their virtual hosts.
   const byUpstreams = perSnapshotTable<SharedOutbound[]>(snapshot, "outbound-routes-by-upstreams");
   let built = byUpstreams.get(upstreams);
@@ -321,12 +322,12 @@ function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonl
 
 interface SharedOutbound {
   readonly vhosts: readonly VirtualHost[];
-  readonly routes: Message;
+  readonly routes: RouteConfiguration;
   /** Built for a caller that no rule or policy names: every such caller with these upstreams gets it. */
   readonly plain: boolean;
 }
 
-function outboundRouteConfiguration(vhosts: VirtualHost[]): Message {
+function outboundRouteConfiguration(vhosts: VirtualHost[]): RouteConfiguration {
   return routeConfiguration(OUTBOUND_HTTP, vhosts);
 }
 

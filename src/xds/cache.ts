@@ -76,6 +76,25 @@ export class Target {
   }
 }
 
+/**
+ * The last target built per kind, with its subscription key and the map it
+ * was built from. Streams are refreshed view after view, and views often hold
+ * the same parts: in a mesh that declares no dependencies every view holds
+ * every service's. Such views then share one target, so its response body is
+ * encoded once per change rather than once per view, and held once.
+ */
+const lastTargets = new Map<ResourceKind, { readonly key: string; readonly from: PartsMap; readonly target: Target }>();
+
+function sharedTarget(kind: ResourceKind, key: string, from: PartsMap): Target | undefined {
+  const last = lastTargets.get(kind);
+  return last !== undefined && last.key === key && (last.from === from || last.from.sameParts(from)) ? last.target : undefined;
+}
+
+function rememberTarget(kind: ResourceKind, key: string, from: PartsMap, target: Target): Target {
+  lastTargets.set(kind, { key, from, target });
+  return target;
+}
+
 /** The wildcard subscription's key in a view's target memo. */
 export const WILDCARD_KEY = "*";
 
@@ -110,7 +129,7 @@ export class ProxyView {
     let target = memo.get(WILDCARD_KEY);
     if (!target) {
       const resources = this.resources[kind];
-      target = new Target(resources, mapVersion(resources));
+      target = sharedTarget(kind, WILDCARD_KEY, resources) ?? rememberTarget(kind, WILDCARD_KEY, resources, new Target(resources, mapVersion(resources)));
       memo.set(WILDCARD_KEY, target);
     }
     return target;
@@ -122,12 +141,15 @@ export class ProxyView {
     let target = memo.get(key);
     if (!target) {
       const available = this.resources[kind];
-      const resources = new Map<string, EncodedResource>();
-      for (const name of names) {
-        const resource = available.get(name);
-        if (resource) resources.set(name, resource);
+      target = sharedTarget(kind, key, available);
+      if (!target) {
+        const resources = new Map<string, EncodedResource>();
+        for (const name of names) {
+          const resource = available.get(name);
+          if (resource) resources.set(name, resource);
+        }
+        target = rememberTarget(kind, key, available, new Target(resources, setVersion(resources.values())));
       }
-      target = new Target(resources, setVersion(resources.values()));
       memo.set(key, target);
     }
     return target;

@@ -1,6 +1,7 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
 import { Target, type ProxyView } from "./cache.ts";
+import { PartsMap } from "./encoded-parts.ts";
 import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
@@ -203,7 +204,8 @@ export class SotwStream extends XdsStream {
    */
   private planClusterRemoval(state: TypeState, view: ProxyView): void {
     const current = view.resources.cluster;
-    if (state.sent !== current) {
+    // What was sent may be another view's map over the same parts (a shared target, cache.ts).
+    if (state.sent !== current && !(state.sent instanceof PartsMap && state.sent.sameParts(current))) {
       for (const [name, resource] of state.sent) {
         if (!current.has(name) && !this.retainedClusters.has(name)) this.retainedClusters.set(name, resource);
       }

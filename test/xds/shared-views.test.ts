@@ -1,7 +1,14 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { DeltaDiscoveryRequestSchema, DeltaDiscoveryResponseSchema, type DeltaDiscoveryResponse } from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import {
+  DeltaDiscoveryRequestSchema,
+  DeltaDiscoveryResponseSchema,
+  DiscoveryRequestSchema,
+  DiscoveryResponseSchema,
+  type DeltaDiscoveryResponse,
+  type DiscoveryResponse,
+} from "../../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { RouteConfiguration } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
 import { emptyRules, type RuleSet } from "../../src/model/rules.ts";
@@ -13,6 +20,7 @@ import { ResourceCache } from "../../src/xds/cache.ts";
 import { mapVersion } from "../../src/xds/encoded-parts.ts";
 import { withNonce } from "../../src/xds/encoding.ts";
 import { DeltaStream } from "../../src/xds/delta-stream.ts";
+import { SotwStream } from "../../src/xds/sotw-stream.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { httpService, registryOf, route, sidecar } from "../translate/builders.ts";
 
@@ -95,5 +103,60 @@ describe("delta views receiving the same change", () => {
     expect(db!.systemVersionInfo).toBe(shop!.systemVersionInfo);
     expect(api!.systemVersionInfo).not.toBe(shop!.systemVersionInfo);
     expect(api!.resources[0]!.version).toBe(shop!.resources[0]!.version);
+  });
+});
+
+describe("views over the same parts", () => {
+  const noInbound = (id: string, service: string): Proxy => ({ id, service, kind: "envoy", inboundPort: null, appPort: null, outboundPort: 15001, userAgent: "envoy" });
+
+  it("share one target (and its body) when asked one after the other; a view over other parts gets its own", () => {
+    const cache = new ResourceCache(translate, () => [], logger);
+    cache.setSnapshot(buildSnapshot(registry, emptyRules));
+    const shop = cache.viewFor(sidecar("shop-1", "shop", 8080))!;
+    const db = cache.viewFor(sidecar("db-1", "db", 8080))!;
+    const api = cache.viewFor(sidecar("api-1", "api", 9090))!;
+    expect(db.resources.cluster).not.toBe(shop.resources.cluster);
+    expect(db.all("cluster")).toBe(shop.all("cluster"));
+    const names = [...shop.resources.endpoint.keys()];
+    expect(db.named("endpoint", names, "all")).toBe(shop.named("endpoint", names, "all"));
+    // api's app port differs, so does its inbound cluster: its own target, with its own content.
+    const apiClusters = api.all("cluster");
+    expect(apiClusters).not.toBe(shop.all("cluster"));
+    expect([...apiClusters.resources.keys()]).toEqual([...api.resources.cluster.keys()]);
+    expect(apiClusters.version).toBe(mapVersion(api.resources.cluster));
+  });
+
+  it("still hold a removed cluster back per stream until that stream's routes are ACKed", () => {
+    const cache = new ResourceCache(translate, () => [], logger);
+    cache.setSnapshot(buildSnapshot(registry, emptyRules));
+    const streams = [noInbound("shop-1", "shop"), noInbound("db-1", "db")].map((proxy) => {
+      const sent: DiscoveryResponse[] = [];
+      const stream = new SotwStream(
+        { streamId: 1, proxy, protocol: "sotw", connectedAt: "", types: {} },
+        cache,
+        { write: (body, nonce) => (sent.push(fromBinary(DiscoveryResponseSchema, withNonce(body, nonce))), true), onDrain: () => {} },
+        new XdsMetrics(),
+        logger,
+      );
+      const request = (kind: ResourceKind, names: string[] = [], answered?: DiscoveryResponse) =>
+        stream.handleRequest(create(DiscoveryRequestSchema, { typeUrl: TYPE_URLS[kind], resourceNames: names, responseNonce: answered?.nonce ?? "", versionInfo: answered?.versionInfo ?? "" }));
+      const ack = (kind: ResourceKind, names: string[] = []) => request(kind, names, [...sent].reverse().find((response) => response.typeUrl === TYPE_URLS[kind]));
+      for (const [kind, names] of [["cluster", []], ["listener", []], ["route", [OUTBOUND_HTTP]]] as const) {
+        request(kind, [...names]);
+        ack(kind, [...names]);
+      }
+      return { sent, stream, ack };
+    });
+    const without = registryOf(...[...registry.services.values()].filter((service) => service.name !== "api"));
+    cache.setSnapshot(buildSnapshot(without, emptyRules));
+    for (const { sent, stream, ack } of streams) {
+      const before = sent.length;
+      stream.refresh();
+      // Routes first (api's virtual host goes); the api cluster must wait for their ACK.
+      expect(sent.slice(before).map((response) => response.typeUrl)).toEqual([TYPE_URLS.route]);
+      ack("route", [OUTBOUND_HTTP]);
+      expect(sent.at(-1)!.typeUrl).toBe(TYPE_URLS.cluster);
+      expect(sent.at(-1)!.resources.length).toBe(3);
+    }
   });
 });
