@@ -22,6 +22,7 @@
  *          --profile (CPU profiles of one endpoint and one rule change at the largest N)
  *          --server-flags "--trace-opt --trace-deopt" (more V8 flags for both servers, for diagnosis;
  *            their output goes to this process's stdout; leave it out when measuring)
+ *          --dependencies 0 (services declare none, so every proxy holds the whole mesh; default: 5 each)
  *          --skip-translate  --out bench/results
  * PostgreSQL: DATABASE_URL, or a throwaway cluster like the tests (needs the
  * Debian postgresql package). Not part of the test suite.
@@ -68,6 +69,8 @@ const PROTOCOLS = option("protocols", "sotw,delta").split(",") as Array<"sotw" |
 const SERVERS = option("servers", "floor,signalbox").split(",") as Array<"floor" | "signalbox">;
 /** Changes of each kind; the first of each is reported apart from the rest (see pooled). */
 const ENDPOINT_CHANGES = numberOption("endpoint-changes", 7);
+/** Dependencies each service declares; 0: none, so every proxy holds the whole mesh (the default when a mesh declares none). */
+const DEPENDENCIES = numberOption("dependencies", -1);
 const RULE_CHANGES = numberOption("rule-changes", 5);
 const DEBOUNCE_MS = numberOption("debounce-ms", 50);
 const MAX_DELAY_MS = numberOption("max-delay-ms", 250);
@@ -232,7 +235,7 @@ async function dropDatabase(serverUrl: string, name: string): Promise<void> {
 }
 
 async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kind: "floor" | "signalbox", profile: boolean): Promise<RunResult> {
-  const spec = fleetMeshSpec(n);
+  const spec = DEPENDENCIES >= 0 ? { ...fleetMeshSpec(n), dependencies: DEPENDENCIES } : fleetMeshSpec(n);
   const rows = meshRows(spec);
   const plan = plannedChanges(spec, profile);
   const proxies: WorkerProxy[] = rows.instances.filter((i) => i.service !== serviceName(0)).map((i) => ({ id: i.id, service: i.service }));

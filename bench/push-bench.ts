@@ -1,6 +1,6 @@
 /**
  * The cost of Signalbox's own push and ACK code, without gRPC: `--proxies` delta
- * streams over the fleet benchmark's mesh (N/10 + 1 services, 10 instances
+ * streams (`--protocol sotw`: state of the world) over the fleet benchmark's mesh (N/10 + 1 services, 10 instances
  * each), driven in process with fake sinks. Each stream does Envoy's exchange
  * first (CDS and LDS wildcard, EDS and RDS by name, ACKing each response). Then,
  * per round, one endpoint change (an instance of the service every proxy calls
@@ -16,11 +16,12 @@
  * no service declares any, so every view holds the whole mesh (the default
  * when a mesh declares none), and an endpoint change reaches every view.
  * Run alone:
- *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12] [--services 1001] [--dependencies 5]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12] [--services 1001] [--dependencies 5] [--protocol delta]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
-import { DeltaDiscoveryRequestSchema } from "../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
+import type { Logger } from "pino";
+import { DeltaDiscoveryRequestSchema, DiscoveryRequestSchema } from "../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { Proxy } from "../src/model/proxy.ts";
 import { shareStructure } from "../src/model/share.ts";
 import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
@@ -29,23 +30,52 @@ import { translate } from "../src/translate/translate.ts";
 import { ResourceCache } from "../src/xds/cache.ts";
 import { DeltaStream } from "../src/xds/delta-stream.ts";
 import { XdsMetrics } from "../src/xds/metrics.ts";
-import { decodeDeltaDiscoveryRequest } from "../src/xds/request-decode.ts";
+import type { ProxyStatus } from "../src/xds/proxy-status.ts";
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from "../src/xds/request-decode.ts";
+import { SotwStream } from "../src/xds/sotw-stream.ts";
+import type { ResponseSink, XdsStream } from "../src/xds/xds-stream.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { asServerProcess, numberOption } from "./cli.ts";
+import { asServerProcess, numberOption, option } from "./cli.ts";
 import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
+/** How a simulated Envoy speaks one protocol: its stream, and its requests as the server's decoder gets them. */
+interface Protocol {
+  readonly name: "delta" | "sotw";
+  open(status: ProxyStatus, cache: ResourceCache, sink: ResponseSink, metrics: XdsMetrics, logger: Logger): XdsStream;
+  /** A first request (no nonce) subscribing to `names`, or an ACK of `nonce` at `version` (state of the world repeats the names). */
+  request(kind: ResourceKind, nonce: string, names: readonly string[], version: string): Uint8Array;
+  handle(stream: XdsStream, bytes: Uint8Array): void;
+}
+
+const PROTOCOLS: Record<"delta" | "sotw", Protocol> = {
+  delta: {
+    name: "delta",
+    open: (status, cache, sink, metrics, logger) => new DeltaStream(status, cache, sink, metrics, logger, RESOURCE_KINDS),
+    request: (kind, nonce, names) =>
+      toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, { typeUrl: TYPE_URLS[kind], responseNonce: nonce, resourceNamesSubscribe: nonce === "" ? [...names] : [] })),
+    handle: (stream, bytes) => (stream as DeltaStream).handleRequest(decodeDeltaDiscoveryRequest(bytes).request),
+  },
+  sotw: {
+    name: "sotw",
+    open: (status, cache, sink, metrics, logger) => new SotwStream(status, cache, sink, metrics, logger, RESOURCE_KINDS),
+    request: (kind, nonce, names, version) =>
+      toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { typeUrl: TYPE_URLS[kind], responseNonce: nonce, versionInfo: version, resourceNames: [...names] })),
+    handle: (stream, bytes) => (stream as SotwStream).handleRequest(decodeDiscoveryRequest(bytes).request),
+  },
+};
+
 interface FakeEnvoy {
-  readonly stream: DeltaStream;
+  readonly stream: XdsStream;
+  readonly status: ProxyStatus;
+  /** What it subscribed to by name, per kind (CDS and LDS: none, the wildcard). */
+  readonly names: Record<ResourceKind, readonly string[]>;
   /** The nonce of the last response written to this stream. */
   lastNonce: string;
 }
 
-function request(kind: ResourceKind, nonce: string, subscribe: string[] = []): Uint8Array {
-  return toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, { typeUrl: TYPE_URLS[kind], responseNonce: nonce, resourceNamesSubscribe: subscribe }));
-}
-
-function send(envoy: FakeEnvoy, bytes: Uint8Array): void {
-  envoy.stream.handleRequest(decodeDeltaDiscoveryRequest(bytes).request);
+/** The request that ACKs the stream's last response of `kind`. */
+function ackOf(protocol: Protocol, envoy: FakeEnvoy, kind: ResourceKind): Uint8Array {
+  return protocol.request(kind, envoy.lastNonce, envoy.names[kind], envoy.status.types[kind]?.sentVersion ?? "");
 }
 
 interface ChangeTimes {
@@ -63,7 +93,12 @@ export interface PushBenchResult {
 }
 
 /** The fleet benchmark's mesh, with its service count and declared dependencies overridable (0: every view holds the whole mesh). */
-export function runPushBench(proxies: number, rounds: number, overrides: Partial<Pick<MeshSpec, "services" | "dependencies">> = {}): PushBenchResult {
+export function runPushBench(
+  proxies: number,
+  rounds: number,
+  overrides: Partial<Pick<MeshSpec, "services" | "dependencies">> = {},
+  protocol: Protocol = PROTOCOLS.delta,
+): PushBenchResult {
   const spec = { ...fleetMeshSpec(proxies), ...overrides };
   let rows = meshRows(spec);
   const model = meshModel(rows);
@@ -81,22 +116,19 @@ export function runPushBench(proxies: number, rounds: number, overrides: Partial
     const service = serviceName(1 + (i % (spec.services - 1)));
     const proxy: Proxy = { id: `proxy-${i}`, service, kind: "envoy", inboundPort: INBOUND_PORT, appPort: APP_PORT, outboundPort: 15001, userAgent: "envoy" };
     const sink = { write: (_body: Uint8Array, nonce: string) => ((envoy.lastNonce = nonce), true), onDrain: () => {} };
-    const status = { streamId: i, proxy, protocol: "delta" as const, connectedAt: "", types: {} };
-    const envoy: FakeEnvoy = { stream: new DeltaStream(status, cache, sink, metrics, logger, RESOURCE_KINDS), lastNonce: "" };
-    envoys.push(envoy);
-    let peers = byView.get(envoy.stream.viewKey);
-    if (!peers) byView.set(envoy.stream.viewKey, (peers = []));
-    peers.push(envoy);
-    const view = cache.viewFor(proxy, envoy.stream.viewKey);
+    const status: ProxyStatus = { streamId: i, proxy, protocol: protocol.name, connectedAt: "", types: {} };
+    const stream = protocol.open(status, cache, sink, metrics, logger);
+    const view = cache.viewFor(proxy, stream.viewKey);
     if (!view) throw new Error("no view");
-    for (const [kind, names] of [
-      ["cluster", []],
-      ["endpoint", [...view.resources.endpoint.keys()]],
-      ["listener", []],
-      ["route", [...view.resources.route.keys()]],
-    ] as const) {
-      send(envoy, request(kind, "", [...names]));
-      send(envoy, request(kind, envoy.lastNonce));
+    const names = { cluster: [], endpoint: [...view.resources.endpoint.keys()], listener: [], route: [...view.resources.route.keys()] };
+    const envoy: FakeEnvoy = { stream, status, names, lastNonce: "" };
+    envoys.push(envoy);
+    let peers = byView.get(stream.viewKey);
+    if (!peers) byView.set(stream.viewKey, (peers = []));
+    peers.push(envoy);
+    for (const kind of RESOURCE_KINDS) {
+      protocol.handle(stream, protocol.request(kind, "", names[kind], ""));
+      protocol.handle(stream, ackOf(protocol, envoy, kind));
     }
   }
 
@@ -122,9 +154,9 @@ export function runPushBench(proxies: number, rounds: number, overrides: Partial
       const t2 = performance.now();
       // The ACKs, encoded outside the timing as a client would.
       const kind = change === "endpoint" ? "endpoint" : "route";
-      const acks = envoys.flatMap((envoy, i) => (envoy.lastNonce !== before[i] ? [[envoy, request(kind, envoy.lastNonce)] as const] : []));
+      const acks = envoys.flatMap((envoy, i) => (envoy.lastNonce !== before[i] ? [[envoy, ackOf(protocol, envoy, kind)] as const] : []));
       const t3 = performance.now();
-      for (const [envoy, bytes] of acks) send(envoy, bytes);
+      for (const [envoy, bytes] of acks) protocol.handle(envoy.stream, bytes);
       const t4 = performance.now();
       streams = { ...streams, [change]: acks.length };
       if (round > 2) samples[change].push([t1 - t0, t2 - t1, t4 - t3]);
@@ -151,9 +183,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const fleet = fleetMeshSpec(proxies);
   const services = numberOption("services", fleet.services);
   const dependencies = numberOption("dependencies", fleet.dependencies);
-  const result = runPushBench(proxies, rounds, { services, dependencies });
+  const protocol = option("protocol", "delta");
+  if (protocol !== "delta" && protocol !== "sotw") throw new Error(`--protocol: delta or sotw, not ${protocol}`);
+  const result = runPushBench(proxies, rounds, { services, dependencies }, PROTOCOLS[protocol]);
   const scope = dependencies === 0 ? "none declared: every view holds the whole mesh" : `${dependencies} declared per service`;
-  console.log(`${proxies} delta streams over ${services} services (dependencies: ${scope}), wall time per change (median):\n`);
+  console.log(`${proxies} ${protocol} streams over ${services} services (dependencies: ${scope}), wall time per change (median):\n`);
   console.log("| change | streams pushed | cache takes the snapshot (ms) | refresh every stream (ms) | handle every ACK (ms) |");
   console.log("| --- | ---: | ---: | ---: | ---: |");
   for (const change of ["endpoint", "rule"] as const) {

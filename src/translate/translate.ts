@@ -261,20 +261,19 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   };
 }
 
-/**
- * A sidecar's route configurations: outbound over its HTTP upstreams, and
- * inbound when it has an inbound port. Each is its own part, so views holding
- * the same configurations hold the same encoded parts (and share a response,
- * see the cache's targets).
- */
-function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): ResourceMap {
+/** A sidecar's route configurations: outbound over its HTTP upstreams, and inbound when it has an inbound port. */
+function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly Service[]): Map<string, Message> {
+  const routes = new Map<string, Message>();
   // Once per view: no closure here (see perSnapshotTable).
   const outboundByCaller = perSnapshotTable<RouteConfiguration>(snapshot, "outbound-routes");
   let outbound = outboundByCaller.get(proxy.service);
   if (outbound === undefined) outboundByCaller.set(proxy.service, (outbound = outboundRoutes(snapshot, proxy, upstreams)));
+  routes.set(OUTBOUND_HTTP, outbound);
   const own = snapshot.registry.services.get(proxy.service);
-  if (!own || proxy.inboundPort === null || proxy.appPort === null) return new ComposedMap([single(outbound)]);
-  return new ComposedMap([single(outbound), single(inboundRoutes(snapshot, own, proxy.inboundPort, proxy.appPort))]);
+  if (own && proxy.inboundPort !== null && proxy.appPort !== null) {
+    routes.set(inboundRouteConfig(proxy.inboundPort), inboundRoutes(snapshot, own, proxy.inboundPort, proxy.appPort));
+  }
+  return routes;
 }
 
 /**

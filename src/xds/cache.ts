@@ -79,15 +79,21 @@ export class Target {
 /**
  * The last target built per kind, with its subscription key and the map it
  * was built from. Streams are refreshed view after view, and views often hold
- * the same parts: in a mesh that declares no dependencies every view holds
- * every service's. Such views then share one target, so its response body is
+ * the same content: in a mesh that declares no dependencies every view holds
+ * every service's parts, and every caller no rule names the same route
+ * configurations. Such views then share one target, so its response body is
  * encoded once per change rather than once per view, and held once.
  */
 const lastTargets = new Map<ResourceKind, { readonly key: string; readonly from: PartsMap; readonly target: Target }>();
 
+/** Up to this many resources, two maps are compared resource by resource; larger ones only by their parts. */
+const COMPARE_RESOURCES = 8;
+
 function sharedTarget(kind: ResourceKind, key: string, from: PartsMap): Target | undefined {
   const last = lastTargets.get(kind);
-  return last !== undefined && last.key === key && (last.from === from || last.from.sameParts(from)) ? last.target : undefined;
+  if (last === undefined || last.key !== key) return undefined;
+  const same = last.from === from || (from.size <= COMPARE_RESOURCES ? last.from.sameContent(from) : last.from.sameParts(from));
+  return same ? last.target : undefined;
 }
 
 function rememberTarget(kind: ResourceKind, key: string, from: PartsMap, target: Target): Target {

@@ -119,6 +119,10 @@ describe("views over the same parts", () => {
     expect(db.all("cluster")).toBe(shop.all("cluster"));
     const names = [...shop.resources.endpoint.keys()];
     expect(db.named("endpoint", names, "all")).toBe(shop.named("endpoint", names, "all"));
+    // Route configurations are each view's own part, so the shared target is found by content.
+    const routes = [...shop.resources.route.keys()];
+    expect(db.resources.route.parts[0]).not.toBe(shop.resources.route.parts[0]);
+    expect(db.named("route", routes, "routes")).toBe(shop.named("route", routes, "routes"));
     // api's app port differs, so does its inbound cluster: its own target, with its own content.
     const apiClusters = api.all("cluster");
     expect(apiClusters).not.toBe(shop.all("cluster"));
