@@ -1,7 +1,8 @@
 /**
  * The cost of Signalbox's own push and ACK code, without gRPC: `--proxies` delta
- * streams (`--protocol sotw`: state of the world) over the fleet benchmark's mesh (N/10 + 1 services, 10 instances
- * each), driven in process with fake sinks. Each stream does Envoy's exchange
+ * streams (`--protocol sotw`: state of the world) over the fleet benchmark's
+ * mesh (N/10 + 1 services, 10 instances each), driven in process with fake
+ * sinks. Each stream does Envoy's exchange
  * first (CDS and LDS wildcard, EDS and RDS by name, ACKing each response). Then,
  * per round, one endpoint change (an instance of the service every proxy calls
  * moves) and one rule change (a route for that service), each timed in three
@@ -120,11 +121,12 @@ export function runPushBench(
     const stream = protocol.open(status, cache, sink, metrics, logger);
     const view = cache.viewFor(proxy, stream.viewKey);
     if (!view) throw new Error("no view");
-    const names = { cluster: [], endpoint: [...view.resources.endpoint.keys()], listener: [], route: [...view.resources.route.keys()] };
-    const envoy: FakeEnvoy = { stream, status, names, lastNonce: "" };
-    envoys.push(envoy);
     let peers = byView.get(stream.viewKey);
     if (!peers) byView.set(stream.viewKey, (peers = []));
+    // A view's proxies subscribe to the same names: one list per view, so the live heap reported is the server's.
+    const names = peers[0]?.names ?? { cluster: [], endpoint: [...view.resources.endpoint.keys()], listener: [], route: [...view.resources.route.keys()] };
+    const envoy: FakeEnvoy = { stream, status, names, lastNonce: "" };
+    envoys.push(envoy);
     peers.push(envoy);
     for (const kind of RESOURCE_KINDS) {
       protocol.handle(stream, protocol.request(kind, "", names[kind], ""));

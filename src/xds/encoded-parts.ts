@@ -1,3 +1,4 @@
+import { sameElements } from "../model/share.ts";
 import { addLanes, addVersionLanes, emptyLanes, lanesVersion, setVersion, subtractLanes, type EncodedResource, type VersionLanes } from "./encoding.ts";
 
 /**
@@ -123,6 +124,25 @@ class PartsBase {
 const NO_SUCCESSORS: ReadonlyMap<EncodedPart, EncodedPart> = new Map();
 
 /**
+ * The last few lists of parts given a base (a view has one per kind). Views
+ * are translated one after another, and in a mesh that declares no
+ * dependencies they hold the same parts: such views then share one base, and
+ * so one name index and one version sum, instead of an index of every name of
+ * the mesh per view. Lists short enough to be scanned are not compared.
+ */
+const lastBases: PartsBase[] = [];
+const LAST_BASES = 4;
+
+function baseOf(parts: readonly EncodedPart[]): PartsBase {
+  if (parts.length <= SCAN_PARTS) return new PartsBase(parts);
+  for (const base of lastBases) if (base.parts.length === parts.length && sameElements(base.parts, parts)) return base;
+  const base = new PartsBase(parts);
+  lastBases.unshift(base);
+  if (lastBases.length > LAST_BASES) lastBases.pop();
+  return base;
+}
+
+/**
  * A view's resources of one kind as a read-only map over its parts. Parts of
  * one view hold disjoint names (translate.ts composes one part per upstream
  * service, and resource names carry the service), so the map's entries are
@@ -137,7 +157,7 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
 
   /** `parts`, or (with `successors`) the parts of `base` each replaced by its successor, if any. */
   constructor(parts: readonly EncodedPart[] | PartsBase, private readonly successors: ReadonlyMap<EncodedPart, EncodedPart> = NO_SUCCESSORS) {
-    this.base = parts instanceof PartsBase ? parts : new PartsBase(parts);
+    this.base = parts instanceof PartsBase ? parts : baseOf(parts);
     this.current = successors.size === 0 ? this.base.parts : null;
     let size = this.base.size;
     // forEach rather than for-of: no entry array per recorded replacement (this runs per endpoint change).
