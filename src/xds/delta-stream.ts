@@ -83,18 +83,21 @@ function computeDelta(
 }
 
 /**
- * The last delta body written, with what it was written from. Views refreshed
- * one after another often send the same change: a route configuration that
- * many callers share (every caller that declared no dependencies), at the same
- * set version. They then share one body instead of each writing a copy.
+ * The last delta body written per type, with what it was written from. Views
+ * refreshed one after another often send the same change (a route
+ * configuration that many callers share, every caller that declared no
+ * dependencies), and streams of one view connecting one after another the
+ * same first response, at the same set version. They then share one body
+ * instead of each writing a copy.
  */
-let lastBody: { readonly typeUrl: string; readonly version: string; readonly changed: readonly EncodedResource[]; readonly body: Uint8Array } | null = null;
+const lastBodies = new Map<string, { readonly version: string; readonly sent: readonly EncodedResource[]; readonly body: Uint8Array }>();
 
-function sharedBody(typeUrl: string, version: string, changed: readonly EncodedResource[]): Uint8Array {
-  const last = lastBody;
-  if (last !== null && last.version === version && last.typeUrl === typeUrl && sameElements(last.changed, changed)) return last.body;
-  const body = encodeDeltaBody(typeUrl, version, changed, []);
-  lastBody = { typeUrl, version, changed, body };
+/** A response sending `sent` and removing nothing. */
+function sharedBody(typeUrl: string, version: string, sent: readonly EncodedResource[]): Uint8Array {
+  const last = lastBodies.get(typeUrl);
+  if (last !== undefined && last.version === version && sameElements(last.sent, sent)) return last.body;
+  const body = encodeDeltaBody(typeUrl, version, sent, []);
+  lastBodies.set(typeUrl, { version, sent, body });
   return body;
 }
 
@@ -407,7 +410,7 @@ export class DeltaStream extends XdsStream {
 
     const systemVersion = this.systemVersion(state, view);
     const nonce = this.nextNonce();
-    const body = encodeDeltaBody(TYPE_URLS[state.kind], systemVersion, send, removed);
+    const body = removed.length === 0 ? sharedBody(TYPE_URLS[state.kind], systemVersion, send) : encodeDeltaBody(TYPE_URLS[state.kind], systemVersion, send, removed);
     state.lastNonce = nonce;
     state.outstanding.add(nonce, systemVersion);
     state.status.sentVersion = systemVersion;
