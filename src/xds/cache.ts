@@ -135,7 +135,8 @@ export class ProxyView {
     let target = memo.get(WILDCARD_KEY);
     if (!target) {
       const resources = this.resources[kind];
-      target = sharedTarget(kind, WILDCARD_KEY, resources) ?? rememberTarget(kind, WILDCARD_KEY, resources, new Target(resources, mapVersion(resources)));
+      target = sharedTarget(kind, WILDCARD_KEY, resources);
+      target ??= rememberTarget(kind, WILDCARD_KEY, resources, new Target(resources, mapVersion(resources)));
       memo.set(WILDCARD_KEY, target);
     }
     return target;

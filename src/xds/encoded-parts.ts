@@ -222,7 +222,7 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
     }
     if (pairs.length > 1) pairs.sort((a, b) => this.base.positionOf(a[0]) - this.base.positionOf(b[0]));
     const changed: EncodedResource[] = [];
-    for (const [, before, after] of pairs) if (!addChanged(before, after, changed)) return null;
+    for (const [, before, after] of pairs) if (!addChanged(before.resources, after.resources, changed)) return null;
     return changed;
   }
 
@@ -353,28 +353,23 @@ export function changedResources(from: ReadonlyMap<string, EncodedResource>, to:
 function changedByPart(from: readonly EncodedPart[], to: readonly EncodedPart[]): EncodedResource[] | null {
   if (from.length !== to.length) return null;
   const changed: EncodedResource[] = [];
-  for (let i = 0; i < to.length; i++) if (!addChanged(from[i] as EncodedPart, to[i] as EncodedPart, changed)) return null;
+  for (let i = 0; i < to.length; i++) if (!addChanged((from[i] as EncodedPart).resources, (to[i] as EncodedPart).resources, changed)) return null;
   return changed;
-}
-
-/** Adds the resources of `after` whose version differs in `before`; false when the two hold different names. */
-function addChanged(before: EncodedPart, after: EncodedPart, changed: EncodedResource[]): boolean {
-  if (before.resources === after.resources) return true;
-  if (before.resources.size !== after.resources.size) return false;
-  for (const [name, resource] of after.resources) {
-    const old = before.resources.get(name);
-    if (old === undefined) return false;
-    if (old.version !== resource.version) changed.push(resource);
-  }
-  return true;
 }
 
 function changedByName(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): EncodedResource[] | null {
   const changed: EncodedResource[] = [];
-  for (const [name, resource] of to) {
-    const before = from.get(name);
-    if (before === undefined) return null;
-    if (before.version !== resource.version) changed.push(resource);
+  return addChanged(from, to, changed) ? changed : null;
+}
+
+/** Adds the resources of `after` whose version differs in `before`; false when the two hold different names. */
+function addChanged(before: ReadonlyMap<string, EncodedResource>, after: ReadonlyMap<string, EncodedResource>, changed: EncodedResource[]): boolean {
+  if (before === after) return true;
+  if (before.size !== after.size) return false;
+  for (const [name, resource] of after) {
+    const old = before.get(name);
+    if (old === undefined) return false;
+    if (old.version !== resource.version) changed.push(resource);
   }
-  return changed;
+  return true;
 }
