@@ -19,8 +19,10 @@ export type DeltaRequestClass = "initial" | "subscription" | "ack" | "nack" | "s
 export interface DeltaTypeRequest {
   readonly responseNonce: string;
   readonly errorMessage: string | null;
-  readonly subscribe: readonly string[];
-  readonly unsubscribe: readonly string[];
+  /** The request subscribes to some name ("*" included). */
+  readonly subscribes: boolean;
+  /** The request unsubscribes from some name. */
+  readonly unsubscribes: boolean;
 }
 
 export interface DeltaTypeStreamState {
@@ -60,7 +62,7 @@ export function classifyDeltaRequest(
   wildcardCapable: boolean,
 ): DeltaClassification {
   if (!state.started) {
-    const legacyWildcard = wildcardCapable && request.subscribe.length === 0 && request.unsubscribe.length === 0;
+    const legacyWildcard = wildcardCapable && !request.subscribes && !request.unsubscribes;
     return legacyWildcard ? INITIAL_WILDCARD : INITIAL;
   }
   if (request.responseNonce === "") return SUBSCRIPTION;

@@ -2,7 +2,7 @@ import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resou
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
-import { changedResources, mapVersion } from "./encoded-parts.ts";
+import { changedResources, mapVersion, PartsMap } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
@@ -167,6 +167,60 @@ function holdsMap(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResourc
   state.known = null;
 }
 
+/** Nothing is owed an answer any more (a push answered it all). */
+function clearAnswers(state: DeltaTypeState): void {
+  state.mustAnswer = null;
+  state.answerSubscription = false;
+}
+
+/** What a client that holds nothing of a type gets for its first request (DeltaStream.pushFirst). */
+interface FirstResponse {
+  readonly sent: readonly EncodedResource[];
+  /** The response without its nonce; null when there is nothing to say. */
+  readonly body: Uint8Array | null;
+  readonly systemVersion: string;
+  /** The client then holds exactly the view's map. */
+  readonly exact: boolean;
+}
+
+/**
+ * The last first response computed per kind, with what it was computed from:
+ * streams connect one after another, and those of one view (or of views over
+ * the same parts) ask for the same.
+ */
+const lastFirst = new Map<ResourceKind, { readonly wildcard: boolean; readonly subscription: NameSet; readonly from: ReadonlyMap<string, EncodedResource>; readonly response: FirstResponse }>();
+
+/**
+ * The response to a client that holds nothing and is owed an answer for each
+ * name it subscribed to: with a wildcard every resource of `available`, then
+ * each subscribed name, sent if it exists and reported removed if not; what
+ * the general comparison in DeltaStream.push finds in that state.
+ */
+function firstResponse(state: DeltaTypeState, available: ReadonlyMap<string, EncodedResource>, systemVersion: () => string): FirstResponse {
+  const { kind, wildcard, subscription } = state;
+  const last = lastFirst.get(kind);
+  if (last !== undefined && last.wildcard === wildcard && last.subscription === subscription && sameResources(last.from, available)) return last.response;
+  const sent: EncodedResource[] = [];
+  const removed: string[] = [];
+  if (wildcard) for (const resource of available.values()) sent.push(resource);
+  for (const name of subscription.list) {
+    const resource = available.get(name);
+    if (resource === undefined) removed.push(name);
+    else if (!wildcard) sent.push(resource);
+  }
+  const version = systemVersion();
+  const typeUrl = TYPE_URLS[kind];
+  const body = sent.length === 0 && removed.length === 0 ? null : removed.length === 0 ? sharedBody(typeUrl, version, sent) : encodeDeltaBody(typeUrl, version, sent, removed);
+  const response = { sent, body, systemVersion: version, exact: sent.length === available.size };
+  lastFirst.set(kind, { wildcard, subscription, from: available, response });
+  return response;
+}
+
+/** The same resources in the same order: the same map, or maps over the same parts. */
+function sameResources(a: ReadonlyMap<string, EncodedResource>, b: ReadonlyMap<string, EncodedResource>): boolean {
+  return a === b || (a instanceof PartsMap && b instanceof PartsMap && a.sameParts(b));
+}
+
 /** Answer `name` on the next push, even if unchanged. */
 function mustAnswerName(state: DeltaTypeState, name: string): void {
   (state.mustAnswer ??= new Set()).add(name);
@@ -179,7 +233,17 @@ function forgetMustAnswer(state: DeltaTypeState, name: string): void {
 
 /** Whether some name must be answered on the next push (one comparison in the usual case: no set). */
 function hasNamesToAnswer(state: DeltaTypeState): boolean {
-  return state.mustAnswer !== null && state.mustAnswer.size > 0;
+  return (state.mustAnswer !== null && state.mustAnswer.size > 0) || (state.answerSubscription && state.subscription.names.size > 0);
+}
+
+/** The client holds nothing of the type, by what it told us on reconnect or what we sent it. */
+function holdsNothing(state: DeltaTypeState): boolean {
+  return (state.known === null || state.known.size === 0) && (state.knownLag === null || state.knownLag.size === 0);
+}
+
+/** Whether `name` is owed an answer on the next push. */
+function mustAnswer(state: DeltaTypeState, name: string): boolean {
+  return (state.mustAnswer !== null && state.mustAnswer.has(name)) || (state.answerSubscription && state.subscription.names.has(name));
 }
 
 interface DeltaTypeState {
@@ -203,6 +267,12 @@ interface DeltaTypeState {
   knownLag: ReadonlyMap<string, EncodedResource> | null;
   /** Names to answer on the next push even if unchanged (new subscriptions, re-sent parents); null when none. */
   mustAnswer: Set<string> | null;
+  /**
+   * Every name of `subscription` is owed an answer too: a first request's
+   * names, which the shared subscription already lists (subscribeFirst), so
+   * no per-stream set of them is made.
+   */
+  answerSubscription: boolean;
   /** The view's map of this kind at the last push: an identical map means nothing to do. */
   lastMap: ReadonlyMap<string, EncodedResource> | null;
   /**
@@ -225,9 +295,12 @@ export class DeltaStream extends XdsStream {
     const state = this.typeState(kind);
     const errorMessage = request.errorDetail ? request.errorDetail.message || `code ${request.errorDetail.code}` : null;
     const wildcardCapable = kind === "cluster" || kind === "listener";
-    const subscribe = request.resourceNamesSubscribe;
+    // The names' wire bytes when the request came off the wire: a first request
+    // is then read without decoding its names (subscribeFirst).
+    const wire = request.resourceNamesSubscribeBytes;
+    const subscribes = (wire ?? request.resourceNamesSubscribe).length > 0;
     const unsubscribe = request.resourceNamesUnsubscribe;
-    const verdict = classifyDeltaRequest({ responseNonce: request.responseNonce, errorMessage, subscribe, unsubscribe }, state, wildcardCapable);
+    const verdict = classifyDeltaRequest({ responseNonce: request.responseNonce, errorMessage, subscribes, unsubscribes: unsubscribe.length > 0 }, state, wildcardCapable);
 
     if (verdict.kind === "initial") {
       state.started = true;
@@ -250,8 +323,28 @@ export class DeltaStream extends XdsStream {
       }
       if (verdict.latest) this.onAnswered(kind);
     }
-    const changed = (subscribe.length > 0 || unsubscribe.length > 0) && this.updateSubscription(state, subscribe, unsubscribe, verdict.kind === "initial");
+    const first = verdict.kind === "initial" && wire !== undefined && subscribes && unsubscribe.length === 0 && holdsNothing(state);
+    const changed = first
+      ? this.subscribeFirst(state, wire, request)
+      : (subscribes || unsubscribe.length > 0) && this.updateSubscription(state, request.resourceNamesSubscribe, unsubscribe, verdict.kind === "initial");
     if (verdict.kind === "initial" || changed) this.push(state, true);
+  }
+
+  /**
+   * A first request's names, for a client that holds nothing of the type:
+   * what updateSubscription does, without a step per name. The subscription is
+   * the one an earlier stream's request with the same bytes was read as (one
+   * decoding for a mesh's proxies, not one each), and every name of it is owed
+   * an answer (answerSubscription).
+   */
+  private subscribeFirst(state: DeltaTypeState, wire: Uint8Array, request: DeltaRequest): boolean {
+    const read = nameSets.fromWire(state.kind, wire, () => request.resourceNamesSubscribe);
+    state.synced = null;
+    state.subscription = read.set;
+    state.answerSubscription = read.set.names.size > 0;
+    const answer = state.answerSubscription || (read.wildcard && !state.wildcard);
+    if (read.wildcard) state.wildcard = true;
+    return answer;
   }
 
   /** The cache has a new generation (or the stream drained): bring every type up to date. */
@@ -281,6 +374,7 @@ export class DeltaStream extends XdsStream {
         known: null,
         knownLag: null,
         mustAnswer: null,
+        answerSubscription: false,
         lastMap: null,
         synced: null,
         lastNonce: null,
@@ -347,10 +441,10 @@ export class DeltaStream extends XdsStream {
       return;
     }
     const available = view.resources[state.kind];
-    const mustAnswer = state.mustAnswer;
     const answerOwed = hasNamesToAnswer(state);
     if (!force && available === state.lastMap && !answerOwed) return;
     if (!force && state.synced !== null && state.synced === state.lastMap && !answerOwed && this.pushSynced(state, available)) return;
+    if (this.pushFirst(state, view, available)) return;
 
     const known = knownOf(state);
     const send: EncodedResource[] = [];
@@ -358,7 +452,7 @@ export class DeltaStream extends XdsStream {
     let removed: string[] = [];
     const consider = (name: string, resource: EncodedResource | undefined): void => {
       if (sentNames.has(name)) return;
-      const must = mustAnswer !== null && mustAnswer.has(name);
+      const must = mustAnswer(state, name);
       if (resource) {
         if (must || known.get(name) !== resource.version) {
           send.push(resource);
@@ -371,7 +465,7 @@ export class DeltaStream extends XdsStream {
     };
     if (state.wildcard) for (const [name, resource] of available) consider(name, resource);
     for (const name of state.subscription.list) consider(name, available.get(name));
-    if (mustAnswer !== null) for (const name of mustAnswer) consider(name, this.covers(state, name) ? available.get(name) : undefined);
+    if (state.mustAnswer !== null) for (const name of state.mustAnswer) consider(name, this.covers(state, name) ? available.get(name) : undefined);
     // Resources the client holds that are no longer in its view.
     for (const name of known.keys()) {
       if (!sentNames.has(name) && !(this.covers(state, name) && available.has(name))) {
@@ -388,7 +482,7 @@ export class DeltaStream extends XdsStream {
       removed = kept;
     }
     state.lastMap = held ? null : available;
-    state.mustAnswer = null;
+    clearAnswers(state);
     if (send.length === 0 && removed.length === 0) {
       // Counted here too: a reconnect that already holds it all gets no response.
       state.status.resourceCount = known.size;
@@ -409,14 +503,8 @@ export class DeltaStream extends XdsStream {
     else state.synced = null;
 
     const systemVersion = this.systemVersion(state, view);
-    const nonce = this.nextNonce();
     const body = removed.length === 0 ? sharedBody(TYPE_URLS[state.kind], systemVersion, send) : encodeDeltaBody(TYPE_URLS[state.kind], systemVersion, send, removed);
-    state.lastNonce = nonce;
-    state.outstanding.add(nonce, systemVersion);
-    state.status.sentVersion = systemVersion;
-    state.status.state = "pending";
-    this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
-    if (!this.sink.write(body, nonce)) this.pause();
+    this.send(state, body, systemVersion);
 
     // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
     if (updatedClusters.length > 0) {
@@ -425,6 +513,43 @@ export class DeltaStream extends XdsStream {
         for (const name of updatedClusters) if (this.covers(endpoints, name)) mustAnswerName(endpoints, name);
       }
     }
+  }
+
+  /**
+   * The push to a client that holds nothing of the type and is owed an answer
+   * for every name it subscribed to (a first request): what it gets follows
+   * from its subscription and the view's map alone, so streams with the same
+   * subscription to maps over the same parts (a service's proxies; in a mesh
+   * that declares no dependencies, every proxy) share one computed response
+   * (firstResponse), and the stream keeps no per-name state. False when the
+   * stream is not in that state: the general comparison applies.
+   */
+  private pushFirst(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
+    if (state.mustAnswer !== null || !holdsNothing(state)) return false;
+    if (!state.answerSubscription && state.subscription !== NO_NAMES) return false;
+    const response = firstResponse(state, available, () => this.systemVersion(state, view));
+    state.lastMap = available;
+    clearAnswers(state);
+    if (response.exact) holdsMap(state, available);
+    else {
+      const known = knownOf(state);
+      for (const resource of response.sent) known.set(resource.name, resource.version);
+      state.synced = null;
+    }
+    state.status.resourceCount = response.sent.length;
+    if (response.body !== null) this.send(state, response.body, response.systemVersion);
+    return true;
+  }
+
+  /** Sends `body` (a response without its nonce) as the type's newest response. */
+  private send(state: DeltaTypeState, body: Uint8Array, systemVersion: string): void {
+    const nonce = this.nextNonce();
+    state.lastNonce = nonce;
+    state.outstanding.add(nonce, systemVersion);
+    state.status.sentVersion = systemVersion;
+    state.status.state = "pending";
+    this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
+    if (!this.sink.write(body, nonce)) this.pause();
   }
 
   /** The client holds exactly `map` (names and versions), and its subscription covers all of it. */
@@ -449,13 +574,7 @@ export class DeltaStream extends XdsStream {
     state.lastMap = available;
     holdsMap(state, available);
     if (delta.changed.length === 0) return true;
-    const nonce = this.nextNonce();
-    state.lastNonce = nonce;
-    state.outstanding.add(nonce, delta.systemVersion);
-    state.status.sentVersion = delta.systemVersion;
-    state.status.state = "pending";
-    this.metrics.recordResponse(state.kind, delta.body.length + 2 + nonce.length);
-    if (!this.sink.write(delta.body, nonce)) this.pause();
+    this.send(state, delta.body, delta.systemVersion);
     if (state.kind === "cluster") {
       const endpoints = this.types.endpoint;
       if (endpoints?.started) for (const resource of delta.changed) if (this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);

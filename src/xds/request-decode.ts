@@ -53,6 +53,14 @@ export interface SotwRequest {
 export interface DeltaRequest {
   readonly typeUrl: string;
   readonly resourceNamesSubscribe: readonly string[];
+  /**
+   * The resource_names_subscribe fields exactly as they arrived, when they
+   * were adjacent on the wire (empty when there are none): equal bytes mean an
+   * equal list, so a stream can reuse what another stream's identical first
+   * request was decoded to without decoding it. Absent for requests not
+   * decoded from the wire.
+   */
+  readonly resourceNamesSubscribeBytes?: Uint8Array | undefined;
   readonly resourceNamesUnsubscribe: readonly string[];
   readonly initialResourceVersions: Readonly<Record<string, string>>;
   readonly responseNonce: string;
@@ -358,18 +366,34 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): Decoded<SotwRequest> 
 // --- delta ------------------------------------------------------------------------------
 
 class ScannedDeltaRequest extends ScannedRequest implements DeltaRequest, Decoded<DeltaRequest> {
-  resourceNamesSubscribe: readonly string[] = EMPTY_NAMES;
+  resourceNamesSubscribeBytes: Uint8Array | undefined = EMPTY_BYTES;
   resourceNamesUnsubscribe: readonly string[] = EMPTY_NAMES;
   initialResourceVersions: Readonly<Record<string, string>> = EMPTY_VERSIONS;
+  subscribeStart = -1;
+  subscribeEnd = -1;
+  private subscribe: readonly string[] | null = null;
 
   get request(): DeltaRequest {
     return this;
+  }
+
+  /** Decoded on first use: a first request can list every cluster of the mesh, and a stream that finds its bytes known never reads them. */
+  get resourceNamesSubscribe(): readonly string[] {
+    if (this.subscribe === null) {
+      let names: string[] | null = null;
+      const bytes = this.bytes;
+      for (let pos = 0; (pos = nextField(bytes, pos, bytes.length, 7)) >= 0; ) {
+        if (fieldNumber === 3) (names ??= []).push(text(bytes, fieldStart, fieldEnd));
+      }
+      this.subscribe = names ?? EMPTY_NAMES;
+    }
+    return this.subscribe;
   }
 }
 
 function scanDeltaDiscoveryRequest(bytes: Uint8Array): ScannedDeltaRequest {
   const request = new ScannedDeltaRequest(bytes);
-  let subscribe: string[] | null = null;
+  let subscribeAdjacent = true;
   let unsubscribe: string[] | null = null;
   let initial: Record<string, string> | null = null;
   for (let pos = 0; (pos = nextField(bytes, pos, bytes.length, 7)) >= 0; ) {
@@ -384,7 +408,9 @@ function scanDeltaDiscoveryRequest(bytes: Uint8Array): ScannedDeltaRequest {
         request.typeUrl = typeUrlAt(bytes, start, end);
         break;
       case 3:
-        (subscribe ??= []).push(text(bytes, start, end));
+        if (request.subscribeStart < 0) request.subscribeStart = fieldAt;
+        else if (request.subscribeEnd !== fieldAt) subscribeAdjacent = false;
+        request.subscribeEnd = end;
         break;
       case 4:
         (unsubscribe ??= []).push(text(bytes, start, end));
@@ -408,7 +434,7 @@ function scanDeltaDiscoveryRequest(bytes: Uint8Array): ScannedDeltaRequest {
         break;
     }
   }
-  if (subscribe) request.resourceNamesSubscribe = subscribe;
+  if (request.subscribeStart >= 0) request.resourceNamesSubscribeBytes = subscribeAdjacent ? bytes.subarray(request.subscribeStart, request.subscribeEnd) : undefined;
   if (unsubscribe) request.resourceNamesUnsubscribe = unsubscribe;
   if (initial) request.initialResourceVersions = initial;
   return request;

@@ -58,14 +58,16 @@ export class SotwStream extends XdsStream {
     const wire = request.resourceNamesBytes;
     const listed = state.subscription;
     const sameWire = wire !== undefined && listed?.bytes != null && Buffer.compare(wire, listed.bytes) === 0;
-    const names = sameWire ? listed.names : request.resourceNames;
+    // Nor is a list another stream just sent as the same bytes (proxies of a mesh list the same names).
+    const shared = !sameWire && wire !== undefined ? subscriptions.fromWire(kind, wire) : undefined;
+    const names = sameWire ? listed.names : shared !== undefined ? shared.names : request.resourceNames;
     const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, state);
     if (verdict.kind === "stale") {
       this.metrics.staleRequests.inc({ type: kind });
       return;
     }
     // A new list (changed, or the same names in another order) is interned with its bytes.
-    if (!sameWire) this.updateSubscription(state, subscriptions.intern(names, wire), verdict.subscriptionChanged);
+    if (!sameWire) this.updateSubscription(state, shared ?? subscriptions.intern(names, wire, kind), verdict.subscriptionChanged);
 
     if (verdict.kind === "initial") {
       // A reconnecting client reports the version it already has: if that is what

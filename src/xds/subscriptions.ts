@@ -1,3 +1,4 @@
+import type { ResourceKind } from "../translate/resource-types.ts";
 import { namesKey } from "./cache.ts";
 
 /**
@@ -44,6 +45,10 @@ class WeakInternTable<V extends object> {
   }
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
 /** A state-of-the-world subscription: the resource names one request of a type listed, in its order. */
 export interface Subscription {
   /** The names as requested, "*" included. */
@@ -63,9 +68,16 @@ type Entry = { -readonly [K in keyof Subscription]: Subscription[K] };
 /** Interns state-of-the-world subscriptions by their names in order. */
 export class SubscriptionTable {
   private readonly table = new WeakInternTable<Entry>();
+  /**
+   * Per kind, the last subscription interned with its wire bytes. A mesh's
+   * proxies send the same lists (in a mesh that declares no dependencies,
+   * every cluster of the mesh, by name) as streams connect one after another:
+   * a list with the same bytes is then found without decoding it (fromWire).
+   */
+  private readonly lastWire = new Map<ResourceKind, Subscription>();
 
   /** The shared subscription to `names` (in this order); `bytes` are their wire bytes when known. */
-  intern(names: readonly string[], bytes: Uint8Array | undefined): Subscription {
+  intern(names: readonly string[], bytes: Uint8Array | undefined, kind?: ResourceKind): Subscription {
     // JSON, not a join: resource names may hold any character.
     const entry = this.table.intern(JSON.stringify(names), () => ({
       names: Object.freeze([...names]),
@@ -74,7 +86,14 @@ export class SubscriptionTable {
     }));
     // The same names in the same order have the same wire bytes; keep one copy.
     if (entry.bytes === null && bytes !== undefined) entry.bytes = new Uint8Array(bytes);
+    if (kind !== undefined && entry.bytes !== null) this.lastWire.set(kind, entry);
     return entry;
+  }
+
+  /** The subscription last interned for `kind` from these same wire bytes, if it was the last. */
+  fromWire(kind: ResourceKind, bytes: Uint8Array): Subscription | undefined {
+    const last = this.lastWire.get(kind);
+    return last?.bytes != null && sameBytes(last.bytes, bytes) ? last : undefined;
   }
 
   get size(): number {
@@ -98,9 +117,35 @@ export interface NameSet {
   readonly key: string;
 }
 
+/** A delta request's subscribe list as a subscription: its names but "*", and whether it held "*". */
+export interface WireSubscription {
+  readonly set: NameSet;
+  readonly wildcard: boolean;
+}
+
 /** Interns delta subscriptions by their set of names. */
 export class NameSetTable {
   private readonly table = new WeakInternTable<NameSet>();
+  /**
+   * Per kind, the last subscribe list read from the wire (a copy of its
+   * bytes) and what it was read as. A mesh's proxies of one kind send the same
+   * first request (in a mesh that declares no dependencies, every cluster of
+   * the mesh, by name), and streams connect one after another; one slot per
+   * type is enough for them to share one decoding.
+   */
+  private readonly lastWire = new Map<ResourceKind, { readonly bytes: Uint8Array; readonly read: WireSubscription }>();
+
+  /** What the subscribe list whose wire bytes are `bytes` stands for; `names()` decodes it when these bytes are new. */
+  fromWire(kind: ResourceKind, bytes: Uint8Array, names: () => readonly string[]): WireSubscription {
+    const last = this.lastWire.get(kind);
+    if (last !== undefined && sameBytes(last.bytes, bytes)) return last.read;
+    const list = names();
+    const wildcard = list.includes("*");
+    const read = { set: this.intern(wildcard ? list.filter((name) => name !== "*") : list), wildcard };
+    // A copy: the request's buffer is the whole received message.
+    this.lastWire.set(kind, { bytes: new Uint8Array(bytes), read });
+    return read;
+  }
 
   /** The shared set of `names`. */
   intern(names: Iterable<string>): NameSet {

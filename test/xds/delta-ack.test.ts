@@ -4,8 +4,8 @@ import { classifyDeltaRequest, type DeltaTypeRequest, type DeltaTypeStreamState 
 const request = (over: Partial<DeltaTypeRequest>): DeltaTypeRequest => ({
   responseNonce: "",
   errorMessage: null,
-  subscribe: [],
-  unsubscribe: [],
+  subscribes: false,
+  unsubscribes: false,
   ...over,
 });
 
@@ -20,16 +20,17 @@ describe("classifyDeltaRequest", () => {
   const cases: Array<[string, DeltaTypeRequest, DeltaTypeStreamState, boolean, { kind: string; latest: boolean; legacyWildcard: boolean }]> = [
     ["first CDS request naming nothing: legacy wildcard", request({}), fresh, true, { kind: "initial", latest: false, legacyWildcard: true }],
     ["first EDS request naming nothing: not a wildcard type", request({}), fresh, false, { kind: "initial", latest: false, legacyWildcard: false }],
-    ['first request subscribing "*"', request({ subscribe: ["*"] }), fresh, true, { kind: "initial", latest: false, legacyWildcard: false }],
-    ["first request naming resources", request({ subscribe: ["a"] }), fresh, true, { kind: "initial", latest: false, legacyWildcard: false }],
+    ["first CDS request that only unsubscribes: not a wildcard", request({ unsubscribes: true }), fresh, true, { kind: "initial", latest: false, legacyWildcard: false }],
+    ['first request subscribing "*"', request({ subscribes: true }), fresh, true, { kind: "initial", latest: false, legacyWildcard: false }],
+    ["first request naming resources", request({ subscribes: true }), fresh, true, { kind: "initial", latest: false, legacyWildcard: false }],
     [
       "first request carrying a nonce from an earlier stream",
-      request({ responseNonce: "7", subscribe: ["a"] }),
+      request({ responseNonce: "7", subscribes: true }),
       fresh,
       false,
       { kind: "initial", latest: false, legacyWildcard: false },
     ],
-    ["spontaneous subscription change (no nonce)", request({ subscribe: ["b"] }), sent("3"), false, { kind: "subscription", latest: false, legacyWildcard: false }],
+    ["spontaneous subscription change (no nonce)", request({ subscribes: true }), sent("3"), false, { kind: "subscription", latest: false, legacyWildcard: false }],
     ["ACK of the latest response", request({ responseNonce: "3" }), sent("3"), false, { kind: "ack", latest: true, legacyWildcard: false }],
     ["ACK of an earlier, outstanding response", request({ responseNonce: "2" }), sent("3", "2"), false, { kind: "ack", latest: false, legacyWildcard: false }],
     ["NACK of the latest response", request({ responseNonce: "3", errorMessage: "bad" }), sent("3"), false, { kind: "nack", latest: true, legacyWildcard: false }],

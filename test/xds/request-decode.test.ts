@@ -121,6 +121,21 @@ describe("decodeDeltaDiscoveryRequest", () => {
     expect(decoded.node()?.id).toBe("web-1");
   });
 
+  it("offers the subscribe names' wire bytes when adjacent, and decodes the names only when read", () => {
+    const part = (request: MessageInitShape<typeof DeltaDiscoveryRequestSchema>) => toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, request));
+    const subscribe = (names: string[]) => decodeDeltaDiscoveryRequest(part({ typeUrl: TYPE_URLS.endpoint, resourceNamesSubscribe: names })).request;
+    const bytes = (names: string[]) => Buffer.from(subscribe(names).resourceNamesSubscribeBytes ?? []);
+    expect(bytes(["outbound|a", "é"]).equals(bytes(["outbound|a", "é"]))).toBe(true);
+    expect(bytes(["outbound|a", "é"]).equals(bytes(["é", "outbound|a"]))).toBe(false);
+    expect(subscribe(["outbound|a", "é"]).resourceNamesSubscribe).toEqual(["outbound|a", "é"]);
+    expect(subscribe([]).resourceNamesSubscribeBytes).toHaveLength(0);
+    // Not adjacent: the names are read, and there are no bytes to compare.
+    const split = decodeDeltaDiscoveryRequest(Buffer.concat([part({ resourceNamesSubscribe: ["a"] }), part({ responseNonce: "5" }), part({ resourceNamesSubscribe: ["b"] })])).request;
+    expect(split.resourceNamesSubscribe).toEqual(["a", "b"]);
+    expect(split.resourceNamesSubscribeBytes).toBeUndefined();
+    expect(split.responseNonce).toBe("5");
+  });
+
   it("reads an ACK without allocating lists, and refuses malformed input", () => {
     const ack = decodeDeltaDiscoveryRequest(
       toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, { typeUrl: TYPE_URLS.cluster, responseNonce: "4" })),

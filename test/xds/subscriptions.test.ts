@@ -52,6 +52,20 @@ describe("SubscriptionTable", () => {
     expect(decoded.bytes).toEqual(bytesOf("wire"));
   });
 
+  it("finds the last list interned for a kind by its wire bytes alone, and only by equal bytes", () => {
+    const table = new SubscriptionTable();
+    const endpoints = table.intern(["orders", "payments"], bytesOf("wire-1"), "endpoint");
+    expect(table.fromWire("endpoint", bytesOf("wire-1"))).toBe(endpoints);
+    // As many bytes, one differing; another kind; a list interned without bytes.
+    expect(table.fromWire("endpoint", bytesOf("wire-2"))).toBeUndefined();
+    expect(table.fromWire("cluster", bytesOf("wire-1"))).toBeUndefined();
+    table.intern(["refunds"], undefined, "endpoint");
+    expect(table.fromWire("endpoint", bytesOf("wire-1"))).toBe(endpoints);
+    // A newer list for the kind replaces it.
+    table.intern(["refunds"], bytesOf("wire-3"), "endpoint");
+    expect(table.fromWire("endpoint", bytesOf("wire-1"))).toBeUndefined();
+  });
+
   it("does not confuse lists whose joined text would be equal", () => {
     const table = new SubscriptionTable();
     expect(table.intern(["a\u0000b"], undefined)).not.toBe(table.intern(["a", "b"], undefined));
@@ -70,6 +84,22 @@ describe("NameSetTable", () => {
     expect([...first.names].sort()).toEqual(["orders", "payments"]);
     expect(first.key).toBe(namesKey(["orders", "payments"]));
     expect(table.size).toBe(1);
+  });
+
+  it("reads a subscribe list's bytes once while they repeat: the set without \"*\", and whether \"*\" was listed", () => {
+    const table = new NameSetTable();
+    let decoded = 0;
+    const read = (kind: "cluster" | "endpoint", wire: string, names: string[]) => table.fromWire(kind, bytesOf(wire), () => (decoded++, names));
+    const first = read("cluster", "wire-1", ["*", "orders"]);
+    expect(first.wildcard).toBe(true);
+    expect(first.set.list).toEqual(["orders"]);
+    expect(read("cluster", "wire-1", ["*", "orders"])).toBe(first);
+    expect(decoded).toBe(1);
+    const other = read("cluster", "wire-2", ["orders"]);
+    expect(other.wildcard).toBe(false);
+    expect(other.set).toBe(first.set);
+    expect(read("endpoint", "wire-2", ["orders"])).not.toBe(other);
+    expect(decoded).toBe(3);
   });
 
   it("keeps different sets apart, and its own copy of the names", () => {
