@@ -2,7 +2,7 @@ import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resou
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
-import { changedResources, mapVersion, PartsMap } from "./encoded-parts.ts";
+import { diffMaps, mapVersion, PartsMap, type MapDiff } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
@@ -35,51 +35,39 @@ import { perKind, XdsStream } from "./xds-stream.ts";
  *    content is sent).
  */
 
-interface VersionDelta {
-  /** The map the delta leads to. */
+/** How one view map moves to the next: the same for every stream that held the first, so computed once. */
+interface MapMove {
   readonly to: ReadonlyMap<string, EncodedResource>;
-  readonly changed: readonly EncodedResource[];
+  readonly diff: MapDiff;
+  /** The set version of `to`: what a client holding all of it has. */
   readonly systemVersion: string;
-  /** The response without its nonce. */
-  readonly body: Uint8Array;
+  /** The response sending all of `diff`, without its nonce; written when first needed. */
+  body: Uint8Array | null;
 }
 
-/** The last delta computed from each map: streams of one view all move from the same map to the same map. */
-const deltas = new WeakMap<ReadonlyMap<string, EncodedResource>, { readonly to: ReadonlyMap<string, EncodedResource>; readonly delta: VersionDelta | null }>();
-/** The last delta looked up: a push visits a view's streams one after another, so this usually answers. */
+/** The last move computed from each map: streams of one view all move from the same map to the same map. */
+const moves = new WeakMap<ReadonlyMap<string, EncodedResource>, MapMove>();
+/** The last move looked up: a push visits a view's streams one after another, so this usually answers. */
 let lastFrom: ReadonlyMap<string, EncodedResource> | null = null;
-let lastTo: ReadonlyMap<string, EncodedResource> | null = null;
-let lastDelta: VersionDelta | null = null;
+let lastMove: MapMove | null = null;
 
-/** Resources whose version changed from `from` to `to`, when both hold the same names; else null. */
-function versionDelta(
-  from: ReadonlyMap<string, EncodedResource>,
-  to: ReadonlyMap<string, EncodedResource>,
-  typeUrl: string,
-): VersionDelta | null {
-  if (from === lastFrom && to === lastTo) return lastDelta;
-  const known = deltas.get(from);
-  const delta = known?.to === to ? known.delta : computeDelta(from, to, typeUrl);
+function moveBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): MapMove {
+  if (from === lastFrom && lastMove?.to === to) return lastMove;
+  let move = moves.get(from);
+  if (move?.to !== to) {
+    move = { to, diff: diffMaps(from, to), systemVersion: mapVersion(to), body: null };
+    moves.set(from, move);
+  }
   lastFrom = from;
-  lastTo = to;
-  lastDelta = delta;
-  return delta;
+  lastMove = move;
+  return move;
 }
 
-function computeDelta(
-  from: ReadonlyMap<string, EncodedResource>,
-  to: ReadonlyMap<string, EncodedResource>,
-  typeUrl: string,
-): VersionDelta | null {
-  const changed = changedResources(from, to);
-  let delta: VersionDelta | null = null;
-  if (changed !== null) {
-    // The client then holds all of `to`: its subscription's version is the whole map's.
-    const version = mapVersion(to);
-    delta = { to, changed, systemVersion: version, body: sharedBody(typeUrl, version, changed) };
-  }
-  deltas.set(from, { to, delta });
-  return delta;
+/** The response sending all of `move`'s difference. */
+function moveBody(move: MapMove, typeUrl: string): Uint8Array {
+  const { changed, removed } = move.diff;
+  move.body ??= removed.length === 0 ? sharedBody(typeUrl, move.systemVersion, changed) : encodeDeltaBody(typeUrl, move.systemVersion, changed, removed);
+  return move.body;
 }
 
 /**
@@ -390,34 +378,38 @@ export class DeltaStream extends XdsStream {
   /** Applies subscribe/unsubscribe; true when the client needs an answer. */
   private updateSubscription(state: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[], initial: boolean): boolean {
     let answer = false;
-    const known = knownOf(state);
-    // What the client holds no longer follows from the last map alone.
-    if (subscribe.length > 0 || unsubscribe.length > 0) state.synced = null;
-    // The subscription is shared: change a copy, made on the first change, and intern it at the end.
-    let names: Set<string> | null = null;
-    const subscribed = (name: string): boolean => (names ?? state.subscription.names).has(name);
+    // What the client holds no longer follows from one map alone once it told
+    // us what it holds (a first request) or dropped names. Names added to a
+    // subscription are owed an answer on top of what it holds (pushSynced).
+    if (initial || unsubscribe.length > 0) state.synced = null;
+    // The subscription is shared: a changed one is another interned set.
+    const added: string[] = [];
     for (const name of subscribe) {
       if (name === "*") {
         if (!state.wildcard) answer = true;
         state.wildcard = true;
         continue;
       }
-      if (!subscribed(name)) (names ??= new Set(state.subscription.names)).add(name);
+      if (!state.subscription.names.has(name)) added.push(name);
       // Answer even a resource the client seems to have, unless it just told us
       // (on reconnect) that it holds it.
-      if (!(initial && known.has(name))) {
+      if (!(initial && knownOf(state).has(name))) {
         mustAnswerName(state, name);
         answer = true;
       }
     }
+    if (added.length > 0) state.subscription = nameSets.withAdded(state.subscription, added);
+    if (unsubscribe.length === 0) return answer;
+    const known = knownOf(state);
+    const names = new Set(state.subscription.names);
     for (const name of unsubscribe) {
       if (name === "*") {
         state.wildcard = false;
         // Whatever only the wildcard covered is forgotten by the client.
-        for (const name of [...known.keys()]) if (!subscribed(name)) known.delete(name);
+        for (const name of [...known.keys()]) if (!names.has(name)) known.delete(name);
         continue;
       }
-      if (subscribed(name)) (names ??= new Set(state.subscription.names)).delete(name);
+      names.delete(name);
       if (state.wildcard) {
         // The client cannot tell whether the wildcard still covers the name: tell it.
         known.set(name, "");
@@ -428,7 +420,7 @@ export class DeltaStream extends XdsStream {
         forgetMustAnswer(state, name);
       }
     }
-    if (names !== null) state.subscription = nameSets.intern(names);
+    if (names.size !== state.subscription.names.size) state.subscription = nameSets.intern(names);
     return answer;
   }
 
@@ -443,7 +435,7 @@ export class DeltaStream extends XdsStream {
     const available = view.resources[state.kind];
     const answerOwed = hasNamesToAnswer(state);
     if (!force && available === state.lastMap && !answerOwed) return;
-    if (!force && state.synced !== null && state.synced === state.lastMap && !answerOwed && this.pushSynced(state, available)) return;
+    if (state.synced !== null && !state.answerSubscription && this.pushSynced(state, view, available)) return;
     if (this.pushFirst(state, view, available)) return;
 
     const known = knownOf(state);
@@ -563,21 +555,59 @@ export class DeltaStream extends XdsStream {
   }
 
   /**
-   * The fast path for a stream that held exactly the previous view map: when the
-   * new map has the same names, the response is the shared difference between
-   * the two maps. Returns false to fall back to the full comparison.
+   * The push to a stream whose client holds exactly an earlier view map
+   * (`synced`): the response is the difference between that map and the
+   * current one, computed once for every such stream of the view and sent
+   * whole when the subscription covers it all (a wildcard, or every name the
+   * new map holds), plus the names the client is owed an answer for. The
+   * client then holds the current map, or, when nothing was sent, still the
+   * earlier one (say, a service joined and the client has not subscribed to
+   * its names yet): either way no per-name state. Returns false to fall back to
+   * the full comparison (clusters to remove before listeners and routes settled,
+   * or an answer that leaves the client holding neither map).
    */
-  private pushSynced(state: DeltaTypeState, available: ReadonlyMap<string, EncodedResource>): boolean {
+  private pushSynced(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
     const from = state.synced as ReadonlyMap<string, EncodedResource>;
-    const delta = versionDelta(from, available, TYPE_URLS[state.kind]);
-    if (!delta) return false;
+    const move = moveBetween(from, available);
+    let sent = move.diff.changed;
+    let removed = move.diff.removed;
+    const owed = state.mustAnswer;
+    if (!state.wildcard && !sent.every((resource) => state.subscription.names.has(resource.name))) {
+      // The view gained names the client has not subscribed to (a service
+      // joined). With nothing else to say, the client still holds `synced`;
+      // anything more is left to the full comparison.
+      if (removed.length > 0 || (owed !== null && owed.size > 0) || sent.some((resource) => state.subscription.names.has(resource.name))) return false;
+      state.lastMap = available;
+      state.status.resourceCount = from.size;
+      return true;
+    }
+    if (owed !== null && owed.size > 0) {
+      const answered = new Set([...sent.map((resource) => resource.name), ...removed]);
+      const moreSent = [...sent];
+      const moreRemoved = [...removed];
+      for (const name of owed) {
+        if (answered.has(name)) continue;
+        const resource = this.covers(state, name) ? available.get(name) : undefined;
+        if (resource !== undefined) moreSent.push(resource);
+        else moreRemoved.push(name);
+      }
+      sent = moreSent;
+      removed = moreRemoved;
+    }
+    if (state.kind === "cluster" && move.diff.removed.length > 0 && !this.dependentsSettled(view)) return false;
+    const whole = sent === move.diff.changed && removed === move.diff.removed;
     state.lastMap = available;
+    clearAnswers(state);
     holdsMap(state, available);
-    if (delta.changed.length === 0) return true;
-    this.send(state, delta.body, delta.systemVersion);
+    state.status.resourceCount = available.size;
+    if (sent.length === 0 && removed.length === 0) return true;
+    const typeUrl = TYPE_URLS[state.kind];
+    const body = whole ? moveBody(move, typeUrl) : removed.length === 0 ? sharedBody(typeUrl, move.systemVersion, sent) : encodeDeltaBody(typeUrl, move.systemVersion, sent, removed);
+    this.send(state, body, move.systemVersion);
     if (state.kind === "cluster") {
+      // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
       const endpoints = this.types.endpoint;
-      if (endpoints?.started) for (const resource of delta.changed) if (this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);
+      if (endpoints?.started) for (const resource of sent) if (from.has(resource.name) && this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);
     }
     return true;
   }

@@ -349,6 +349,50 @@ export function changedResources(from: ReadonlyMap<string, EncodedResource>, to:
   return changedByName(from, to);
 }
 
+/** What differs from one map to another. */
+export interface MapDiff {
+  /** Resources of `to` that `from` lacks or holds at another version, in `to`'s order. */
+  readonly changed: readonly EncodedResource[];
+  /** Names `from` holds and `to` does not. */
+  readonly removed: readonly string[];
+}
+
+const NO_REMOVALS: readonly string[] = [];
+
+/**
+ * The difference from `from` to `to`, names added and removed included. Maps
+ * with the same names take changedResources; maps over parts otherwise skip
+ * the parts both hold (a service joining a mesh that declares no
+ * dependencies adds one part to every view and keeps the rest).
+ */
+export function diffMaps(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): MapDiff {
+  const sameNames = changedResources(from, to);
+  if (sameNames !== null) return { changed: sameNames, removed: NO_REMOVALS };
+  const changed: EncodedResource[] = [];
+  const removed: string[] = [];
+  if (from instanceof PartsMap && to instanceof PartsMap) {
+    // Parts of one map hold disjoint names, so a part both maps hold has the same names and versions in both.
+    const fromParts = new Set(from.parts);
+    const toParts = new Set(to.parts);
+    for (const part of to.parts) if (!fromParts.has(part)) addDiffering(from, part.resources, changed);
+    for (const part of from.parts) if (!toParts.has(part)) addMissing(part.resources, to, removed);
+  } else {
+    addDiffering(from, to, changed);
+    addMissing(from, to, removed);
+  }
+  return { changed, removed };
+}
+
+/** Adds the resources of `after` that `before` lacks or holds at another version. */
+function addDiffering(before: ReadonlyMap<string, EncodedResource>, after: ReadonlyMap<string, EncodedResource>, changed: EncodedResource[]): void {
+  for (const [name, resource] of after) if (before.get(name)?.version !== resource.version) changed.push(resource);
+}
+
+/** Adds the names of `before` that `after` lacks. */
+function addMissing(before: ReadonlyMap<string, EncodedResource>, after: ReadonlyMap<string, EncodedResource>, removed: string[]): void {
+  for (const name of before.keys()) if (!after.has(name)) removed.push(name);
+}
+
 /** Null when the parts do not pair up with the same names (the caller then compares by name). */
 function changedByPart(from: readonly EncodedPart[], to: readonly EncodedPart[]): EncodedResource[] | null {
   if (from.length !== to.length) return null;

@@ -134,6 +134,8 @@ export class NameSetTable {
    * type is enough for them to share one decoding.
    */
   private readonly lastWire = new Map<ResourceKind, { readonly bytes: Uint8Array; readonly read: WireSubscription }>();
+  /** The last extension built by withAdded. */
+  private lastAdded: { readonly from: NameSet; readonly key: string; readonly to: NameSet } | null = null;
 
   /** What the subscribe list whose wire bytes are `bytes` stands for; `names()` decodes it when these bytes are new. */
   fromWire(kind: ResourceKind, bytes: Uint8Array, names: () => readonly string[]): WireSubscription {
@@ -152,6 +154,23 @@ export class NameSetTable {
     const list = [...new Set(names)].sort();
     const key = namesKey(list);
     return this.table.intern(key, () => ({ names: new Set(list), list: Object.freeze(list), key }));
+  }
+
+  /**
+   * `from` with `names` added. Streams of a view (in a mesh that declares no
+   * dependencies, every stream) extend the same subscription by the same names
+   * when a service joins: the last extension is remembered, so it is built
+   * once, not sorted and keyed per stream.
+   */
+  withAdded(from: NameSet, names: readonly string[]): NameSet {
+    const added = [...new Set(names)].filter((name) => !from.names.has(name)).sort();
+    if (added.length === 0) return from;
+    const key = JSON.stringify(added);
+    const last = this.lastAdded;
+    if (last !== null && last.from === from && last.key === key) return last.to;
+    const to = this.intern([...from.list, ...added]);
+    this.lastAdded = { from, key, to };
+    return to;
   }
 
   get size(): number {
