@@ -273,6 +273,19 @@ export function leastCalledService(rows: MeshRows): string {
 }
 
 /**
+ * The registry with service number `index` (as `meshRows` makes it; no rules
+ * name it) added, parsed and patched in by the PostgreSQL source's own
+ * functions as moveInstance does: a service joining the mesh, nothing else.
+ */
+export function addService(registry: RegistryState, spec: MeshSpec, index: number): RegistryState {
+  const rows = meshRows({ ...spec, services: index + 1 });
+  const name = serviceName(index);
+  const parsed = parseRegistry({ services: rows.services.filter((row) => row.name === name), instances: rows.instances.filter((row) => row.service === name) });
+  if (parsed.problems.length > 0) throw new Error(`joining service ${name} does not parse: ${parsed.problems.join("; ")}`);
+  return patchRegistry(registry, [name], parsed.state);
+}
+
+/**
  * The registry with instance 0 of `service` moved to an address derived from
  * `sequence`: one endpoint change as the PostgreSQL source delivers it. The
  * service's rows are parsed and patched into the registry by the source's own

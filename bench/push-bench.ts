@@ -24,6 +24,8 @@ import { pino } from "pino";
 import type { Logger } from "pino";
 import { DeltaDiscoveryRequestSchema, DiscoveryRequestSchema } from "../src/gen/envoy/service/discovery/v3/discovery_pb.ts";
 import type { Proxy } from "../src/model/proxy.ts";
+import type { RegistryState } from "../src/model/registry.ts";
+import type { RuleSet } from "../src/model/rules.ts";
 import { shareStructure } from "../src/model/share.ts";
 import { SnapshotBuilder } from "../src/translate/incremental-snapshot.ts";
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../src/translate/resource-types.ts";
@@ -37,7 +39,7 @@ import { SotwStream } from "../src/xds/sotw-stream.ts";
 import type { ResponseSink, XdsStream } from "../src/xds/xds-stream.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
 import { asServerProcess, numberOption, option } from "./cli.ts";
-import { APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
+import { addService, APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
 /** How a simulated Envoy speaks one protocol: its stream, and its requests as the server's decoder gets them. */
 interface Protocol {
@@ -93,6 +95,24 @@ export interface PushBenchResult {
   readonly liveHeapMb: { readonly round3: number; readonly last: number };
   /** Every stream's first exchange (all four types requested and ACKed), one stream after another; views translated on the way. */
   readonly connectMs: number;
+  /** After the rounds, a service joins the mesh. */
+  readonly join: JoinTimes;
+}
+
+/**
+ * A service joining, in four steps: the cache taking the snapshot (every view
+ * that can call it is translated again), refreshing every stream (new
+ * clusters; in a mesh that declares no dependencies, every view's), the ACKs
+ * of those responses, and each stream whose view gained endpoint names
+ * subscribing to them, as Envoy does for the clusters it was just sent (delta:
+ * the new names; SotW: the whole list again), answered and ACKed.
+ */
+interface JoinTimes {
+  readonly cacheMs: number;
+  readonly pushMs: number;
+  readonly ackMs: number;
+  readonly subscribeMs: number;
+  readonly subscribers: number;
 }
 
 /** The fleet benchmark's mesh, with its service count and declared dependencies overridable (0: every view holds the whole mesh). */
@@ -168,6 +188,7 @@ export function runPushBench(
       if (round > 2) samples[change].push([t1 - t0, t2 - t1, t4 - t3]);
     }
   }
+  const join = serviceJoins(spec, registry, rules, { cache, builder, protocol, envoys });
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
   const summary = (change: "endpoint" | "rule") => ({
     cacheMs: median(samples[change].map((s) => s[0] as number)),
@@ -180,7 +201,54 @@ export function runPushBench(
     rule: summary("rule"),
     liveHeapMb: { round3: liveHeap[2] ?? Number.NaN, last: liveHeap[liveHeap.length - 1] ?? Number.NaN },
     connectMs,
+    join,
   };
+}
+
+function serviceJoins(
+  spec: MeshSpec,
+  registry: RegistryState,
+  rules: RuleSet,
+  { cache, builder, protocol, envoys }: { cache: ResourceCache; builder: SnapshotBuilder; protocol: Protocol; envoys: FakeEnvoy[] },
+): JoinTimes {
+  const nextRegistry = addService(registry, spec, spec.services);
+  const sentBefore = envoys.map((envoy) => envoy.lastNonce);
+  const versionsBefore = envoys.map((envoy) => RESOURCE_KINDS.map((kind) => envoy.status.types[kind]?.sentVersion));
+  (globalThis as { gc?: () => void }).gc?.();
+  const t0 = performance.now();
+  cache.setSnapshot(builder.build(nextRegistry, rules));
+  const t1 = performance.now();
+  for (const envoy of envoys) envoy.stream.refresh();
+  const t2 = performance.now();
+  const acks = envoys.flatMap((envoy, i) =>
+    envoy.lastNonce === sentBefore[i]
+      ? []
+      : RESOURCE_KINDS.filter((kind, k) => envoy.status.types[kind]?.sentVersion !== versionsBefore[i]?.[k]).map((kind) => [envoy, ackOf(protocol, envoy, kind)] as const),
+  );
+  const t3 = performance.now();
+  for (const [envoy, bytes] of acks) protocol.handle(envoy.stream, bytes);
+  const t4 = performance.now();
+  // Per view, the endpoint names it gained (the requests are encoded outside the timing, as a client would).
+  const gained = new Map<string, { added: string[]; all: string[] }>();
+  const requests: [FakeEnvoy, Uint8Array, readonly string[]][] = [];
+  for (const envoy of envoys) {
+    let names = gained.get(envoy.stream.viewKey);
+    if (!names) {
+      const all = [...(cache.viewFor(envoy.status.proxy, envoy.stream.viewKey)?.resources.endpoint.keys() ?? [])];
+      const had = new Set(envoy.names.endpoint);
+      names = { added: all.filter((name) => !had.has(name)), all };
+      gained.set(envoy.stream.viewKey, names);
+    }
+    if (names.added.length === 0) continue;
+    requests.push([envoy, protocol.request("endpoint", "", protocol.name === "delta" ? names.added : names.all, envoy.status.types.endpoint?.sentVersion ?? ""), names.all]);
+  }
+  const t5 = performance.now();
+  for (const [envoy, bytes, all] of requests) {
+    protocol.handle(envoy.stream, bytes);
+    protocol.handle(envoy.stream, protocol.request("endpoint", envoy.lastNonce, all, envoy.status.types.endpoint?.sentVersion ?? ""));
+  }
+  const t6 = performance.now();
+  return { cacheMs: t1 - t0, pushMs: t2 - t1, ackMs: t4 - t3, subscribeMs: t6 - t5, subscribers: requests.length };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -204,4 +272,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const heap = result.liveHeapMb;
   console.log(`\nLive heap after a full collection: ${heap.round3.toFixed(1)} MB at round 3, ${heap.last.toFixed(1)} MB at round ${rounds}.`);
   console.log(`Connecting every stream (first exchange, views translated on the way): ${result.connectMs.toFixed(0)} ms.`);
+  const join = result.join;
+  console.log(
+    `A service joins: the cache takes the snapshot in ${join.cacheMs.toFixed(0)} ms, refreshing every stream takes ${join.pushMs.toFixed(0)} ms, their ACKs ${join.ackMs.toFixed(0)} ms, ` +
+      `and ${join.subscribers} streams subscribing to its endpoints (answered and ACKed) ${join.subscribeMs.toFixed(0)} ms.`,
+  );
 }
