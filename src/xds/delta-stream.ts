@@ -2,7 +2,7 @@ import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resou
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
-import { diffMaps, mapVersion, PartsMap, type MapDiff } from "./encoded-parts.ts";
+import { diffMaps, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
@@ -202,11 +202,6 @@ function firstResponse(state: DeltaTypeState, available: ReadonlyMap<string, Enc
   const response = { sent, body, systemVersion: version, exact: sent.length === available.size };
   lastFirst.set(kind, { wildcard, subscription, from: available, response });
   return response;
-}
-
-/** The same resources in the same order: the same map, or maps over the same parts. */
-function sameResources(a: ReadonlyMap<string, EncodedResource>, b: ReadonlyMap<string, EncodedResource>): boolean {
-  return a === b || (a instanceof PartsMap && b instanceof PartsMap && a.sameParts(b));
 }
 
 /** Answer `name` on the next push, even if unchanged. */

@@ -1,7 +1,7 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
 import { Target, type ProxyView } from "./cache.ts";
-import { PartsMap } from "./encoded-parts.ts";
+import { diffBetween, sameResources } from "./encoded-parts.ts";
 import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
@@ -207,9 +207,10 @@ export class SotwStream extends XdsStream {
   private planClusterRemoval(state: TypeState, view: ProxyView): void {
     const current = view.resources.cluster;
     // What was sent may be another view's map over the same parts (a shared target, cache.ts).
-    if (state.sent !== current && !(state.sent instanceof PartsMap && state.sent.sameParts(current))) {
-      for (const [name, resource] of state.sent) {
-        if (!current.has(name) && !this.retainedClusters.has(name)) this.retainedClusters.set(name, resource);
+    const sent = state.sent;
+    if (sent.size > 0 && !sameResources(sent, current)) {
+      for (const name of diffBetween(sent, current).removed) {
+        if (!this.retainedClusters.has(name)) this.retainedClusters.set(name, sent.get(name) as EncodedResource);
       }
     }
     if (this.retainedClusters.size === 0) return;
@@ -243,9 +244,9 @@ function hasVersion(request: SotwRequest, version: string): boolean {
   return request.hasVersion ? request.hasVersion(version) : request.versionInfo === version;
 }
 
+/** Whether `next` holds a resource `previous` lacks or holds at another version. */
 function changedAny(previous: ReadonlyMap<string, EncodedResource>, next: ReadonlyMap<string, EncodedResource>): boolean {
-  for (const [name, resource] of next) {
-    if (previous.get(name)?.version !== resource.version) return true;
-  }
-  return false;
+  // A first response (nothing sent before) changes everything it holds, without comparing.
+  if (previous.size === 0) return next.size > 0;
+  return diffBetween(previous, next).changed.length > 0;
 }

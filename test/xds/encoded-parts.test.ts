@@ -5,7 +5,7 @@ import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
 import { scenarios } from "../translate/scenarios.ts";
-import { changedResources, EncodedPart, mapVersion, PartsMap } from "../../src/xds/encoded-parts.ts";
+import { changedResources, diffBetween, diffMaps, EncodedPart, mapVersion, PartsMap, type MapDiff } from "../../src/xds/encoded-parts.ts";
 import { setVersion } from "../../src/xds/encoding.ts";
 import type { EncodedResource } from "../../src/xds/encoding.ts";
 
@@ -170,6 +170,53 @@ describe("a large view's version and changes", () => {
         if (!from) continue;
         const byName = changedResources(new Map(from), new Map(map))!.map((each) => `${each.name}@${each.version}`);
         expect(changedResources(from, map)!.map((each) => `${each.name}@${each.version}`)).toEqual(byName);
+      }
+    }
+  });
+});
+
+describe("diffMaps and diffBetween", () => {
+  /** What changed and what went, name by name over plain maps. */
+  const plainDiff = (from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>) => ({
+    changed: [...to].filter(([name, resource]) => from.get(name)?.version !== resource.version).map(([name, resource]) => `${name}@${resource.version}`),
+    removed: [...from.keys()].filter((name) => !to.has(name)),
+  });
+  const shown = (diff: MapDiff) => ({ changed: diff.changed.map((each) => `${each.name}@${each.version}`), removed: [...diff.removed] });
+
+  it("find what was added, changed and removed between maps over parts that come and go, remembered only for the same parts", () => {
+    let seed = 11;
+    const random = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n | 0;
+    };
+    const partOf = (service: number, version: string) => new EncodedPart(new Map([`s${service}`, `s${service}|v1`].map((name) => [name, resource(name, version)])), new Set());
+    let parts = Array.from({ length: 40 }, (_, service) => partOf(service, "v0"));
+    const maps = [new PartsMap(parts)];
+    for (let step = 1; step <= 150; step++) {
+      const next = [...parts];
+      const op = random(4);
+      if (op === 0) next.splice(random(next.length + 1), 0, partOf(1000 + step, `v${step}`)); // a service joins
+      else if (op === 1 && next.length > 1) next.splice(random(next.length), 1); // one leaves
+      else {
+        // One changes (a new version of the same service), or another service takes its place.
+        const at = random(next.length);
+        const service = random(2) === 0 ? Number((next[at]!.names().next().value as string).slice(1)) : 2000 + step;
+        next[at] = partOf(service, `v${step}`);
+      }
+      parts = next;
+      maps.push(new PartsMap(parts));
+    }
+    for (const [i, map] of maps.entries()) {
+      for (const back of [1, 3]) {
+        const from = maps[i - back];
+        if (!from) continue;
+        const expected = plainDiff(new Map(from), new Map(map));
+        expect(shown(diffMaps(from, map))).toEqual(expected);
+        // A map over the same parts finds the remembered difference; the next pair its own.
+        expect(shown(diffBetween(new PartsMap(from.parts), new PartsMap(map.parts)))).toEqual(expected);
+        expect(shown(diffBetween(map, from))).toEqual(plainDiff(new Map(map), new Map(from)));
       }
     }
   });

@@ -181,6 +181,26 @@ describe.each([
     expect(names(h.last())).toEqual(["outbound|api", "outbound|db", "outbound|x"]);
   });
 
+  it("answers an EDS request for the same names after the clusters changed (Envoy re-creates them and waits), and only then", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const eds = () => [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.endpoint);
+    const first = eds();
+    // The same request again with nothing changed: no answer.
+    const quiet = h.sent.length;
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"], nonce: first?.nonce, version: first?.versionInfo });
+    expect(h.sent.length).toBe(quiet);
+    // A cluster joins; the client re-requests the endpoints it had, unchanged: they are sent again.
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"], nonce: first?.nonce, version: first?.versionInfo });
+    expect(eds()).not.toBe(first);
+    expect(names(eds()!)).toEqual(["outbound|api", "outbound|db"]);
+    expect(eds()!.versionInfo).toBe(first?.versionInfo);
+  });
+
   it("on NACK records the error, keeps the accepted version, and never resends the rejected content", () => {
     h.request("cluster");
     h.ack("cluster");
