@@ -252,6 +252,31 @@ export class ResourceCache {
     return { ...this.counters, internedResources: this.interned.size };
   }
 
+  /**
+   * Where the endpoint index disagrees with the views (for tests): a view's
+   * part that does not list the view, a part listing a view that does not
+   * hold it, a name not leading to the indexed part that holds it. Empty when
+   * the index is exact.
+   */
+  indexProblems(): string[] {
+    const problems: string[] = [];
+    const indexed = new Set<EncodedPart>();
+    for (const parts of this.endpointPartsByName.values()) for (const part of parts) indexed.add(part);
+    for (const view of this.views.values()) {
+      for (const part of view.resources.endpoint.parts) {
+        if (!part.viewKeys?.has(view.key)) problems.push(`view ${view.key} holds a part that does not list it`);
+        if (!indexed.has(part)) problems.push(`view ${view.key} holds a part no name leads to`);
+      }
+    }
+    for (const part of indexed) {
+      for (const key of part.viewKeys ?? []) {
+        if (!this.views.get(key)?.resources.endpoint.parts.includes(part)) problems.push(`a part lists view ${key}, which does not hold it`);
+      }
+      for (const name of part.names()) if (!this.endpointPartsByName.get(name)?.has(part)) problems.push(`${name} does not lead to its part`);
+    }
+    return problems;
+  }
+
   /** Number of views held (one per distinct proxy view in use). */
   get viewCount(): number {
     return this.views.size;
@@ -341,6 +366,13 @@ export class ResourceCache {
     for (const part of view.resources.endpoint.parts) this.unindexPart(part, view.key);
   }
 
+  /** `after` replaces `before` (the same key): only the parts one holds and the other does not move in the index. */
+  private reindex(before: ProxyView, after: ProxyView): void {
+    const { added, removed } = partChanges(before.resources.endpoint, after.resources.endpoint);
+    for (const part of added) this.indexPart(part, after.key);
+    for (const part of removed) this.unindexPart(part, before.key);
+  }
+
   private indexPart(part: EncodedPart, key: string): void {
     let keys = part.viewKeys;
     if (!keys) {
@@ -400,8 +432,8 @@ export class ResourceCache {
       }
       this.views.set(key, view);
       if (before?.resources.endpoint !== view.resources.endpoint) {
-        if (before) this.unindex(before);
-        this.index(view);
+        if (before) this.reindex(before, view);
+        else this.index(view);
       }
     }
     // Views no stream retains any more.
@@ -594,6 +626,32 @@ function intersects(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   const [small, large] = a.size <= b.size ? [a, b] : [b, a];
   for (const name of small) if (large.has(name)) return true;
   return false;
+}
+
+/** The parts one map holds and the other does not. */
+interface PartChanges {
+  readonly added: readonly EncodedPart[];
+  readonly removed: readonly EncodedPart[];
+}
+
+/** The last part changes computed, with the maps they were computed from. */
+let lastPartChanges: { readonly from: PartsMap; readonly to: PartsMap; readonly changes: PartChanges } | null = null;
+
+/**
+ * The parts `to` holds and `from` does not, and the reverse. Views are rebuilt
+ * one after another, and views over the same parts (in a mesh that declares no
+ * dependencies, every view: a service joining adds one part to each) make the
+ * same change, so the last one is remembered: a view then costs a comparison
+ * of its part lists, not a move of each of its parts in the index.
+ */
+function partChanges(from: PartsMap, to: PartsMap): PartChanges {
+  const last = lastPartChanges;
+  if (last !== null && last.from.sameParts(from) && last.to.sameParts(to)) return last.changes;
+  const fromParts = new Set(from.parts);
+  const toParts = new Set(to.parts);
+  const changes = { added: to.parts.filter((part) => !fromParts.has(part)), removed: from.parts.filter((part) => !toParts.has(part)) };
+  lastPartChanges = { from, to, changes };
+  return changes;
 }
 
 /** Fields that may differ between snapshots when only instances changed, or only routes. */

@@ -147,6 +147,8 @@ function walk(seed: number, steps: number): void {
     else client.subscribe(i === 0 ? allNames : allNames.filter((_, n) => n % 2 === 0));
   }
   const check = (step: string) => {
+    // The cache's endpoint index follows the views through every rebuild.
+    expect(cache.indexProblems(), step).toEqual([]);
     const view = cache.viewFor(proxies[0]!)!;
     for (const client of clients) {
       expect(Object.fromEntries(client.holds), `${step}: ${client.kind} client ${clients.indexOf(client)}, seed ${seed}`).toEqual(

@@ -164,3 +164,30 @@ describe("views over the same parts", () => {
     }
   });
 });
+
+describe("the endpoint index through a rebuild", () => {
+  it("stays exact when views over the same parts change differently", () => {
+    const cache = new ResourceCache(translate, () => [], logger);
+    cache.setSnapshot(buildSnapshot(registry, emptyRules));
+    // shop and db declare nothing: each holds every service, over the same parts.
+    const [shop, db] = [sidecar("shop-1", "shop", 8080), sidecar("db-1", "db", 8080)];
+    // Retained, as a stream retains its view: a rebuild then rebuilds them (and moves them in the index).
+    for (const proxy of [shop, db]) cache.retain(proxy);
+    expect(cache.viewFor(db)!.resources.endpoint.sameParts(cache.viewFor(shop)!.resources.endpoint)).toBe(true);
+    // Now db calls api only and shop calls db only: each view loses other parts.
+    cache.setSnapshot(
+      buildSnapshot(registry, {
+        ...emptyRules,
+        dependencies: [
+          { service: "db", dependsOn: "api" },
+          { service: "shop", dependsOn: "db" },
+        ],
+      }),
+    );
+    expect(cache.viewFor(db)!.resources.endpoint.sameParts(cache.viewFor(shop)!.resources.endpoint)).toBe(false);
+    expect(cache.indexProblems()).toEqual([]);
+    // And back.
+    cache.setSnapshot(buildSnapshot(registry, emptyRules));
+    expect(cache.indexProblems()).toEqual([]);
+  });
+});
