@@ -169,6 +169,7 @@ export function runPushBench(
   }
 
   const connectMs = performance.now() - connectStart;
+  firstRequests.clear();
   let changedViews: ReadonlySet<string> | null = null;
   cache.onChange((_, changed) => (changedViews = changed));
   const samples = { endpoint: [] as number[][], rule: [] as number[][] };
