@@ -16,8 +16,10 @@
  * `--services` and `--dependencies` change the mesh; with `--dependencies 0`
  * no service declares any, so every view holds the whole mesh (the default
  * when a mesh declares none), and an endpoint change reaches every view.
+ * After the rounds a service joins the mesh (`--join-moves`: while an instance
+ * of the service every proxy calls moves, in the same snapshot).
  * Run alone:
- *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12] [--services 1001] [--dependencies 5] [--protocol delta]
+ *   node --expose-gc --max-semi-space-size=64 --no-allocation-site-pretenuring --heap-growing-percent=100 --import tsx bench/push-bench.ts [--proxies 10000] [--rounds 12] [--services 1001] [--dependencies 5] [--protocol delta] [--join-moves]
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
@@ -38,7 +40,7 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from "../src/xds/
 import { SotwStream } from "../src/xds/sotw-stream.ts";
 import type { ResponseSink, XdsStream } from "../src/xds/xds-stream.ts";
 import { resourceGate } from "../src/xds/validation-gate.ts";
-import { asServerProcess, numberOption, option } from "./cli.ts";
+import { asServerProcess, flag, numberOption, option } from "./cli.ts";
 import { addService, APP_PORT, applyChange, fleetMeshSpec, INBOUND_PORT, meshModel, meshRows, moveInstance, ruleChange, serviceName, type MeshSpec } from "./mesh.ts";
 
 /** How a simulated Envoy speaks one protocol: its stream, and its requests as the server's decoder gets them. */
@@ -121,6 +123,7 @@ export function runPushBench(
   rounds: number,
   overrides: Partial<Pick<MeshSpec, "services" | "dependencies">> = {},
   protocol: Protocol = PROTOCOLS.delta,
+  joinMoves = false,
 ): PushBenchResult {
   const spec = { ...fleetMeshSpec(proxies), ...overrides };
   let rows = meshRows(spec);
@@ -200,7 +203,7 @@ export function runPushBench(
       if (round > 2) samples[change].push([t1 - t0, t2 - t1, t4 - t3]);
     }
   }
-  const join = serviceJoins(spec, registry, rules, { cache, builder, protocol, envoys });
+  const join = serviceJoins(spec, registry, rules, { cache, builder, protocol, envoys }, joinMoves);
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
   const summary = (change: "endpoint" | "rule") => ({
     cacheMs: median(samples[change].map((s) => s[0] as number)),
@@ -222,8 +225,11 @@ function serviceJoins(
   registry: RegistryState,
   rules: RuleSet,
   { cache, builder, protocol, envoys }: { cache: ResourceCache; builder: SnapshotBuilder; protocol: Protocol; envoys: FakeEnvoy[] },
+  alsoMove: boolean,
 ): JoinTimes {
-  const nextRegistry = addService(registry, spec, spec.services);
+  // With `alsoMove`, an instance of the service every proxy calls moves in the same snapshot.
+  const joined = addService(registry, spec, spec.services);
+  const nextRegistry = alsoMove ? moveInstance(joined, serviceName(0), 999) : joined;
   const sentBefore = envoys.map((envoy) => envoy.lastNonce);
   const versionsBefore = envoys.map((envoy) => RESOURCE_KINDS.map((kind) => envoy.status.types[kind]?.sentVersion));
   (globalThis as { gc?: () => void }).gc?.();
@@ -272,7 +278,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const dependencies = numberOption("dependencies", fleet.dependencies);
   const protocol = option("protocol", "delta");
   if (protocol !== "delta" && protocol !== "sotw") throw new Error(`--protocol: delta or sotw, not ${protocol}`);
-  const result = runPushBench(proxies, rounds, { services, dependencies }, PROTOCOLS[protocol]);
+  const joinMoves = flag("join-moves");
+  const result = runPushBench(proxies, rounds, { services, dependencies }, PROTOCOLS[protocol], joinMoves);
   const scope = dependencies === 0 ? "none declared: every view holds the whole mesh" : `${dependencies} declared per service`;
   console.log(`${proxies} ${protocol} streams over ${services} services (dependencies: ${scope}), wall time per change (median):\n`);
   console.log("| change | streams pushed | cache takes the snapshot (ms) | refresh every stream (ms) | handle every ACK (ms) |");
@@ -286,7 +293,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(`Connecting every stream (first exchange, views translated on the way): ${result.connectMs.toFixed(0)} ms.`);
   const join = result.join;
   console.log(
-    `A service joins: the cache takes the snapshot in ${join.cacheMs.toFixed(0)} ms, refreshing every stream takes ${join.pushMs.toFixed(0)} ms, their ACKs ${join.ackMs.toFixed(0)} ms, ` +
+    `A service joins${joinMoves ? " as an instance moves" : ""}: the cache takes the snapshot in ${join.cacheMs.toFixed(0)} ms, refreshing every stream takes ${join.pushMs.toFixed(0)} ms, their ACKs ${join.ackMs.toFixed(0)} ms, ` +
       `and ${join.subscribers} streams subscribing to its endpoints (answered and ACKed) ${join.subscribeMs.toFixed(0)} ms.`,
   );
 }

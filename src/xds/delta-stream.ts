@@ -136,9 +136,11 @@ class Outstanding {
 function knownOf(state: DeltaTypeState): Map<string, string> {
   const lag = state.knownLag;
   if (lag !== null) {
+    const missing = state.missing;
     state.knownLag = null;
+    state.missing = null;
     const known = new Map<string, string>();
-    for (const [name, resource] of lag) known.set(name, resource.version);
+    for (const [name, resource] of lag) if (missing === null || !missing.has(name)) known.set(name, resource.version);
     state.known = known;
     return known;
   }
@@ -146,12 +148,15 @@ function knownOf(state: DeltaTypeState): Map<string, string> {
 }
 
 /**
- * The client holds exactly `map`: remember the map, shared by every stream of
- * the view, instead of a copy of its names and versions per stream.
+ * The client holds exactly `map`, but for the `missing` names (ones its
+ * subscription does not cover: they joined the view before it subscribed to
+ * them): remember the map, shared by every stream of the view, instead of a
+ * copy of its names and versions per stream.
  */
-function holdsMap(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>): void {
+function holdsMap(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>, missing: ReadonlySet<string> | null = null): void {
   state.synced = map;
   state.knownLag = map;
+  state.missing = missing !== null && missing.size > 0 ? missing : null;
   state.known = null;
 }
 
@@ -221,7 +226,7 @@ function hasNamesToAnswer(state: DeltaTypeState): boolean {
 
 /** The client holds nothing of the type, by what it told us on reconnect or what we sent it. */
 function holdsNothing(state: DeltaTypeState): boolean {
-  return (state.known === null || state.known.size === 0) && (state.knownLag === null || state.knownLag.size === 0);
+  return (state.known === null || state.known.size === 0) && (state.knownLag === null || state.knownLag.size === (state.missing?.size ?? 0));
 }
 
 /** Whether `name` is owed an answer on the next push. */
@@ -248,6 +253,8 @@ interface DeltaTypeState {
    * keeps none.
    */
   knownLag: ReadonlyMap<string, EncodedResource> | null;
+  /** Names of `knownLag` the client does not hold (holdsMap); null for none. */
+  missing: ReadonlySet<string> | null;
   /** Names to answer on the next push even if unchanged (new subscriptions, re-sent parents); null when none. */
   mustAnswer: Set<string> | null;
   /**
@@ -356,6 +363,7 @@ export class DeltaStream extends XdsStream {
         subscription: NO_NAMES,
         known: null,
         knownLag: null,
+        missing: null,
         mustAnswer: null,
         answerSubscription: false,
         lastMap: null,
@@ -473,8 +481,7 @@ export class DeltaStream extends XdsStream {
     if (send.length === 0 && removed.length === 0) {
       // Counted here too: a reconnect that already holds it all gets no response.
       state.status.resourceCount = known.size;
-      if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
-      else state.synced = null;
+      this.syncIfHolding(state, available, held);
       return;
     }
 
@@ -486,8 +493,7 @@ export class DeltaStream extends XdsStream {
     }
     for (const name of removed) known.delete(name);
     state.status.resourceCount = known.size;
-    if (!held && this.holdsExactly(state, available)) holdsMap(state, available);
-    else state.synced = null;
+    this.syncIfHolding(state, available, held);
 
     const systemVersion = this.systemVersion(state, view);
     const body = removed.length === 0 ? sharedBody(TYPE_URLS[state.kind], systemVersion, send) : encodeDeltaBody(TYPE_URLS[state.kind], systemVersion, send, removed);
@@ -539,42 +545,71 @@ export class DeltaStream extends XdsStream {
     if (!this.sink.write(body, nonce)) this.pause();
   }
 
-  /** The client holds exactly `map` (names and versions), and its subscription covers all of it. */
-  private holdsExactly(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>): boolean {
+  /** After a full comparison: the stream is synced to `map` if the client holds it (but for names it has not subscribed to). */
+  private syncIfHolding(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>, held: boolean): void {
+    const missing = held ? null : this.missingFrom(state, map);
+    if (missing !== null) holdsMap(state, map, missing);
+    else state.synced = null;
+  }
+
+  /**
+   * The names of `map` the client lacks, when it holds the rest exactly (names
+   * and versions, all covered by its subscription) and its subscription covers
+   * none of the names it lacks; null when it holds anything else.
+   */
+  private missingFrom(state: DeltaTypeState, map: ReadonlyMap<string, EncodedResource>): Set<string> | null {
     const known = knownOf(state);
-    if (known.size !== map.size) return false;
+    const missing = new Set<string>();
+    let held = 0;
     for (const [name, resource] of map) {
-      if (known.get(name) !== resource.version || !this.covers(state, name)) return false;
+      const version = known.get(name);
+      if (version === undefined) {
+        if (this.covers(state, name)) return null;
+        missing.add(name);
+      } else {
+        if (version !== resource.version || !this.covers(state, name)) return null;
+        held++;
+      }
     }
-    return true;
+    return held === known.size ? missing : null;
   }
 
   /**
    * The push to a stream whose client holds exactly an earlier view map
-   * (`synced`): the response is the difference between that map and the
-   * current one, computed once for every such stream of the view and sent
-   * whole when the subscription covers it all (a wildcard, or every name the
-   * new map holds), plus the names the client is owed an answer for. The
-   * client then holds the current map, or, when nothing was sent, still the
-   * earlier one (say, a service joined and the client has not subscribed to
-   * its names yet): either way no per-name state. Returns false to fall back to
-   * the full comparison (clusters to remove before listeners and routes settled,
-   * or an answer that leaves the client holding neither map).
+   * (`synced`), but for names it has not subscribed to (`missing`): the
+   * response is the difference between that map and the current one,
+   * computed once for every such stream of the view and sent whole when the
+   * subscription covers it all (a wildcard, or every name that changed), plus
+   * the names the client is owed an answer for. Names the subscription does
+   * not cover (a service joined and the client has not subscribed to its
+   * names yet) are not sent and stay missing. The client then holds the
+   * current map but for the missing names: no per-name state. Returns false
+   * to fall back to the full comparison (clusters to remove before listeners
+   * and routes settled).
    */
   private pushSynced(state: DeltaTypeState, view: ProxyView, available: ReadonlyMap<string, EncodedResource>): boolean {
     const from = state.synced as ReadonlyMap<string, EncodedResource>;
+    if (state.knownLag !== from) return false;
     const move = moveBetween(from, available);
+    const held = state.missing;
+    const owed = state.mustAnswer;
     let sent = move.diff.changed;
     let removed = move.diff.removed;
-    const owed = state.mustAnswer;
-    if (!state.wildcard && !sent.every((resource) => state.subscription.names.has(resource.name))) {
-      // The view gained names the client has not subscribed to (a service
-      // joined). With nothing else to say, the client still holds `synced`;
-      // anything more is left to the full comparison.
-      if (removed.length > 0 || (owed !== null && owed.size > 0) || sent.some((resource) => state.subscription.names.has(resource.name))) return false;
-      state.lastMap = available;
-      state.status.resourceCount = from.size;
-      return true;
+    let missing: Set<string> | null = null;
+    if (held !== null || !(state.wildcard || sent.every((resource) => state.subscription.names.has(resource.name)))) {
+      // Uncovered names are not sent, and names the client lacks are not removed.
+      const covered: EncodedResource[] = [];
+      for (const resource of sent) {
+        if (this.covers(state, resource.name)) covered.push(resource);
+        else (missing ??= new Set()).add(resource.name);
+      }
+      sent = covered;
+      if (held !== null) {
+        removed = removed.filter((name) => !held.has(name));
+        const changedNames = new Set(move.diff.changed.map((resource) => resource.name));
+        // Still lacked, unless sent now (owed names are handled below).
+        for (const name of held) if (available.has(name) && !changedNames.has(name)) (missing ??= new Set()).add(name);
+      }
     }
     if (owed !== null && owed.size > 0) {
       const answered = new Set([...sent.map((resource) => resource.name), ...removed]);
@@ -582,27 +617,34 @@ export class DeltaStream extends XdsStream {
       const moreRemoved = [...removed];
       for (const name of owed) {
         if (answered.has(name)) continue;
-        const resource = this.covers(state, name) ? available.get(name) : undefined;
-        if (resource !== undefined) moreSent.push(resource);
-        else moreRemoved.push(name);
+        // A name owed though not covered (the client is to be told so) is left to the full comparison.
+        if (!this.covers(state, name)) return false;
+        const resource = available.get(name);
+        if (resource !== undefined) {
+          moreSent.push(resource);
+          missing?.delete(name);
+        } else moreRemoved.push(name);
       }
       sent = moreSent;
       removed = moreRemoved;
     }
-    if (state.kind === "cluster" && move.diff.removed.length > 0 && !this.dependentsSettled(view)) return false;
+    if (state.kind === "cluster" && removed.length > 0 && !this.dependentsSettled(view)) return false;
     const whole = sent === move.diff.changed && removed === move.diff.removed;
     state.lastMap = available;
     clearAnswers(state);
-    holdsMap(state, available);
-    state.status.resourceCount = available.size;
+    holdsMap(state, available, missing);
+    state.status.resourceCount = available.size - (state.missing?.size ?? 0);
     if (sent.length === 0 && removed.length === 0) return true;
     const typeUrl = TYPE_URLS[state.kind];
-    const body = whole ? moveBody(move, typeUrl) : removed.length === 0 ? sharedBody(typeUrl, move.systemVersion, sent) : encodeDeltaBody(typeUrl, move.systemVersion, sent, removed);
-    this.send(state, body, move.systemVersion);
+    const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
+    const body = whole ? moveBody(move, typeUrl) : removed.length === 0 ? sharedBody(typeUrl, systemVersion, sent) : encodeDeltaBody(typeUrl, systemVersion, sent, removed);
+    this.send(state, body, systemVersion);
     if (state.kind === "cluster") {
       // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
       const endpoints = this.types.endpoint;
-      if (endpoints?.started) for (const resource of sent) if (from.has(resource.name) && this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);
+      if (endpoints?.started) {
+        for (const resource of sent) if (from.has(resource.name) && !held?.has(resource.name) && this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);
+      }
     }
     return true;
   }

@@ -162,7 +162,7 @@ function walk(seed: number, steps: number): void {
     const op = rng();
     let what: string;
     if (op < 0.45) {
-      // The mesh changes: a service joins, leaves, or both at once, or instances move.
+      // The mesh changes: a service joins, leaves, or both at once, or instances move (with a join or alone).
       const change = rng();
       const join = () => {
         const absent = POOL.filter((service) => !present.includes(service));
@@ -176,10 +176,14 @@ function walk(seed: number, steps: number): void {
         }
       };
       if (change < 0.3) join();
-      else if (change < 0.55) leave();
-      else if (change < 0.7) {
+      else if (change < 0.5) leave();
+      else if (change < 0.65) {
         leave();
         join();
+      } else if (change < 0.8) {
+        // Instances move as a service joins, in one snapshot.
+        join();
+        moved++;
       } else moved++;
       what = `mesh ${present.join(",")} moved ${moved}`;
       cache.setSnapshot(meshOf(present, moved));
