@@ -12,6 +12,7 @@ import { DeltaStream } from "../../src/xds/delta-stream.ts";
 import { withNonce } from "../../src/xds/encoding.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 import { httpService, registryOf, sidecar } from "../translate/builders.ts";
 
 /**
@@ -26,18 +27,6 @@ import { httpService, registryOf, sidecar } from "../translate/builders.ts";
  */
 const logger = pino({ level: "silent" });
 const POOL = ["client", "a", "b", "c", "d", "e", "f", "g", "h", "i"];
-
-/** mulberry32: small, seedable, and good in its low bits. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A delta client of one type: what it holds, applied from the responses it receives, each ACKed. */
 class Client {
@@ -127,7 +116,7 @@ const allNames = (() => {
 })();
 
 function walk(seed: number, steps: number): void {
-  const rng = random(seed);
+  const rng = seededRandom(seed);
   const pick = <T,>(items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
 
   const cache = new ResourceCache(translate, () => [], logger);

@@ -8,6 +8,7 @@ import { scenarios } from "../translate/scenarios.ts";
 import { changedResources, diffBetween, diffMaps, EncodedPart, mapVersion, PartsMap, type MapDiff } from "../../src/xds/encoded-parts.ts";
 import { setVersion } from "../../src/xds/encoding.ts";
 import type { EncodedResource } from "../../src/xds/encoding.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 function resource(name: string, version = "v1"): EncodedResource {
   return { kind: "endpoint", name, version, any: new Uint8Array(), size: 0 };
@@ -142,14 +143,8 @@ describe("changedResources", () => {
  */
 describe("a large view's version and changes", () => {
   it("match setVersion and a name-by-name comparison through 200 replacements of a 300-part map", () => {
-    // mulberry32: a small seeded generator whose low bits are as random as its high ones.
-    let seed = 7;
-    const random = (n: number) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n | 0;
-    };
+    const next = seededRandom(7);
+    const random = (n: number) => Math.floor(next() * n);
     const parts = Array.from({ length: 300 }, (_, p) => new EncodedPart(new Map([`s${p}`, `s${p}|v1`].map((name) => [name, resource(name, "v0")])), new Set()));
     const maps = [new PartsMap(parts)];
     for (let step = 1; step <= 200; step++) {
@@ -184,13 +179,8 @@ describe("diffMaps and diffBetween", () => {
   const shown = (diff: MapDiff) => ({ changed: diff.changed.map((each) => `${each.name}@${each.version}`), removed: [...diff.removed] });
 
   it("find what was added, changed and removed between maps over parts that come and go, remembered only for the same parts", () => {
-    let seed = 11;
-    const random = (n: number) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n | 0;
-    };
+    const next = seededRandom(11);
+    const random = (n: number) => Math.floor(next() * n);
     const partOf = (service: number, version: string) => new EncodedPart(new Map([`s${service}`, `s${service}|v1`].map((name) => [name, resource(name, version)])), new Set());
     let parts = Array.from({ length: 40 }, (_, service) => partOf(service, "v0"));
     const maps = [new PartsMap(parts)];
