@@ -603,13 +603,18 @@ export class DeltaStream extends XdsStream {
         if (this.covers(state, resource.name)) covered.push(resource);
         else (missing ??= new Set()).add(resource.name);
       }
-      sent = covered;
       if (held !== null) {
         removed = removed.filter((name) => !held.has(name));
         const changedNames = new Set(move.diff.changed.map((resource) => resource.name));
-        // Still lacked, unless sent now (owed names are handled below).
-        for (const name of held) if (available.has(name) && !changedNames.has(name)) (missing ??= new Set()).add(name);
+        // What it lacked and did not change: sent if now covered (a wildcard subscribed since), else still lacked.
+        for (const name of held) {
+          const resource = changedNames.has(name) ? undefined : available.get(name);
+          if (resource === undefined) continue;
+          if (this.covers(state, name)) covered.push(resource);
+          else (missing ??= new Set()).add(name);
+        }
       }
+      sent = covered;
     }
     if (owed !== null && owed.size > 0) {
       const answered = new Set([...sent.map((resource) => resource.name), ...removed]);

@@ -35,13 +35,15 @@ class Client {
   readonly stream: DeltaStream;
   private readonly inbox: DeltaDiscoveryResponse[] = [];
   private readonly answered = new Set<string>();
+  /** Names unsubscribed under a wildcard: the server tells the client whether the wildcard still covers each. */
+  private readonly toTell = new Set<string>();
   responses = 0;
 
   constructor(
     cache: ResourceCache,
     proxy: Proxy,
     readonly kind: ResourceKind,
-    readonly wildcard: boolean,
+    public wildcard: boolean,
   ) {
     this.stream = new DeltaStream(
       { streamId: 1, proxy, protocol: "delta", connectedAt: "", types: {} },
@@ -62,18 +64,28 @@ class Client {
   }
 
   subscribe(names: string[]): void {
-    for (const name of names) this.subscribed.add(name);
+    for (const name of names) {
+      if (name === "*") this.wildcard = true;
+      else this.subscribed.add(name);
+    }
     this.answered.clear();
     this.send(names);
     // Every name subscribed to is answered: with the resource, or as removed when there is none.
-    for (const name of names) expect(this.answered.has(name), `subscribed ${name}, not answered`).toBe(true);
+    for (const name of names) if (name !== "*") expect(this.answered.has(name), `subscribed ${name}, not answered`).toBe(true);
   }
 
   unsubscribe(names: string[]): void {
     // The client forgets what it unsubscribed from; the server says nothing.
     for (const name of names) {
+      if (name === "*") {
+        // Dropping the wildcard, it forgets what only the wildcard covered.
+        this.wildcard = false;
+        for (const held of [...this.holds.keys()]) if (!this.subscribed.has(held)) this.holds.delete(held);
+        continue;
+      }
       this.subscribed.delete(name);
       this.holds.delete(name);
+      if (this.wildcard) this.toTell.add(name);
     }
     this.send([], names);
   }
@@ -86,11 +98,12 @@ class Client {
       for (const resource of response.resources) {
         this.holds.set(resource.name, resource.version);
         this.answered.add(resource.name);
+        this.toTell.delete(resource.name);
       }
       for (const name of response.removedResources) this.answered.add(name);
       for (const name of response.removedResources) {
         // Removals are news about names the client holds or asked for, nothing else.
-        expect(this.wildcard || this.holds.has(name) || this.subscribed.has(name), `removal of ${name}, neither held nor subscribed`).toBe(true);
+        expect(this.wildcard || this.holds.has(name) || this.subscribed.has(name) || this.toTell.delete(name), `removal of ${name}, neither held nor subscribed`).toBe(true);
         this.holds.delete(name);
       }
       this.send([], [], response.nonce);
@@ -129,6 +142,7 @@ function walk(seed: number, steps: number): void {
     ...proxies.map((proxy) => new Client(cache, proxy, "cluster", true)),
   ];
   const [first] = clients as [Client];
+  const namedClients = clients.filter((each) => each.kind === "endpoint");
   for (const [i, client] of clients.entries()) {
     if (client.wildcard) client.send([]);
     // The first named client asks for every name (as Envoy does for every cluster it has), so it
@@ -181,8 +195,9 @@ function walk(seed: number, steps: number): void {
         client.drain();
       }
     } else {
-      const client = pick(clients.filter((each) => !each.wildcard));
-      const names = Array.from({ length: 1 + Math.floor(rng() * 3) }, () => pick(allNames));
+      const client = pick(namedClients);
+      // Now and then the wildcard too, for clients that subscribe by name.
+      const names = Array.from({ length: 1 + Math.floor(rng() * 3) }, () => (rng() < 0.1 ? "*" : pick(allNames)));
       if (op < 0.7) {
         what = `subscribe ${names.join(" ")}`;
         client.subscribe(names);
