@@ -2,7 +2,7 @@ import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resou
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
-import { diffMaps, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
+import { diffBetween, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
@@ -55,7 +55,7 @@ function moveBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap
   if (from === lastFrom && lastMove?.to === to) return lastMove;
   let move = moves.get(from);
   if (move?.to !== to) {
-    move = { to, diff: diffMaps(from, to), systemVersion: mapVersion(to), body: null };
+    move = { to, diff: diffBetween(from, to), systemVersion: mapVersion(to), body: null };
     moves.set(from, move);
   }
   lastFrom = from;

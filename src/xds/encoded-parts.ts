@@ -395,6 +395,9 @@ const LAST_DIFFS = 4;
  * move between the same resources.
  */
 export function diffBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): MapDiff {
+  // Maps with the same names (an endpoint or route change) compare by the parts they replaced, cheaper than finding a remembered pair.
+  const sameNames = from.size === to.size ? changedResources(from, to) : null;
+  if (sameNames !== null) return { changed: sameNames, removed: NO_REMOVALS };
   for (const last of lastDiffs) if (sameResources(last.from, from) && sameResources(last.to, to)) return last.diff;
   const diff = diffMaps(from, to);
   lastDiffs.unshift({ from, to, diff });
