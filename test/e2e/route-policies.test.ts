@@ -3,6 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   CLIENT_KINDS,
   closeAllClientSessions,
+  binomialRange,
   errorCount,
   pollCalls,
   startBackends,
@@ -98,7 +99,7 @@ describe.each(CLIENT_KINDS)("%s client", (kind) => {
     await poll(session, 20, (r) => errorCount(r) === 0 && Math.max(...latencies(r)) < 300);
   });
 
-  it("aborts 30% of RPCs with the configured gRPC status (600 RPCs, within ±7 points)", async () => {
+  it("aborts 30% of RPCs with the configured gRPC status (600 RPCs, within five standard deviations)", async () => {
     await mesh.sql.query(
       `INSERT INTO mesh.fault_policies (destination, abort_grpc_status, abort_percent) VALUES ('echo', 10, 30)`,
     );
@@ -108,11 +109,11 @@ describe.each(CLIENT_KINDS)("%s client", (kind) => {
     const aborted = fraction(result, "ABORTED", 600);
     results.fault_abort_30_share = Number(aborted.toFixed(3));
     expect(Object.keys(result.errors)).toEqual(["ABORTED"]);
-    expect(aborted).toBeGreaterThan(0.23);
-    expect(aborted).toBeLessThan(0.37);
+    expect(aborted).toBeGreaterThan(binomialRange(0.3, 600).low);
+    expect(aborted).toBeLessThan(binomialRange(0.3, 600).high);
   });
 
-  it("delays 50% of RPCs by 500 ms (200 RPCs, within ±13 points), and they still succeed", async () => {
+  it("delays 50% of RPCs by 500 ms (200 RPCs, within five standard deviations), and they still succeed", async () => {
     await mesh.sql.query(`INSERT INTO mesh.fault_policies (destination, delay_ms, delay_percent) VALUES ('echo', 500, 50)`);
     await expectAccepted();
     await poll(session, 20, (r) => latencies(r).some((ms) => ms >= 490), { concurrency: 10 });
@@ -122,8 +123,8 @@ describe.each(CLIENT_KINDS)("%s client", (kind) => {
     results.fault_delay_min_delayed_ms = Math.min(...delayed);
     results.fault_delay_median_undelayed_ms = latencies(result).filter((ms) => ms < 490).sort((a, b) => a - b)[50];
     expect(errorCount(result)).toBe(0);
-    expect(delayed.length / 200).toBeGreaterThan(0.37);
-    expect(delayed.length / 200).toBeLessThan(0.63);
+    expect(delayed.length / 200).toBeGreaterThan(binomialRange(0.5, 200).low);
+    expect(delayed.length / 200).toBeLessThan(binomialRange(0.5, 200).high);
   });
 
   it("injects a header-marked fault only into marked RPCs", async () => {
@@ -169,7 +170,7 @@ describe.each(CLIENT_KINDS)("%s client", (kind) => {
     await poll(session, 10, (r) => (r.errors.ABORTED ?? 0) === 10);
   });
 
-  it("kill switch: drops 100%, then 40% (600 RPCs, within ±7 points), then nothing once disabled", async () => {
+  it("kill switch: drops 100%, then 40% (600 RPCs, within five standard deviations), then nothing once disabled", async () => {
     await mesh.sql.query(`INSERT INTO mesh.drop_policies (destination) VALUES ('echo')`);
     await expectAccepted();
     await poll(session, 10, (r) => (r.errors.UNAVAILABLE ?? 0) === 10);
@@ -181,8 +182,8 @@ describe.each(CLIENT_KINDS)("%s client", (kind) => {
     const dropped = fraction(some, "UNAVAILABLE", 600);
     results.drop_40_share = Number(dropped.toFixed(3));
     expect(Object.keys(some.errors)).toEqual(["UNAVAILABLE"]);
-    expect(dropped).toBeGreaterThan(0.33);
-    expect(dropped).toBeLessThan(0.47);
+    expect(dropped).toBeGreaterThan(binomialRange(0.4, 600).low);
+    expect(dropped).toBeLessThan(binomialRange(0.4, 600).high);
     const started = performance.now();
     await mesh.sql.query(`UPDATE mesh.drop_policies SET enabled = false`);
     await poll(session, 20, (r) => errorCount(r) === 0, { intervalMs: 10 });

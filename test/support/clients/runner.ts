@@ -514,6 +514,16 @@ export function share(r: CallResult, backend: string): number {
   return ok === 0 ? 0 : (r.byBackend[backend] ?? 0) / ok;
 }
 
+/**
+ * The range a fraction of `n` independent RPCs, each going one way with
+ * probability `p`, falls in but once in millions of runs (±5 standard
+ * deviations): bounds for traffic splits and percentages that do not flake.
+ */
+export function binomialRange(p: number, n: number): { readonly low: number; readonly high: number } {
+  const spread = 5 * Math.sqrt((p * (1 - p)) / n);
+  return { low: p - spread, high: p + spread };
+}
+
 /** Total failed RPCs. */
 export function errorCount(r: CallResult): number {
   return Object.values(r.errors).reduce((a, b) => a + b, 0);
