@@ -8,7 +8,7 @@ import { instanceOnlyChanges } from "../translate/incremental-snapshot.ts";
 import { forgetServicesOutside, releaseMemo } from "../translate/memo.ts";
 import { ComposedMap, RESOURCE_KINDS, type ResourceKind, type ResourceMap, type ResourceSet } from "../translate/resource-types.ts";
 import { serviceEndpoints, translateRoutes } from "../translate/translate.ts";
-import { EncodedPart, mapVersion, PartsMap } from "./encoded-parts.ts";
+import { EncodedPart, mapVersion, partChanges, PartsMap } from "./encoded-parts.ts";
 import { encodeResource, encodeSotwBody, setVersion, type EncodedResource } from "./encoding.ts";
 import { InternTable } from "./intern-table.ts";
 import { viewKey } from "./node.ts";
@@ -368,9 +368,9 @@ export class ResourceCache {
 
   /** `after` replaces `before` (the same key): only the parts one holds and the other does not move in the index. */
   private reindex(before: ProxyView, after: ProxyView): void {
-    const { added, removed } = partChanges(before.resources.endpoint, after.resources.endpoint);
+    const { added, dropped } = partChanges(before.resources.endpoint, after.resources.endpoint);
     for (const part of added) this.indexPart(part, after.key);
-    for (const part of removed) this.unindexPart(part, before.key);
+    for (const part of dropped) this.unindexPart(part, before.key);
   }
 
   private indexPart(part: EncodedPart, key: string): void {
@@ -626,32 +626,6 @@ function intersects(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   const [small, large] = a.size <= b.size ? [a, b] : [b, a];
   for (const name of small) if (large.has(name)) return true;
   return false;
-}
-
-/** The parts one map holds and the other does not. */
-interface PartChanges {
-  readonly added: readonly EncodedPart[];
-  readonly removed: readonly EncodedPart[];
-}
-
-/** The last part changes computed, with the maps they were computed from. */
-let lastPartChanges: { readonly from: PartsMap; readonly to: PartsMap; readonly changes: PartChanges } | null = null;
-
-/**
- * The parts `to` holds and `from` does not, and the reverse. Views are rebuilt
- * one after another, and views over the same parts (in a mesh that declares no
- * dependencies, every view: a service joining adds one part to each) make the
- * same change, so the last one is remembered: a view then costs a comparison
- * of its part lists, not a move of each of its parts in the index.
- */
-function partChanges(from: PartsMap, to: PartsMap): PartChanges {
-  const last = lastPartChanges;
-  if (last !== null && last.from.sameParts(from) && last.to.sameParts(to)) return last.changes;
-  const fromParts = new Set(from.parts);
-  const toParts = new Set(to.parts);
-  const changes = { added: to.parts.filter((part) => !fromParts.has(part)), removed: from.parts.filter((part) => !toParts.has(part)) };
-  lastPartChanges = { from, to, changes };
-  return changes;
 }
 
 /** Fields that may differ between snapshots when only instances changed, or only routes. */

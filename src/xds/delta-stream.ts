@@ -2,7 +2,7 @@ import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resou
 import type { ProxyView } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
-import { diffBetween, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
+import { diffMaps, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
@@ -55,7 +55,7 @@ function moveBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap
   if (from === lastFrom && lastMove?.to === to) return lastMove;
   let move = moves.get(from);
   if (move?.to !== to) {
-    move = { to, diff: diffBetween(from, to), systemVersion: mapVersion(to), body: null };
+    move = { to, diff: diffMaps(from, to), systemVersion: mapVersion(to), body: null };
     moves.set(from, move);
   }
   lastFrom = from;
@@ -65,9 +65,13 @@ function moveBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap
 
 /** The response sending all of `move`'s difference. */
 function moveBody(move: MapMove, typeUrl: string): Uint8Array {
-  const { changed, removed } = move.diff;
-  move.body ??= removed.length === 0 ? sharedBody(typeUrl, move.systemVersion, changed) : encodeDeltaBody(typeUrl, move.systemVersion, changed, removed);
+  move.body ??= responseBody(typeUrl, move.systemVersion, move.diff.changed, move.diff.removed);
   return move.body;
+}
+
+/** A response sending `sent` and removing `removed`; the last one's body when it sends the same and removes nothing (sharedBody). */
+function responseBody(typeUrl: string, version: string, sent: readonly EncodedResource[], removed: readonly string[]): Uint8Array {
+  return removed.length === 0 ? sharedBody(typeUrl, version, sent) : encodeDeltaBody(typeUrl, version, sent, removed);
 }
 
 /**
@@ -203,7 +207,7 @@ function firstResponse(state: DeltaTypeState, available: ReadonlyMap<string, Enc
   }
   const version = systemVersion();
   const typeUrl = TYPE_URLS[kind];
-  const body = sent.length === 0 && removed.length === 0 ? null : removed.length === 0 ? sharedBody(typeUrl, version, sent) : encodeDeltaBody(typeUrl, version, sent, removed);
+  const body = sent.length === 0 && removed.length === 0 ? null : responseBody(typeUrl, version, sent, removed);
   const response = { sent, body, systemVersion: version, exact: sent.length === available.size };
   lastFirst.set(kind, { wildcard, subscription, from: available, response });
   return response;
@@ -496,7 +500,7 @@ export class DeltaStream extends XdsStream {
     this.syncIfHolding(state, available, held);
 
     const systemVersion = this.systemVersion(state, view);
-    const body = removed.length === 0 ? sharedBody(TYPE_URLS[state.kind], systemVersion, send) : encodeDeltaBody(TYPE_URLS[state.kind], systemVersion, send, removed);
+    const body = responseBody(TYPE_URLS[state.kind], systemVersion, send, removed);
     this.send(state, body, systemVersion);
 
     // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
@@ -596,7 +600,7 @@ export class DeltaStream extends XdsStream {
     let sent = move.diff.changed;
     let removed = move.diff.removed;
     let missing: Set<string> | null = null;
-    if (held !== null || !(state.wildcard || sent.every((resource) => state.subscription.names.has(resource.name)))) {
+    if (held !== null || !sent.every((resource) => this.covers(state, resource.name))) {
       // Uncovered names are not sent, and names the client lacks are not removed.
       const covered: EncodedResource[] = [];
       for (const resource of sent) {
@@ -642,7 +646,7 @@ export class DeltaStream extends XdsStream {
     if (sent.length === 0 && removed.length === 0) return true;
     const typeUrl = TYPE_URLS[state.kind];
     const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
-    const body = whole ? moveBody(move, typeUrl) : removed.length === 0 ? sharedBody(typeUrl, systemVersion, sent) : encodeDeltaBody(typeUrl, systemVersion, sent, removed);
+    const body = whole ? moveBody(move, typeUrl) : responseBody(typeUrl, systemVersion, sent, removed);
     this.send(state, body, systemVersion);
     if (state.kind === "cluster") {
       // Envoy re-creates an updated cluster and waits for its endpoints: resend them.

@@ -293,11 +293,7 @@ export class PartsMap implements ReadonlyMap<string, EncodedResource> {
 
   /** Whether `other` holds exactly the same part objects, in the same order. */
   sameParts(other: PartsMap): boolean {
-    const mine = this.parts;
-    const theirs = other.parts;
-    if (theirs.length !== mine.length) return false;
-    for (let i = 0; i < mine.length; i++) if (theirs[i] !== mine[i]) return false;
-    return true;
+    return sameElements(this.parts, other.parts);
   }
 
   *entries(): MapIterator<[string, EncodedResource]> {
@@ -361,9 +357,10 @@ const NO_REMOVALS: readonly string[] = [];
 
 /**
  * The difference from `from` to `to`, names added and removed included. Maps
- * with the same names take changedResources; maps over parts otherwise skip
- * the parts both hold (a service joining a mesh that declares no
- * dependencies adds one part to every view and keeps the rest).
+ * with the same names (an endpoint or route change) take changedResources;
+ * maps over parts otherwise compare only the parts one holds and the other
+ * does not (a service joining a mesh that declares no dependencies adds one
+ * part to every view and keeps the rest).
  */
 export function diffMaps(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): MapDiff {
   const sameNames = changedResources(from, to);
@@ -372,10 +369,9 @@ export function diffMaps(from: ReadonlyMap<string, EncodedResource>, to: Readonl
   const removed: string[] = [];
   if (from instanceof PartsMap && to instanceof PartsMap) {
     // Parts of one map hold disjoint names, so a part both maps hold has the same names and versions in both.
-    const fromParts = new Set(from.parts);
-    const toParts = new Set(to.parts);
-    for (const part of to.parts) if (!fromParts.has(part)) addDiffering(from, part.resources, changed);
-    for (const part of from.parts) if (!toParts.has(part)) addMissing(part.resources, to, removed);
+    const { added, dropped } = partChanges(from, to);
+    for (const part of added) addDiffering(from, part.resources, changed);
+    for (const part of dropped) addMissing(part.resources, to, removed);
   } else {
     addDiffering(from, to, changed);
     addMissing(from, to, removed);
@@ -383,26 +379,34 @@ export function diffMaps(from: ReadonlyMap<string, EncodedResource>, to: Readonl
   return { changed, removed };
 }
 
-/** The differences diffBetween computed last (newest first), with the maps they were computed from. */
-const lastDiffs: { readonly from: ReadonlyMap<string, EncodedResource>; readonly to: ReadonlyMap<string, EncodedResource>; readonly diff: MapDiff }[] = [];
+/** The parts one map holds and the other does not. */
+export interface PartChanges {
+  /** Parts of `to` that `from` lacks, in `to`'s order. */
+  readonly added: readonly EncodedPart[];
+  /** Parts of `from` that `to` lacks, in `from`'s order. */
+  readonly dropped: readonly EncodedPart[];
+}
+
+/** The part changes computed last (newest first), with the maps they were computed from. */
+const lastPartChanges: { readonly from: PartsMap; readonly to: PartsMap; readonly changes: PartChanges }[] = [];
 /** One per kind a stream pushes in a row. */
-const LAST_DIFFS = 4;
+const LAST_PART_CHANGES = 4;
 
 /**
- * diffMaps, remembered for the next pair over the same parts: a push visits
- * streams one after another, and those of views over the same parts (a
- * service's proxies; in a mesh that declares no dependencies, every proxy)
- * move between the same resources.
+ * The parts `to` holds and `from` does not, and the reverse. Streams are
+ * pushed, and views rebuilt, one after another, and those over the same parts
+ * (a service's proxies; in a mesh that declares no dependencies, every view)
+ * make the same change: the last few are remembered by their parts, so such a
+ * view costs a comparison of its part lists, not a set of them.
  */
-export function diffBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>): MapDiff {
-  // Maps with the same names (an endpoint or route change) compare by the parts they replaced, cheaper than finding a remembered pair.
-  const sameNames = from.size === to.size ? changedResources(from, to) : null;
-  if (sameNames !== null) return { changed: sameNames, removed: NO_REMOVALS };
-  for (const last of lastDiffs) if (sameResources(last.from, from) && sameResources(last.to, to)) return last.diff;
-  const diff = diffMaps(from, to);
-  lastDiffs.unshift({ from, to, diff });
-  if (lastDiffs.length > LAST_DIFFS) lastDiffs.pop();
-  return diff;
+export function partChanges(from: PartsMap, to: PartsMap): PartChanges {
+  for (const last of lastPartChanges) if (last.from.sameParts(from) && last.to.sameParts(to)) return last.changes;
+  const fromParts = new Set(from.parts);
+  const toParts = new Set(to.parts);
+  const changes = { added: to.parts.filter((part) => !fromParts.has(part)), dropped: from.parts.filter((part) => !toParts.has(part)) };
+  lastPartChanges.unshift({ from, to, changes });
+  if (lastPartChanges.length > LAST_PART_CHANGES) lastPartChanges.pop();
+  return changes;
 }
 
 /** The same resources in the same order: the same map, or maps over the same parts. */

@@ -1,11 +1,11 @@
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
 import { classifyRequest } from "./ack.ts";
 import { Target, type ProxyView } from "./cache.ts";
-import { diffBetween, sameResources } from "./encoded-parts.ts";
+import { diffMaps, sameResources } from "./encoded-parts.ts";
 import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
-import { subscriptions, type Subscription } from "./subscriptions.ts";
+import { sameBytes, subscriptions, type Subscription } from "./subscriptions.ts";
 import { perKind, XdsStream } from "./xds-stream.ts";
 
 export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
@@ -57,7 +57,7 @@ export class SotwStream extends XdsStream {
     // The same names arrive as the same bytes: then the list is not decoded at all.
     const wire = request.resourceNamesBytes;
     const listed = state.subscription;
-    const sameWire = wire !== undefined && listed?.bytes != null && Buffer.compare(wire, listed.bytes) === 0;
+    const sameWire = wire !== undefined && listed?.bytes != null && sameBytes(wire, listed.bytes);
     // Nor is a list another stream just sent as the same bytes (proxies of a mesh list the same names).
     const shared = !sameWire && wire !== undefined ? subscriptions.fromWire(kind, wire) : undefined;
     const names = sameWire ? listed.names : shared !== undefined ? shared.names : request.resourceNames;
@@ -209,7 +209,7 @@ export class SotwStream extends XdsStream {
     // What was sent may be another view's map over the same parts (a shared target, cache.ts).
     const sent = state.sent;
     if (sent.size > 0 && !sameResources(sent, current)) {
-      for (const name of diffBetween(sent, current).removed) {
+      for (const name of diffMaps(sent, current).removed) {
         if (!this.retainedClusters.has(name)) this.retainedClusters.set(name, sent.get(name) as EncodedResource);
       }
     }
@@ -248,5 +248,5 @@ function hasVersion(request: SotwRequest, version: string): boolean {
 function changedAny(previous: ReadonlyMap<string, EncodedResource>, next: ReadonlyMap<string, EncodedResource>): boolean {
   // A first response (nothing sent before) changes everything it holds, without comparing.
   if (previous.size === 0) return next.size > 0;
-  return diffBetween(previous, next).changed.length > 0;
+  return diffMaps(previous, next).changed.length > 0;
 }

@@ -45,7 +45,8 @@ class WeakInternTable<V extends object> {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+/** Equal wire bytes: the same list of names in the same order. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 

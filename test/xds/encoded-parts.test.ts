@@ -5,7 +5,7 @@ import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
 import { scenarios } from "../translate/scenarios.ts";
-import { changedResources, diffBetween, diffMaps, EncodedPart, mapVersion, PartsMap, type MapDiff } from "../../src/xds/encoded-parts.ts";
+import { changedResources, diffMaps, EncodedPart, mapVersion, PartsMap, type MapDiff } from "../../src/xds/encoded-parts.ts";
 import { setVersion } from "../../src/xds/encoding.ts";
 import type { EncodedResource } from "../../src/xds/encoding.ts";
 import { seededRandom } from "../support/seeded-random.ts";
@@ -170,7 +170,7 @@ describe("a large view's version and changes", () => {
   });
 });
 
-describe("diffMaps and diffBetween", () => {
+describe("diffMaps", () => {
   /** What changed and what went, name by name over plain maps. */
   const plainDiff = (from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap<string, EncodedResource>) => ({
     changed: [...to].filter(([name, resource]) => from.get(name)?.version !== resource.version).map(([name, resource]) => `${name}@${resource.version}`),
@@ -205,8 +205,8 @@ describe("diffMaps and diffBetween", () => {
         const expected = plainDiff(new Map(from), new Map(map));
         expect(shown(diffMaps(from, map))).toEqual(expected);
         // A map over the same parts finds the remembered difference; the next pair its own.
-        expect(shown(diffBetween(new PartsMap(from.parts), new PartsMap(map.parts)))).toEqual(expected);
-        expect(shown(diffBetween(map, from))).toEqual(plainDiff(new Map(map), new Map(from)));
+        expect(shown(diffMaps(new PartsMap(from.parts), new PartsMap(map.parts)))).toEqual(expected);
+        expect(shown(diffMaps(map, from))).toEqual(plainDiff(new Map(map), new Map(from)));
       }
     }
   });
