@@ -16,10 +16,12 @@ export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
  * when to push, and keeps Envoy's ordering rules:
  *  - push in make-before-break order: clusters, endpoints, listeners, routes;
  *  - clusters that disappear stay in CDS until the proxy has ACKed the listeners
- *    and routes that stopped using them;
- *  - after a cluster (listener) changes, Envoy re-requests its endpoints (routes)
- *    and waits for them: answer that request even if nothing else changed;
- *  - on NACK keep the last accepted version and never resend the rejected content.
+ *    and routes that stopped using them (not while it rejects them);
+ *  - after a cluster (listener) changes from what the proxy last ACKed, Envoy
+ *    re-requests its endpoints (routes) and waits for them: answer that request
+ *    even if nothing else changed;
+ *  - on NACK keep the last accepted version and never resend the rejected
+ *    content; a request still carrying the kept version does not end that.
  *
  * Per push the stream does O(1) work per type that did not change: what a
  * subscription should hold (and its encoded response body) is memoized in the
@@ -38,6 +40,8 @@ interface TypeState {
   wildcard: boolean;
   lastNonce: string | null;
   sent: ReadonlyMap<string, EncodedResource>;
+  /** What the client last ACKed (runs now): after a NACK, not what was sent. */
+  accepted: ReadonlyMap<string, EncodedResource>;
   rejectedVersion: string | null;
   /** Answer the next request even if its content is unchanged (parent was re-sent). */
   resendOnRequest: boolean;
@@ -48,6 +52,8 @@ export class SotwStream extends XdsStream {
   private readonly types = perKind<TypeState>();
   /** Clusters kept in CDS only until new listeners and routes are ACKed. */
   private retainedClusters = new Map<string, EncodedResource>();
+  /** Endpoints (routes) not yet requested when clusters (listeners) changed: their first request is answered. */
+  private readonly owedFirst = new Set<ResourceKind>();
 
   /** Handle one request; throws a user-facing error for a request this stream cannot serve. */
   handleRequest(request: SotwRequest): void {
@@ -74,8 +80,9 @@ export class SotwStream extends XdsStream {
       // we would send, it has everything and is not pushed again.
       const view = this.view();
       const target = view ? this.target(state, view) : null;
-      if (target && target.version !== "" && hasVersion(request, target.version)) {
+      if (target && target.version !== "" && !state.resendOnRequest && hasVersion(request, target.version)) {
         state.sent = target.resources;
+        state.accepted = target.resources;
         state.status.sentVersion = target.version;
         state.status.ackedVersion = target.version;
         state.status.state = "acked";
@@ -94,10 +101,16 @@ export class SotwStream extends XdsStream {
       this.logger.warn({ proxy: this.proxy.id, type: kind, version, error: errorMessage }, "proxy rejected config (NACK)");
     } else {
       const sent = state.status.sentVersion;
-      state.status.ackedVersion = sent !== null && hasVersion(request, sent) ? sent : request.versionInfo;
-      state.status.state = "acked";
-      state.rejectedVersion = null;
-      this.onAck(kind);
+      const acksSent = sent !== null && hasVersion(request, sent);
+      // After a NACK, Envoy's next request (new names, or a parent changed) still
+      // carries the version it kept: the rejection stands until one carries ours.
+      if (acksSent || state.rejectedVersion === null) {
+        state.status.ackedVersion = acksSent ? sent : request.versionInfo;
+        if (acksSent) state.accepted = state.sent;
+        state.status.state = "acked";
+        state.rejectedVersion = null;
+        this.onAck(kind);
+      }
     }
     if (verdict.subscriptionChanged || state.resendOnRequest) this.push(state, state.resendOnRequest);
   }
@@ -132,8 +145,9 @@ export class SotwStream extends XdsStream {
         wildcard: false,
         lastNonce: null,
         sent: new Map(),
+        accepted: new Map(),
         rejectedVersion: null,
-        resendOnRequest: false,
+        resendOnRequest: this.owedFirst.delete(kind),
         status,
       };
       this.types[kind] = state;
@@ -184,7 +198,6 @@ export class SotwStream extends XdsStream {
 
     const nonce = this.nextNonce();
     const body = target.sotwBody(TYPE_URLS[state.kind]);
-    const previous = state.sent;
     state.lastNonce = nonce;
     state.sent = target.resources;
     state.resendOnRequest = false;
@@ -193,10 +206,12 @@ export class SotwStream extends XdsStream {
     state.status.resourceCount = target.resources.size;
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
     if (!this.sink.write(body, nonce)) this.pause();
+    // Clusters (listeners) new or changed to the client, which may have rejected what was last sent.
     const child = state.kind === "cluster" ? "endpoint" : state.kind === "listener" ? "route" : null;
-    if (child && previous !== target.resources && changedAny(previous, target.resources)) {
+    if (child && state.accepted !== target.resources && changedAny(state.accepted, target.resources)) {
       const childState = this.types[child];
       if (childState) childState.resendOnRequest = true;
+      else this.owedFirst.add(child);
     }
   }
 
@@ -220,13 +235,17 @@ export class SotwStream extends XdsStream {
     if (this.retainedClusters.size > 0 && this.dependentsSettled(view)) this.retainedClusters.clear();
   }
 
-  /** Listeners and routes have been answered at the current generation (or are not used). */
+  /**
+   * Listeners and routes have been ACKed at the current generation (or are not
+   * used). A rejected one is not settled: the proxy still runs the listeners and
+   * routes it had, which may point at the clusters kept for them.
+   */
   private dependentsSettled(view: ProxyView): boolean {
     for (const kind of ["listener", "route"] as const) {
       const state = this.types[kind];
       if (!state || state.subscription === null) continue;
       const upToDate = this.target(state, view).version === state.status.sentVersion;
-      if (!upToDate || state.status.state === "pending") return false;
+      if (!upToDate || state.status.state === "pending" || state.status.state === "nacked") return false;
     }
     return true;
   }

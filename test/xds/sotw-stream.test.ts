@@ -222,6 +222,89 @@ describe.each([
     expect(h.sent).toHaveLength(count + 1);
   });
 
+  it("keeps a removed cluster while the routes that stopped using it are rejected (the proxy still runs the old ones)", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("listener");
+    h.ack("listener");
+    h.request("route", { names: ["outbound|http"] });
+    h.ack("route", ["outbound|http"]);
+    const accepted = h.last().versionInfo;
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
+    const routes = h.last();
+    expect(routes.typeUrl).toBe(TYPE_URLS.route);
+    h.request("route", { names: ["outbound|http"], nonce: routes.nonce, version: accepted, error: "route rejected" });
+    // Another generation that does not change the clusters still keeps db: its old routes point at it.
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.9"])));
+    const clusters = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.cluster);
+    expect(names(clusters!)).toEqual(["outbound|api", "outbound|db"]);
+    // Once routes without db are ACKed, db goes.
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.9"]), httpService("web", ["10.0.0.7"])));
+    h.ack("route", ["outbound|http"]);
+    expect(h.last().typeUrl).toBe(TYPE_URLS.cluster);
+    expect(names(h.last())).toEqual(["outbound|api", "outbound|web"]);
+  });
+
+  it("keeps a rejection standing when the next request still carries the version the client kept", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const accepted = h.last().versionInfo;
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.2"])));
+    const rejected = h.last();
+    expect(rejected.typeUrl).toBe(TYPE_URLS.endpoint);
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"], nonce: rejected.nonce, version: accepted, error: "bad endpoint" });
+    // A cluster joins; Envoy re-creates its clusters and asks for the same endpoints again, still at
+    // the version it kept. That is no ACK: the rejected endpoints are not sent again.
+    h.setRegistry(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
+    h.ack("cluster");
+    const count = h.sent.length;
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"], nonce: rejected.nonce, version: accepted });
+    expect(h.sent).toHaveLength(count);
+    expect(h.status.types.endpoint).toMatchObject({ state: "nacked", ackedVersion: accepted });
+  });
+
+  it("answers the EDS re-request after clusters change from what the client accepted, though not from what it rejected", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const accepted = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.cluster)!.versionInfo;
+    const eds = h.last();
+    // api turns gRPC (its cluster changes) and x joins; the client rejects those clusters.
+    const grpcApi = { ...httpService("api", ["10.0.0.1"]), protocol: "grpc" as const };
+    h.setRegistry(registryOf(grpcApi, httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
+    h.request("cluster", { nonce: h.last().nonce, version: accepted, error: "x rejected" });
+    // x leaves. Against what was sent that only removes x; the client, running the old api,
+    // sees api changed, re-creates it and asks for the same endpoints again.
+    h.setRegistry(registryOf(grpcApi, httpService("db", ["10.0.0.2"])));
+    expect(h.last().typeUrl).toBe(TYPE_URLS.cluster);
+    h.ack("cluster");
+    const count = h.sent.length;
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"], nonce: eds.nonce, version: eds.versionInfo });
+    expect(h.sent).toHaveLength(count + 1);
+    expect(h.last().typeUrl).toBe(TYPE_URLS.endpoint);
+  });
+
+  it("answers a reconnecting client's first EDS request when its first CDS response changed clusters, though it holds those endpoints", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const clusters = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.cluster)!.versionInfo;
+    const endpoints = h.last().versionInfo;
+    // A new stream: clusters changed while the client was away (x joined), endpoints of api and db did not.
+    const again = new Harness();
+    again.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
+    again.request("cluster", { version: clusters });
+    expect(again.kinds()).toEqual(["Cluster"]);
+    // Envoy re-creates the changed clusters and waits for their endpoints.
+    again.request("endpoint", { names: ["outbound|api", "outbound|db"], version: endpoints });
+    expect(again.kinds()).toEqual(["Cluster", "ClusterLoadAssignment"]);
+    expect(again.last().versionInfo).toBe(endpoints);
+  });
+
   it("ignores requests with a stale nonce", () => {
     h.request("cluster");
     const first = h.last();
