@@ -1,0 +1,237 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
+import { pino } from "pino";
+import { expect } from "vitest";
+import { Cluster_DiscoveryType, ClusterSchema } from "../../src/gen/envoy/config/cluster/v3/cluster_pb.ts";
+import { ClusterLoadAssignmentSchema } from "../../src/gen/envoy/config/endpoint/v3/endpoint_pb.ts";
+import { ListenerSchema } from "../../src/gen/envoy/config/listener/v3/listener_pb.ts";
+import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/route_pb.ts";
+import { HttpConnectionManagerSchema } from "../../src/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.ts";
+import type { Proxy } from "../../src/model/proxy.ts";
+import type { Service } from "../../src/model/registry.ts";
+import type { HttpRoute, RuleSet, ServiceDependency, Subset } from "../../src/model/rules.ts";
+import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
+import type { ResourceKind } from "../../src/translate/resource-types.ts";
+import { translate } from "../../src/translate/translate.ts";
+import { ResourceCache } from "../../src/xds/cache.ts";
+import { seededRandom } from "../support/seeded-random.ts";
+import { instance, registryOf, route } from "../translate/builders.ts";
+
+/**
+ * The mesh random walks of Envoy-like clients share (sotw-walk.test.ts,
+ * delta-envoy-walk.test.ts): services join and leave, instances move, subsets,
+ * traffic splits, timeouts and declared dependencies come and go; and what a
+ * client reads from the resources it holds (the EDS names of its clusters, the
+ * RDS names of its listeners, the clusters its routes send traffic to).
+ *
+ * To hunt with more seeds: WALK_SEEDS=400 npx vitest run test/xds/sotw-walk.test.ts;
+ * to follow one client's exchange on a failing seed: WALK_DEBUG=client-1 (its proxy id).
+ */
+export const logger = pino({ level: "silent" });
+export const debugClient = process.env.WALK_DEBUG;
+export const seeds = process.env.WALK_SEEDS ? Array.from({ length: Number(process.env.WALK_SEEDS) }, (_, i) => 100 + i) : [1, 2, 3, 4, 5, 6, 7, 8];
+const POOL = ["client", "a", "b", "c", "d", "e", "f"];
+
+/** A resource as a client holds it: the Any's value bytes, by resource name. */
+export type Held = ReadonlyMap<string, string>;
+
+export function resourceName(kind: ResourceKind, any: Any): string {
+  switch (kind) {
+    case "cluster":
+      return fromBinary(ClusterSchema, any.value).name;
+    case "endpoint":
+      return fromBinary(ClusterLoadAssignmentSchema, any.value).clusterName;
+    case "listener":
+      return fromBinary(ListenerSchema, any.value).name;
+    case "route":
+      return fromBinary(RouteConfigurationSchema, any.value).name;
+  }
+}
+
+/** The EDS service name of each EDS cluster held. */
+export function edsNames(clusters: Held): string[] {
+  const names: string[] = [];
+  for (const value of clusters.values()) {
+    const cluster = fromBinary(ClusterSchema, Buffer.from(value, "base64"));
+    if (cluster.clusterDiscoveryType.case === "type" && cluster.clusterDiscoveryType.value === Cluster_DiscoveryType.EDS) {
+      names.push(cluster.edsClusterConfig?.serviceName || cluster.name);
+    }
+  }
+  return names.sort();
+}
+
+/** The HTTP connection managers of a listener. */
+function managers(value: string) {
+  const listener = fromBinary(ListenerSchema, Buffer.from(value, "base64"));
+  const out = [];
+  for (const chain of [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])]) {
+    for (const filter of chain.filters) {
+      const any = filter.configType.case === "typedConfig" ? filter.configType.value : undefined;
+      const hcm = any ? anyUnpack(any, HttpConnectionManagerSchema) : undefined;
+      if (hcm) out.push(hcm);
+    }
+  }
+  return out;
+}
+
+/** The route configuration names the listeners held load by RDS. */
+export function rdsNames(listeners: Held): string[] {
+  const names = new Set<string>();
+  for (const value of listeners.values()) {
+    for (const hcm of managers(value)) if (hcm.routeSpecifier.case === "rds") names.add(hcm.routeSpecifier.value.routeConfigName);
+  }
+  return [...names].sort();
+}
+
+/** Every cluster a route of the held route configurations (and listeners' inline ones) sends traffic to. */
+export function routedClusters(routes: Held, listeners: Held): Set<string> {
+  const configs = [...routes.values()].map((value) => fromBinary(RouteConfigurationSchema, Buffer.from(value, "base64")));
+  for (const value of listeners.values()) {
+    for (const hcm of managers(value)) if (hcm.routeSpecifier.case === "routeConfig") configs.push(hcm.routeSpecifier.value);
+  }
+  const clusters = new Set<string>();
+  for (const config of configs) {
+    for (const host of config.virtualHosts) {
+      for (const each of host.routes) {
+        if (each.action.case !== "route") continue;
+        const specifier = each.action.value.clusterSpecifier;
+        if (specifier.case === "cluster") clusters.add(specifier.value);
+        if (specifier.case === "weightedClusters") for (const weighted of specifier.value.clusters) clusters.add(weighted.name);
+      }
+    }
+  }
+  return clusters;
+}
+
+export const sameHeld = (a: Held, b: Held): boolean => a.size === b.size && [...a].every(([name, value]) => b.get(name) === value);
+
+/** A client of the walk: one proxy's stream and what it holds. */
+export interface WalkClient {
+  readonly proxy: Proxy;
+  /** The walk's step, for messages. */
+  step: string;
+  responses: number;
+  /** The cache changed: the stream pushes. */
+  refresh(): void;
+  /** Reads (and answers) every response received. */
+  drain(): void;
+  /** A new stream, as after a lost connection. */
+  connect(): void;
+  /** Holds exactly what the protocol says, given the view. */
+  check(step: string): void;
+}
+
+interface MeshState {
+  present: string[];
+  moved: number;
+  /** Services with v1 and v2 subsets, and the v1 weight of a split route to them (null: no route). */
+  subsets: Map<string, number | null>;
+  /** Services whose default route has a timeout. */
+  timeouts: Set<string>;
+  /** The client service's declared dependencies (null: none declared, so it may call every service). */
+  dependencies: string[] | null;
+}
+
+function serviceOf(name: string, index: number, moved: number): Service {
+  const at = (n: number) => `10.${n}.${index}.${1 + ((moved + index) % 3)}`;
+  return {
+    name,
+    protocol: "http",
+    port: 80,
+    instances: [
+      instance({ id: `${name}-0`, service: name, address: at(0), port: 8080, labels: { version: "v1" } }),
+      instance({ id: `${name}-1`, service: name, address: at(1), port: 8080, labels: { version: "v2" } }),
+    ],
+  };
+}
+
+function meshSnapshot(mesh: MeshState) {
+  const subsets: Subset[] = [];
+  const routes: HttpRoute[] = [];
+  for (const [service, weight] of mesh.subsets) {
+    subsets.push({ service, name: "v1", selector: { version: "v1" } }, { service, name: "v2", selector: { version: "v2" } });
+    if (weight !== null) {
+      routes.push(
+        route({
+          id: `split-${service}`,
+          destination: service,
+          destinations: [
+            { service, subset: "v1", weight },
+            { service, subset: "v2", weight: 100 - weight },
+          ],
+          timeoutMs: mesh.timeouts.has(service) ? 1500 : null,
+        }),
+      );
+    }
+  }
+  for (const service of mesh.timeouts) {
+    if (mesh.subsets.get(service) == null) routes.push(route({ id: `timeout-${service}`, destination: service, timeoutMs: 2500 }));
+  }
+  const dependencies: ServiceDependency[] = (mesh.dependencies ?? []).map((dependsOn) => ({ service: "client", dependsOn }));
+  const rules: RuleSet = { subsets, httpRoutes: routes, rejected: [], dependencies };
+  return buildSnapshot(registryOf(...mesh.present.map((name) => serviceOf(name, POOL.indexOf(name), mesh.moved))), rules);
+}
+
+export function walk(seed: number, steps: number, clientsOf: (cache: ResourceCache, rng: () => number) => WalkClient[]): void {
+  const rng = seededRandom(seed);
+  const pick = <T,>(items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
+  const cache = new ResourceCache(translate, () => [], logger);
+  const mesh: MeshState = { present: POOL.slice(0, 4), moved: 0, subsets: new Map(), timeouts: new Set(), dependencies: null };
+  cache.setSnapshot(meshSnapshot(mesh));
+  const clients = clientsOf(cache, rng);
+  const check = (step: string) => {
+    expect(cache.indexProblems(), step).toEqual([]);
+    for (const client of clients) client.check(`${step}, seed ${seed}`);
+  };
+  check("connected");
+
+  for (let step = 0; step < steps; step++) {
+    const op = rng();
+    let what: string;
+    if (op < 0.85) {
+      const change = rng();
+      const absent = POOL.filter((service) => !mesh.present.includes(service));
+      const removable = mesh.present.filter((service) => service !== "client" && service !== "a");
+      if (change < 0.15 && absent.length > 0) mesh.present = [...mesh.present, pick(absent)];
+      else if (change < 0.25 && removable.length > 0) {
+        const gone = pick(removable);
+        mesh.present = mesh.present.filter((service) => service !== gone);
+      } else if (change < 0.4) mesh.moved++;
+      else if (change < 0.55) {
+        // Subsets (and with them a split route) come or go.
+        const service = pick(POOL);
+        if (mesh.subsets.has(service)) mesh.subsets.delete(service);
+        else mesh.subsets.set(service, null);
+      } else if (change < 0.7) {
+        // A split between the subsets appears, changes weight, or goes (routes and clusters both move).
+        const service = pick(POOL);
+        const weight = mesh.subsets.get(service);
+        mesh.subsets.set(service, weight === undefined || rng() < 0.3 ? null : 10 * Math.floor(1 + rng() * 9));
+      } else if (change < 0.85) {
+        // A route-only change: a timeout on a service's route.
+        const service = pick(POOL);
+        if (mesh.timeouts.has(service)) mesh.timeouts.delete(service);
+        else mesh.timeouts.add(service);
+      } else {
+        // The client service declares (other) dependencies, or none: its scope grows or shrinks.
+        mesh.dependencies = rng() < 0.3 ? null : POOL.filter((service) => service !== "client" && rng() < 0.5);
+      }
+      what = `mesh ${JSON.stringify({ ...mesh, subsets: [...mesh.subsets], timeouts: [...mesh.timeouts] })}`;
+      for (const client of clients) client.step = `step ${step} (${what}), seed ${seed}`;
+      if (debugClient) console.log(`== step ${step} ${what}`);
+      cache.setSnapshot(meshSnapshot(mesh));
+      for (const client of clients) client.refresh();
+      // Streams write at once; clients read in turn, as they would on their own connections.
+      for (const client of clients) client.drain();
+    } else {
+      const client = pick(clients);
+      what = `reconnect ${client.proxy.id}`;
+      client.step = `step ${step} (${what}), seed ${seed}`;
+      if (debugClient) console.log(`== step ${step} ${what}`);
+      client.connect();
+    }
+    check(`step ${step} (${what})`);
+  }
+  for (const client of clients) expect(client.responses).toBeGreaterThan(steps / 4);
+}
+
