@@ -28,7 +28,7 @@ import { perKind, XdsStream } from "./xds-stream.ts";
  *    `Resource` bytes are encoded once per version and shared by every stream.
  *  - the same rules as state of the world: push in make-before-break order
  *    (clusters, endpoints, listeners, routes); remove clusters only once the
- *    listeners and routes are ACKed; when a cluster is updated, resend its
+ *    listeners and routes are ACKed (not while rejected); when a cluster is updated, resend its
  *    endpoints (Envoy re-creates the cluster and waits for them); on NACK
  *    record the error, keep the proxy on what it accepted and never resend the
  *    rejected versions (they count as what the client has, so only new
@@ -669,12 +669,16 @@ export class DeltaStream extends XdsStream {
     return view.named(state.kind, state.subscription.list, state.subscription.key).version;
   }
 
-  /** Listeners and routes hold the current view (or are not used) and nothing is awaiting an answer. */
+  /**
+   * Listeners and routes hold the current view (or are not used) and nothing is
+   * awaiting an answer. A rejected response is not settled: the proxy runs the
+   * listeners and routes it had, which may point at clusters kept for them.
+   */
   private dependentsSettled(view: ProxyView): boolean {
     for (const kind of ["listener", "route"] as const) {
       const state = this.types[kind];
       if (!state?.started) continue;
-      if (state.outstanding.size > 0) return false;
+      if (state.outstanding.size > 0 || state.status.state === "nacked") return false;
       if (state.lastMap !== view.resources[kind] || hasNamesToAnswer(state)) return false;
     }
     return true;

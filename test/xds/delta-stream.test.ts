@@ -223,6 +223,25 @@ describe.each([
     expect([...c.holdings("cluster").keys()]).toEqual(["outbound|api"]);
   });
 
+  it("keeps a removed cluster while the routes that stopped using it are rejected (the proxy still runs the old ones)", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    c.request("listener");
+    c.ack("listener");
+    c.request("route", { subscribe: ["outbound|http"] });
+    c.ack("route");
+    set(registryOf(httpService("api", ["10.0.0.1"])));
+    c.request("route", { nonce: c.last("route").nonce, error: "route rejected" });
+    // Another generation that changes nothing the routes hold: db's cluster still stays.
+    set(registryOf(httpService("api", ["10.0.0.9"])));
+    expect(c.holdings("cluster").has("outbound|db")).toBe(true);
+    // Once routes without db are ACKed, db goes.
+    set(registryOf(httpService("api", ["10.0.0.9"]), httpService("web", ["10.0.0.7"])));
+    c.ack("route");
+    expect(c.last().typeUrl).toBe(TYPE_URLS.cluster);
+    expect([...c.holdings("cluster").keys()].sort()).toEqual(["outbound|api", "outbound|web"]);
+  });
+
   it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
     c.request("cluster");
     c.ack("cluster");
