@@ -45,6 +45,8 @@ interface TypeState {
   rejectedVersion: string | null;
   /** Answer the next request even if its content is unchanged (parent was re-sent). */
   resendOnRequest: boolean;
+  /** A request was owed an answer while the transport was full: answer it once it drains. */
+  answerDeferred: boolean;
   readonly status: TypeStatus;
 }
 
@@ -148,6 +150,7 @@ export class SotwStream extends XdsStream {
         accepted: new Map(),
         rejectedVersion: null,
         resendOnRequest: this.owedFirst.delete(kind),
+        answerDeferred: false,
         status,
       };
       this.types[kind] = state;
@@ -188,8 +191,10 @@ export class SotwStream extends XdsStream {
     if (!view) return;
     if (this.paused) {
       this.dirty = true;
+      state.answerDeferred ||= force;
       return;
     }
+    force ||= state.answerDeferred;
     if (state.kind === "cluster") this.planClusterRemoval(state, view);
     const target = this.target(state, view);
     const version = target.version;
@@ -201,6 +206,7 @@ export class SotwStream extends XdsStream {
     state.lastNonce = nonce;
     state.sent = target.resources;
     state.resendOnRequest = false;
+    state.answerDeferred = false;
     state.status.sentVersion = version;
     state.status.state = "pending";
     state.status.resourceCount = target.resources.size;

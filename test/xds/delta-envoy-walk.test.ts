@@ -54,6 +54,8 @@ class DeltaEnvoyClient implements WalkClient {
   stream!: DeltaStream;
   private readonly inbox: { response: DeltaDiscoveryResponse; seq: number }[] = [];
   private written = 0;
+  /** The stream's callback for when a full transport drains. */
+  private drained: (() => void) | null = null;
   responses = 0;
   step = "connecting";
   /** Reconnected while listeners or routes were rejected, and not accepted new routes since. */
@@ -75,10 +77,15 @@ class DeltaEnvoyClient implements WalkClient {
   connect(): void {
     this.stream?.close();
     this.inbox.length = 0;
+    this.drained = null;
     this.stream = new DeltaStream(
       { streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} },
       this.cache,
-      { write: (body, nonce) => (this.inbox.push({ response: fromBinary(DeltaDiscoveryResponseSchema, withNonce(body, nonce)), seq: ++this.written }), true), onDrain: () => {} },
+      {
+        // Now and then the transport is full: the stream waits for it to drain (a slow proxy).
+        write: (body, nonce) => (this.inbox.push({ response: fromBinary(DeltaDiscoveryResponseSchema, withNonce(body, nonce)), seq: ++this.written }), this.rng() >= 0.1),
+        onDrain: (callback) => void (this.drained = callback),
+      },
       new XdsMetrics(),
       logger,
     );
@@ -113,7 +120,18 @@ class DeltaEnvoyClient implements WalkClient {
   }
 
   drain(): void {
-    for (let next = this.inbox.shift(); next; next = this.inbox.shift()) this.receive(next.response, next.seq);
+    for (;;) {
+      const next = this.inbox.shift();
+      if (next) {
+        this.receive(next.response, next.seq);
+        continue;
+      }
+      // All read: the transport drains, and a stream that waited for it writes what it held back.
+      const drained = this.drained;
+      if (!drained) return;
+      this.drained = null;
+      drained();
+    }
   }
 
   private receive(response: DeltaDiscoveryResponse, seq: number): void {

@@ -25,11 +25,12 @@ import { instance, registryOf, route } from "../translate/builders.ts";
  * RDS names of its listeners, the clusters its routes send traffic to).
  *
  * To hunt with more seeds: WALK_SEEDS=400 npx vitest run test/xds/sotw-walk.test.ts;
- * to follow one client's exchange on a failing seed: WALK_DEBUG=client-1 (its proxy id).
+ * to replay one: WALK_SEED=n; to follow one client's exchange: WALK_DEBUG=client-1 (its proxy id).
  */
 export const logger = pino({ level: "silent" });
 export const debugClient = process.env.WALK_DEBUG;
-export const seeds = process.env.WALK_SEEDS ? Array.from({ length: Number(process.env.WALK_SEEDS) }, (_, i) => 100 + i) : [1, 2, 3, 4, 5, 6, 7, 8];
+const allSeeds = process.env.WALK_SEEDS ? Array.from({ length: Number(process.env.WALK_SEEDS) }, (_, i) => 100 + i) : [1, 2, 3, 4, 5, 6, 7, 8];
+export const seeds = process.env.WALK_SEED ? [Number(process.env.WALK_SEED)] : allSeeds;
 const POOL = ["client", "a", "b", "c", "d", "e", "f"];
 
 /** A resource as a client holds it: the Any's value bytes, by resource name. */

@@ -36,13 +36,29 @@ class Harness {
   readonly sent: DiscoveryResponse[] = [];
   readonly cache = new ResourceCache(translate, () => [], logger);
   readonly status: ProxyStatus = { streamId: 1, proxy: sidecar, protocol: "sotw", connectedAt: "", types: {} };
-  readonly stream = new SotwStream(
-    this.status,
-    this.cache,
-    { write: (body, nonce) => (this.sent.push(fromBinary(DiscoveryResponseSchema, withNonce(body, nonce))), true), onDrain: () => {} },
-    new XdsMetrics(),
-    logger,
-  );
+  readonly stream: SotwStream;
+  private drained: (() => void) | null = null;
+
+  /** `fullAfter`: the transport is full once that many responses are written (until drain()). */
+  constructor(private readonly options: { fullAfter?: number } = {}) {
+    this.stream = new SotwStream(
+      this.status,
+      this.cache,
+      {
+        write: (body, nonce) => this.sent.push(fromBinary(DiscoveryResponseSchema, withNonce(body, nonce))) !== this.options.fullAfter,
+        onDrain: (callback) => void (this.drained = callback),
+      },
+      new XdsMetrics(),
+      logger,
+    );
+  }
+
+  /** The full transport drains. */
+  drain(): void {
+    const drained = this.drained;
+    this.drained = null;
+    drained?.();
+  }
 
   setRegistry(state: RegistryState): void {
     this.cache.setSnapshot(buildSnapshot(state, emptyRules));
@@ -303,6 +319,24 @@ describe.each([
     again.request("endpoint", { names: ["outbound|api", "outbound|db"], version: endpoints });
     expect(again.kinds()).toEqual(["Cluster", "ClusterLoadAssignment"]);
     expect(again.last().versionInfo).toBe(endpoints);
+  });
+
+  it("answers an EDS re-request that arrived while the transport was full once it drains", () => {
+    const full = new Harness({ fullAfter: 3 });
+    full.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
+    full.request("cluster");
+    full.ack("cluster");
+    full.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    full.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const eds = full.last();
+    // A cluster joins; writing its CDS response fills the transport.
+    full.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
+    expect(full.kinds(2)).toEqual(["Cluster"]);
+    full.ack("cluster");
+    full.request("endpoint", { names: ["outbound|api", "outbound|db"], nonce: eds.nonce, version: eds.versionInfo });
+    expect(full.sent).toHaveLength(3);
+    full.drain();
+    expect(full.kinds(3)).toEqual(["ClusterLoadAssignment"]);
   });
 
   it("ignores requests with a stale nonce", () => {

@@ -49,6 +49,8 @@ class EnvoyClient implements WalkClient {
   private readonly inbox: { response: DiscoveryResponse; seq: number }[] = [];
   /** Responses the stream has written: those written before a NACK was read were in flight. */
   private written = 0;
+  /** The stream's callback for when a full transport drains. */
+  private drained: (() => void) | null = null;
   /** Types a request was sent for since their last response: a response that changes nothing must answer one. */
   private readonly asked = new Set<ResourceKind>();
   responses = 0;
@@ -74,11 +76,16 @@ class EnvoyClient implements WalkClient {
   connect(): void {
     this.stream?.close();
     this.inbox.length = 0;
+    this.drained = null;
     this.asked.clear();
     this.stream = new SotwStream(
       { streamId: 1, proxy: this.proxy, protocol: "sotw", connectedAt: "", types: {} },
       this.cache,
-      { write: (body, nonce) => (this.inbox.push({ response: fromBinary(DiscoveryResponseSchema, withNonce(body, nonce)), seq: ++this.written }), true), onDrain: () => {} },
+      {
+        // Now and then the transport is full: the stream waits for it to drain (a slow proxy).
+        write: (body, nonce) => (this.inbox.push({ response: fromBinary(DiscoveryResponseSchema, withNonce(body, nonce)), seq: ++this.written }), this.rng() >= 0.1),
+        onDrain: (callback) => void (this.drained = callback),
+      },
       new XdsMetrics(),
       logger,
     );
@@ -111,7 +118,18 @@ class EnvoyClient implements WalkClient {
 
   /** Applies (or rejects) every response received, in order, answering each as Envoy does. */
   drain(): void {
-    for (let next = this.inbox.shift(); next; next = this.inbox.shift()) this.receive(next.response, next.seq);
+    for (;;) {
+      const next = this.inbox.shift();
+      if (next) {
+        this.receive(next.response, next.seq);
+        continue;
+      }
+      // All read: the transport drains, and a stream that waited for it writes what it held back.
+      const drained = this.drained;
+      if (!drained) return;
+      this.drained = null;
+      drained();
+    }
   }
 
   private receive(response: DiscoveryResponse, seq: number): void {
@@ -150,15 +168,19 @@ class EnvoyClient implements WalkClient {
     if (!child) return this.request(kind, names);
     // Clusters (listeners) that are new or changed wait for their endpoints (routes):
     // the child's names go out again, changed or not, and the parent's ACK, in either order.
+    // Names no cluster (listener) uses any more are dropped.
     const changed = [...content].some(([name, value]) => previous.get(name) !== value);
     const childNames = kind === "cluster" ? edsNames(content) : rdsNames(content);
     const childState = this.types[child];
-    const resubscribe = changed && (childNames.length > 0 || childState.names.length > 0);
+    const namesChanged = childNames.join("\n") !== childState.names.join("\n");
+    const resubscribe = namesChanged || (changed && childNames.length > 0);
     const ackFirst = this.rng() < 0.5;
     if (ackFirst) this.request(kind, names);
     if (resubscribe) {
       childState.names = childNames;
-      childState.warming = childNames.length > 0;
+      childState.warming ||= changed && childNames.length > 0;
+      // What no cluster (listener) watches any more is forgotten.
+      childState.held = new Map([...childState.held].filter(([name]) => childNames.includes(name)));
       this.request(child, childNames);
     }
     if (!ackFirst) this.request(kind, names);
