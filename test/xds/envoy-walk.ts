@@ -61,10 +61,13 @@ export function edsNames(clusters: Held): string[] {
   return names.sort();
 }
 
-/** The HTTP connection managers of a listener. */
+/** The HTTP connection managers of a listener (an API listener's, for gRPC clients). */
 function managers(value: string) {
   const listener = fromBinary(ListenerSchema, Buffer.from(value, "base64"));
   const out = [];
+  const api = listener.apiListener?.apiListener;
+  const apiManager = api ? anyUnpack(api, HttpConnectionManagerSchema) : undefined;
+  if (apiManager) out.push(apiManager);
   for (const chain of [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])]) {
     for (const filter of chain.filters) {
       const any = filter.configType.case === "typedConfig" ? filter.configType.value : undefined;
