@@ -173,6 +173,8 @@ function clearAnswers(state: DeltaTypeState): void {
 /** What a client that holds nothing of a type gets for its first request (DeltaStream.pushFirst). */
 interface FirstResponse {
   readonly sent: readonly EncodedResource[];
+  /** Subscribed names that do not exist. */
+  readonly removed: readonly string[];
   /** The response without its nonce; null when there is nothing to say. */
   readonly body: Uint8Array | null;
   readonly systemVersion: string;
@@ -208,7 +210,7 @@ function firstResponse(state: DeltaTypeState, available: ReadonlyMap<string, Enc
   const version = systemVersion();
   const typeUrl = TYPE_URLS[kind];
   const body = sent.length === 0 && removed.length === 0 ? null : responseBody(typeUrl, version, sent, removed);
-  const response = { sent, body, systemVersion: version, exact: sent.length === available.size };
+  const response = { sent, removed, body, systemVersion: version, exact: sent.length === available.size };
   lastFirst.set(kind, { wildcard, subscription, from: available, response });
   return response;
 }
@@ -278,6 +280,14 @@ interface DeltaTypeState {
   lastNonce: string | null;
   /** Outstanding nonce -> the system version it carried. */
   readonly outstanding: Outstanding;
+  /** Listeners and routes: the names each outstanding response carried, so a NACK says which were rejected. */
+  sentNames: Map<string, readonly string[]> | null;
+  /**
+   * Listeners and routes rejected at the version last sent, and not since
+   * replaced by one the client ACKed: it runs older ones, which may use
+   * clusters the view no longer has (make before break keeps those).
+   */
+  rejectedNames: Set<string> | null;
   readonly status: TypeStatus;
 }
 
@@ -306,6 +316,7 @@ export class DeltaStream extends XdsStream {
     if (verdict.kind === "ack" || verdict.kind === "nack") {
       const version = state.outstanding.get(request.responseNonce) ?? "";
       state.outstanding.delete(request.responseNonce);
+      this.settleNames(state, request.responseNonce, verdict.kind === "nack");
       if (verdict.kind === "nack") {
         state.status.state = "nacked";
         state.status.lastError = { version, message: errorMessage ?? "", at: new Date().toISOString() };
@@ -354,6 +365,10 @@ export class DeltaStream extends XdsStream {
       const state = this.types[kind];
       if (state?.started) this.push(state, false, view);
     }
+    // Clusters held back for listeners and routes that have since moved to this
+    // view with nothing to send (no ACK will come to release them): release now.
+    const clusters = this.types.cluster;
+    if (clusters?.started && clusters.lastMap === null && this.dependentsSettled(view)) this.push(clusters, false, view);
   }
 
   private typeState(kind: ResourceKind): DeltaTypeState {
@@ -374,6 +389,8 @@ export class DeltaStream extends XdsStream {
         synced: null,
         lastNonce: null,
         outstanding: new Outstanding(),
+        sentNames: null,
+        rejectedNames: null,
         status,
       };
       this.types[kind] = state;
@@ -425,6 +442,8 @@ export class DeltaStream extends XdsStream {
       } else {
         known.delete(name);
         forgetMustAnswer(state, name);
+        // A rejected route the client no longer watches it no longer runs.
+        state.rejectedNames?.delete(name);
       }
     }
     if (names.size !== state.subscription.names.size) state.subscription = nameSets.intern(names);
@@ -501,7 +520,7 @@ export class DeltaStream extends XdsStream {
 
     const systemVersion = this.systemVersion(state, view);
     const body = responseBody(TYPE_URLS[state.kind], systemVersion, send, removed);
-    this.send(state, body, systemVersion);
+    this.send(state, body, systemVersion, send, removed);
 
     // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
     if (updatedClusters.length > 0) {
@@ -534,15 +553,20 @@ export class DeltaStream extends XdsStream {
       state.synced = null;
     }
     state.status.resourceCount = response.sent.length;
-    if (response.body !== null) this.send(state, response.body, response.systemVersion);
+    if (response.body !== null) this.send(state, response.body, response.systemVersion, response.sent, response.removed);
     return true;
   }
 
   /** Sends `body` (a response without its nonce) as the type's newest response. */
-  private send(state: DeltaTypeState, body: Uint8Array, systemVersion: string): void {
+  private send(state: DeltaTypeState, body: Uint8Array, systemVersion: string, sent: readonly EncodedResource[], removed: readonly string[]): void {
     const nonce = this.nextNonce();
     state.lastNonce = nonce;
     state.outstanding.add(nonce, systemVersion);
+    if (state.kind === "listener" || state.kind === "route") {
+      const sentNames = (state.sentNames ??= new Map());
+      sentNames.set(nonce, [...sent.map((resource) => resource.name), ...removed]);
+      if (sentNames.size > MAX_OUTSTANDING) sentNames.delete(sentNames.keys().next().value as string);
+    }
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
@@ -647,7 +671,7 @@ export class DeltaStream extends XdsStream {
     const typeUrl = TYPE_URLS[state.kind];
     const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
     const body = whole ? moveBody(move, typeUrl) : responseBody(typeUrl, systemVersion, sent, removed);
-    this.send(state, body, systemVersion);
+    this.send(state, body, systemVersion, sent, removed);
     if (state.kind === "cluster") {
       // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
       const endpoints = this.types.endpoint;
@@ -678,10 +702,19 @@ export class DeltaStream extends XdsStream {
     for (const kind of ["listener", "route"] as const) {
       const state = this.types[kind];
       if (!state?.started) continue;
-      if (state.outstanding.size > 0 || state.status.state === "nacked") return false;
+      if (state.outstanding.size > 0 || (state.rejectedNames !== null && state.rejectedNames.size > 0)) return false;
       if (state.lastMap !== view.resources[kind] || hasNamesToAnswer(state)) return false;
     }
     return true;
+  }
+
+  /** A listener or route response was ACKed (its names are accepted) or NACKed (rejected). */
+  private settleNames(state: DeltaTypeState, nonce: string, rejected: boolean): void {
+    const names = state.sentNames?.get(nonce);
+    if (names === undefined) return;
+    state.sentNames?.delete(nonce);
+    if (rejected) for (const name of names) (state.rejectedNames ??= new Set()).add(name);
+    else if (state.rejectedNames !== null) for (const name of names) state.rejectedNames.delete(name);
   }
 
   /**

@@ -79,10 +79,13 @@ export class SotwStream extends XdsStream {
 
     if (verdict.kind === "initial") {
       // A reconnecting client reports the version it already has: if that is what
-      // we would send, it has everything and is not pushed again.
+      // we would send, it has everything and is not pushed again. Not so once this
+      // stream has sent the type: the client asks again before reading that answer
+      // (new names), and what it reports predates it.
       const view = this.view();
       const target = view ? this.target(state, view) : null;
-      if (target && target.version !== "" && !state.resendOnRequest && hasVersion(request, target.version)) {
+      const reconnectClaim = state.lastNonce === null && !state.resendOnRequest;
+      if (target && target.version !== "" && reconnectClaim && hasVersion(request, target.version)) {
         state.sent = target.resources;
         state.accepted = target.resources;
         state.status.sentVersion = target.version;

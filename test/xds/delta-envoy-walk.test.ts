@@ -74,6 +74,10 @@ class DeltaEnvoyClient implements WalkClient {
     this.stream.refresh();
   }
 
+  close(): void {
+    this.stream.close();
+  }
+
   connect(): void {
     this.stream?.close();
     this.inbox.length = 0;
@@ -258,6 +262,6 @@ describe("delta streams to Envoy-like clients on a random walk", () => {
         new DeltaEnvoyClient(cache, sidecar("client-1", "client", 8080), rng, false),
         new DeltaEnvoyClient(cache, sidecar("client-2", "client", 8080), rng, true),
         new DeltaEnvoyClient(cache, sidecar("a-1", "a", 8080), rng, false),
-      ]));
+      ], (cache, rng, id, service) => new DeltaEnvoyClient(cache, sidecar(id, service, 8080), rng, rng() < 0.5)));
   }
 });

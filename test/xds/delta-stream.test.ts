@@ -242,6 +242,26 @@ describe.each([
     expect([...c.holdings("cluster").keys()].sort()).toEqual(["outbound|api", "outbound|web"]);
   });
 
+  it("keeps that cluster after an ACK of other routes: the rejected one is still the old one", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    c.request("listener");
+    c.ack("listener");
+    c.request("route", { subscribe: ["outbound|http"] });
+    c.ack("route");
+    set(registryOf(httpService("api", ["10.0.0.1"])));
+    c.request("route", { nonce: c.last("route").nonce, error: "route rejected" });
+    // The client subscribes to another route configuration and ACKs its answer.
+    c.request("route", { subscribe: ["inbound|15006"] });
+    c.ack("route");
+    set(registryOf(httpService("api", ["10.0.0.9"])));
+    expect(c.holdings("cluster").has("outbound|db")).toBe(true);
+    // Unsubscribing the rejected configuration, it no longer runs it: db goes.
+    c.request("route", { unsubscribe: ["outbound|http"] });
+    set(registryOf(httpService("api", ["10.0.0.9"]), httpService("web", ["10.0.0.7"])));
+    expect([...c.holdings("cluster").keys()].sort()).toEqual(["outbound|api", "outbound|web"]);
+  });
+
   it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
     c.request("cluster");
     c.ack("cluster");

@@ -121,6 +121,8 @@ export interface WalkClient {
   drain(): void;
   /** A new stream, as after a lost connection. */
   connect(): void;
+  /** The stream ends and the proxy goes. */
+  close(): void;
   /** Holds exactly what the protocol says, given the view. */
   check(step: string): void;
 }
@@ -176,13 +178,27 @@ function meshSnapshot(mesh: MeshState) {
   return buildSnapshot(registryOf(...mesh.present.map((name) => serviceOf(name, POOL.indexOf(name), mesh.moved))), rules);
 }
 
-export function walk(seed: number, steps: number, clientsOf: (cache: ResourceCache, rng: () => number) => WalkClient[]): void {
+/**
+ * `clientsOf` makes the clients connected throughout; `spawn` (optional) a
+ * client that connects partway, for `proxy` of `service`, and leaves again:
+ * first requests then meet streams of the same view (and of others) that
+ * connected long before.
+ */
+export function walk(
+  seed: number,
+  steps: number,
+  clientsOf: (cache: ResourceCache, rng: () => number) => WalkClient[],
+  spawn?: (cache: ResourceCache, rng: () => number, id: string, service: string) => WalkClient,
+): void {
   const rng = seededRandom(seed);
   const pick = <T,>(items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
   const cache = new ResourceCache(translate, () => [], logger);
   const mesh: MeshState = { present: POOL.slice(0, 4), moved: 0, subsets: new Map(), timeouts: new Set(), dependencies: null };
   cache.setSnapshot(meshSnapshot(mesh));
   const clients = clientsOf(cache, rng);
+  const lasting = clients.length;
+  const spawned: WalkClient[] = [];
+  let spawnedEver = 0;
   const check = (step: string) => {
     expect(cache.indexProblems(), step).toEqual([]);
     for (const client of clients) client.check(`${step}, seed ${seed}`);
@@ -227,6 +243,20 @@ export function walk(seed: number, steps: number, clientsOf: (cache: ResourceCac
       for (const client of clients) client.refresh();
       // Streams write at once; clients read in turn, as they would on their own connections.
       for (const client of clients) client.drain();
+    } else if (spawn && op < 0.9) {
+      // A proxy connects (of a service that may not exist yet), or one that did leaves.
+      if (spawned.length > 0 && rng() < 0.4) {
+        const gone = spawned.splice(Math.floor(rng() * spawned.length), 1)[0] as WalkClient;
+        clients.splice(clients.indexOf(gone), 1);
+        gone.close();
+        what = `${gone.proxy.id} leaves`;
+      } else {
+        const service = pick(POOL);
+        const client = spawn(cache, rng, `${service}-s${++spawnedEver}`, service);
+        spawned.push(client);
+        clients.push(client);
+        what = `${client.proxy.id} connects`;
+      }
     } else {
       const client = pick(clients);
       what = `reconnect ${client.proxy.id}`;
@@ -236,6 +266,7 @@ export function walk(seed: number, steps: number, clientsOf: (cache: ResourceCac
     }
     check(`step ${step} (${what})`);
   }
-  for (const client of clients) expect(client.responses).toBeGreaterThan(steps / 4);
+  for (const client of clients.slice(0, lasting)) expect(client.responses).toBeGreaterThan(steps / 4);
+  if (spawn) expect(spawnedEver, "proxies that connected partway").toBeGreaterThan(0);
 }
 

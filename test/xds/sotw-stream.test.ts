@@ -321,6 +321,23 @@ describe.each([
     expect(again.last().versionInfo).toBe(endpoints);
   });
 
+  it("answers a reconnected client's second first request (new names, before it read the first answer) though it reports their version", () => {
+    h.request("cluster");
+    h.ack("cluster");
+    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
+    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    const both = h.last().versionInfo;
+    // On a new stream the client, which since dropped db, asks for api with the version it kept
+    // (that of api and db), then, before reading the answer, for api and db again.
+    const again = new Harness();
+    again.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
+    again.request("endpoint", { names: ["outbound|api"], version: both });
+    expect(names(again.last())).toEqual(["outbound|api"]);
+    again.request("endpoint", { names: ["outbound|api", "outbound|db"], version: both });
+    expect(again.sent).toHaveLength(2);
+    expect(names(again.last())).toEqual(["outbound|api", "outbound|db"]);
+  });
+
   it("answers an EDS re-request that arrived while the transport was full once it drains", () => {
     const full = new Harness({ fullAfter: 3 });
     full.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
