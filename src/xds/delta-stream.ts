@@ -105,7 +105,8 @@ const MAX_OUTSTANDING = 32;
 class Outstanding {
   private newest: string | null = null;
   private newestVersion = "";
-  private older: Map<string, string> | null = null;
+  private newestNames: SentNames | null = null;
+  private older: Map<string, { readonly version: string; readonly names: SentNames | null }> | null = null;
 
   get size(): number {
     return (this.newest === null ? 0 : 1) + (this.older === null ? 0 : this.older.size);
@@ -117,23 +118,38 @@ class Outstanding {
 
   get(nonce: string): string | undefined {
     if (nonce === this.newest) return this.newestVersion;
-    return this.older === null ? undefined : this.older.get(nonce);
+    return this.older?.get(nonce)?.version;
+  }
+
+  /** What the response carried, when add() was given it (listeners and routes). */
+  namesOf(nonce: string): SentNames | null {
+    if (nonce === this.newest) return this.newestNames;
+    return this.older?.get(nonce)?.names ?? null;
   }
 
   delete(nonce: string): void {
-    if (nonce === this.newest) this.newest = null;
-    else this.older?.delete(nonce);
+    if (nonce === this.newest) {
+      this.newest = null;
+      this.newestNames = null;
+    } else this.older?.delete(nonce);
   }
 
-  add(nonce: string, version: string): void {
+  add(nonce: string, version: string, names: SentNames | null): void {
     if (this.newest !== null) {
       const older = (this.older ??= new Map());
-      older.set(this.newest, this.newestVersion);
+      older.set(this.newest, { version: this.newestVersion, names: this.newestNames });
       if (older.size >= MAX_OUTSTANDING) older.delete(older.keys().next().value as string);
     }
     this.newest = nonce;
     this.newestVersion = version;
+    this.newestNames = names;
   }
+}
+
+/** The resources a response sent and the names it removed: the arrays it was written from, not copies. */
+interface SentNames {
+  readonly sent: readonly EncodedResource[];
+  readonly removed: readonly string[];
 }
 
 /** What the client holds, brought up to date if the synced fast path left it behind. */
@@ -215,6 +231,16 @@ function firstResponse(state: DeltaTypeState, available: ReadonlyMap<string, Enc
   return response;
 }
 
+/** A listener or route response was ACKed (what it carried is accepted) or NACKed (rejected). */
+function settleNames(state: DeltaTypeState, names: SentNames, rejected: boolean): void {
+  if (!rejected && state.rejectedNames === null) return;
+  const rejectedNames = (state.rejectedNames ??= new Set());
+  const settle = (name: string): void => void (rejected ? rejectedNames.add(name) : rejectedNames.delete(name));
+  for (const resource of names.sent) settle(resource.name);
+  for (const name of names.removed) settle(name);
+  if (rejectedNames.size === 0) state.rejectedNames = null;
+}
+
 /** Answer `name` on the next push, even if unchanged. */
 function mustAnswerName(state: DeltaTypeState, name: string): void {
   (state.mustAnswer ??= new Set()).add(name);
@@ -280,8 +306,6 @@ interface DeltaTypeState {
   lastNonce: string | null;
   /** Outstanding nonce -> the system version it carried. */
   readonly outstanding: Outstanding;
-  /** Listeners and routes: the names each outstanding response carried, so a NACK says which were rejected. */
-  sentNames: Map<string, readonly string[]> | null;
   /**
    * Listeners and routes rejected at the version last sent, and not since
    * replaced by one the client ACKed: it runs older ones, which may use
@@ -315,8 +339,9 @@ export class DeltaStream extends XdsStream {
     if (verdict.kind === "stale") this.metrics.staleRequests.inc({ type: kind });
     if (verdict.kind === "ack" || verdict.kind === "nack") {
       const version = state.outstanding.get(request.responseNonce) ?? "";
+      const names = state.outstanding.namesOf(request.responseNonce);
       state.outstanding.delete(request.responseNonce);
-      this.settleNames(state, request.responseNonce, verdict.kind === "nack");
+      if (names !== null) settleNames(state, names, verdict.kind === "nack");
       if (verdict.kind === "nack") {
         state.status.state = "nacked";
         state.status.lastError = { version, message: errorMessage ?? "", at: new Date().toISOString() };
@@ -389,7 +414,6 @@ export class DeltaStream extends XdsStream {
         synced: null,
         lastNonce: null,
         outstanding: new Outstanding(),
-        sentNames: null,
         rejectedNames: null,
         status,
       };
@@ -561,12 +585,8 @@ export class DeltaStream extends XdsStream {
   private send(state: DeltaTypeState, body: Uint8Array, systemVersion: string, sent: readonly EncodedResource[], removed: readonly string[]): void {
     const nonce = this.nextNonce();
     state.lastNonce = nonce;
-    state.outstanding.add(nonce, systemVersion);
-    if (state.kind === "listener" || state.kind === "route") {
-      const sentNames = (state.sentNames ??= new Map());
-      sentNames.set(nonce, [...sent.map((resource) => resource.name), ...removed]);
-      if (sentNames.size > MAX_OUTSTANDING) sentNames.delete(sentNames.keys().next().value as string);
-    }
+    // Listeners and routes: what the response carried, so a NACK says which were rejected.
+    state.outstanding.add(nonce, systemVersion, state.kind === "listener" || state.kind === "route" ? { sent, removed } : null);
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
@@ -706,15 +726,6 @@ export class DeltaStream extends XdsStream {
       if (state.lastMap !== view.resources[kind] || hasNamesToAnswer(state)) return false;
     }
     return true;
-  }
-
-  /** A listener or route response was ACKed (its names are accepted) or NACKed (rejected). */
-  private settleNames(state: DeltaTypeState, nonce: string, rejected: boolean): void {
-    const names = state.sentNames?.get(nonce);
-    if (names === undefined) return;
-    state.sentNames?.delete(nonce);
-    if (rejected) for (const name of names) (state.rejectedNames ??= new Set()).add(name);
-    else if (state.rejectedNames !== null) for (const name of names) state.rejectedNames.delete(name);
   }
 
   /**

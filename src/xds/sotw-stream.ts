@@ -55,7 +55,7 @@ export class SotwStream extends XdsStream {
   /** Clusters kept in CDS only until new listeners and routes are ACKed. */
   private retainedClusters = new Map<string, EncodedResource>();
   /** Endpoints (routes) not yet requested when clusters (listeners) changed: their first request is answered. */
-  private readonly owedFirst = new Set<ResourceKind>();
+  private owedFirst: Set<ResourceKind> | null = null;
 
   /** Handle one request; throws a user-facing error for a request this stream cannot serve. */
   handleRequest(request: SotwRequest): void {
@@ -111,7 +111,7 @@ export class SotwStream extends XdsStream {
       // carries the version it kept: the rejection stands until one carries ours.
       if (acksSent || state.rejectedVersion === null) {
         state.status.ackedVersion = acksSent ? sent : request.versionInfo;
-        if (acksSent) state.accepted = state.sent;
+        state.accepted = state.sent;
         state.status.state = "acked";
         state.rejectedVersion = null;
         this.onAck(kind);
@@ -152,7 +152,7 @@ export class SotwStream extends XdsStream {
         sent: new Map(),
         accepted: new Map(),
         rejectedVersion: null,
-        resendOnRequest: this.owedFirst.delete(kind),
+        resendOnRequest: this.owedFirst?.delete(kind) ?? false,
         answerDeferred: false,
         status,
       };
@@ -220,7 +220,7 @@ export class SotwStream extends XdsStream {
     if (child && state.accepted !== target.resources && changedAny(state.accepted, target.resources)) {
       const childState = this.types[child];
       if (childState) childState.resendOnRequest = true;
-      else this.owedFirst.add(child);
+      else (this.owedFirst ??= new Set()).add(child);
     }
   }
 
