@@ -317,6 +317,8 @@ interface DeltaTypeState {
 
 export class DeltaStream extends XdsStream {
   private readonly types = perKind<DeltaTypeState>();
+  /** Endpoints of clusters updated before the client's first endpoint request: answered in it. */
+  private endpointsOwed: Set<string> | null = null;
 
   handleRequest(request: DeltaRequest): void {
     const kind = this.kindOf(request.typeUrl);
@@ -357,6 +359,10 @@ export class DeltaStream extends XdsStream {
     const changed = first
       ? this.subscribeFirst(state, wire, request)
       : (subscribes || unsubscribe.length > 0) && this.updateSubscription(state, request.resourceNamesSubscribe, unsubscribe, verdict.kind === "initial");
+    if (kind === "endpoint" && this.endpointsOwed !== null) {
+      for (const name of this.endpointsOwed) if (this.covers(state, name)) mustAnswerName(state, name);
+      this.endpointsOwed = null;
+    }
     if (verdict.kind === "initial" || changed) this.push(state, true);
   }
 
@@ -546,13 +552,7 @@ export class DeltaStream extends XdsStream {
     const body = responseBody(TYPE_URLS[state.kind], systemVersion, send, removed);
     this.send(state, body, systemVersion, send, removed);
 
-    // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
-    if (updatedClusters.length > 0) {
-      const endpoints = this.types.endpoint;
-      if (endpoints?.started) {
-        for (const name of updatedClusters) if (this.covers(endpoints, name)) mustAnswerName(endpoints, name);
-      }
-    }
+    if (updatedClusters.length > 0) this.resendEndpoints(updatedClusters);
   }
 
   /**
@@ -692,14 +692,20 @@ export class DeltaStream extends XdsStream {
     const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
     const body = whole ? moveBody(move, typeUrl) : responseBody(typeUrl, systemVersion, sent, removed);
     this.send(state, body, systemVersion, sent, removed);
-    if (state.kind === "cluster") {
-      // Envoy re-creates an updated cluster and waits for its endpoints: resend them.
-      const endpoints = this.types.endpoint;
-      if (endpoints?.started) {
-        for (const resource of sent) if (from.has(resource.name) && !held?.has(resource.name) && this.covers(endpoints, resource.name)) mustAnswerName(endpoints, resource.name);
-      }
-    }
+    if (state.kind === "cluster") this.resendEndpoints(sent.filter((resource) => from.has(resource.name) && !held?.has(resource.name)).map((resource) => resource.name));
     return true;
+  }
+
+  /**
+   * Envoy re-creates an updated cluster and waits for its endpoints, without
+   * asking for them again: resend them, on the next push or, when no endpoint
+   * request came yet on this stream (a reconnect), in answer to the first.
+   */
+  private resendEndpoints(clusters: readonly string[]): void {
+    const endpoints = this.types.endpoint;
+    if (endpoints?.started) {
+      for (const name of clusters) if (this.covers(endpoints, name)) mustAnswerName(endpoints, name);
+    } else for (const name of clusters) (this.endpointsOwed ??= new Set()).add(name);
   }
 
   /** Whether the type's subscription covers `name`. */

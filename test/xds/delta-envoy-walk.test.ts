@@ -41,6 +41,8 @@ interface TypeState {
   waiting: Set<string>;
   /** How many responses the stream had written when each name was last unsubscribed. */
   unsubscribedAt: Map<string, number>;
+  /** Endpoints: names whose cluster came in a response since (accepted or not): the server owes them again. */
+  owed: Set<string>;
 }
 
 /** An Envoy-like delta ADS client on one stream. */
@@ -48,7 +50,7 @@ class DeltaEnvoyClient implements WalkClient {
   readonly types = Object.fromEntries(
     RESOURCE_KINDS.map((kind): [ResourceKind, TypeState] => [
       kind,
-      { held: new Map(), versions: new Map(), names: new Set(), rejected: new Map(), rejectedAt: 0, waiting: new Set(), unsubscribedAt: new Map() },
+      { held: new Map(), versions: new Map(), names: new Set(), rejected: new Map(), rejectedAt: 0, waiting: new Set(), unsubscribedAt: new Map(), owed: new Set() },
     ]),
   ) as Record<ResourceKind, TypeState>;
   stream!: DeltaStream;
@@ -60,6 +62,8 @@ class DeltaEnvoyClient implements WalkClient {
   step = "connecting";
   /** Reconnected while listeners or routes were rejected, and not accepted new routes since. */
   private routesMayDangle = false;
+  /** Clusters the client ever rejected (on any stream): routes accepted since may point at them. */
+  private readonly rejectedClusters = new Set<string>();
 
   constructor(
     private readonly cache: ResourceCache,
@@ -150,20 +154,25 @@ class DeltaEnvoyClient implements WalkClient {
     expect(response.resources.length + response.removedResources.length, `${this.step}: a ${kind} response with nothing in it`).toBeGreaterThan(0);
     for (const resource of response.resources) {
       // A version rejected is not sent again once the stream has read the NACK, unless the name is owed an answer.
-      const again = seq > state.rejectedAt && state.rejected.get(resource.name) === resource.version && !state.waiting.has(resource.name);
-      expect(again, `${this.step}: ${kind} ${resource.name} sent again at the version the client rejected`).toBe(false);
+      const owed = state.waiting.has(resource.name) || state.owed.has(resource.name);
+      const again = seq > state.rejectedAt && state.rejected.get(resource.name) === resource.version && !owed;
+      expect(again, `${this.step}: ${this.proxy.id} ${kind} ${resource.name} sent again at the version the client rejected`).toBe(false);
     }
     for (const name of response.removedResources) {
       // (Or unsubscribed after the stream wrote the response.)
       const news = wildcard || state.held.has(name) || state.names.has(name) || seq <= (state.unsubscribedAt.get(name) ?? 0);
-      expect(news, `${this.step}: ${kind} removal of ${name}, neither held nor subscribed`).toBe(true);
+      expect(news, `${this.step}: ${this.proxy.id} ${kind} removal of ${name}, neither held nor subscribed`).toBe(true);
     }
     const answered = [...response.resources.map((resource) => resource.name), ...response.removedResources];
     // Answered, even if rejected: Envoy finishes warming a cluster on a rejected update too.
     for (const name of answered) state.waiting.delete(name);
+    for (const name of answered) state.owed.delete(name);
+    // A cluster sent again (updated) owes its endpoints again, whether the client takes it or not.
+    if (kind === "cluster") for (const resource of response.resources) this.types.endpoint.owed.add(resource.name);
     if (this.rng() < 0.05) {
       // Rejected: the client keeps what it had, removals included.
       for (const resource of response.resources) state.rejected.set(resource.name, resource.version);
+      if (kind === "cluster") for (const resource of response.resources) this.rejectedClusters.add(resource.name);
       for (const name of response.removedResources) state.rejected.set(name, "");
       state.rejectedAt = this.written;
       this.request(kind, { nonce: response.nonce, error: "rejected by the walk" });
@@ -222,6 +231,7 @@ class DeltaEnvoyClient implements WalkClient {
     if (this.types.cluster.rejected.size > 0 || this.routesMayDangle) return;
     const { cluster, route: routes, listener } = this.types;
     for (const name of routedClusters(routes.held, listener.held)) {
+      if (this.rejectedClusters.has(name)) continue;
       expect(cluster.held.has(name), `${this.step}: ${this.proxy.id} ${when}: a route points at cluster ${name}, not held`).toBe(true);
     }
   }

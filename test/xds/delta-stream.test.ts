@@ -262,6 +262,26 @@ describe.each([
     expect([...c.holdings("cluster").keys()].sort()).toEqual(["outbound|api", "outbound|web"]);
   });
 
+  it("on reconnect resends the endpoints of clusters updated in the first CDS response, in answer to the first EDS request", () => {
+    c.request("cluster");
+    c.ack("cluster");
+    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
+    c.ack("endpoint");
+    const clusters = Object.fromEntries(c.holdings("cluster"));
+    const endpoints = Object.fromEntries(c.holdings("endpoint"));
+    // api turns gRPC while the client is away: its cluster changes, its endpoints do not.
+    const grpcApi = { ...httpService("api", ["10.0.0.1"]), protocol: "grpc" as const };
+    cache.setSnapshot(buildSnapshot(registryOf(grpcApi, httpService("db", ["10.0.0.2"])), emptyRules));
+    const again = new Client(cache);
+    again.request("cluster", { initial: clusters });
+    expect(names(again.last())).toEqual(["outbound|api"]);
+    // Envoy re-creates api and waits for its endpoints, though it holds them at this version.
+    again.request("endpoint", { subscribe: ["outbound|api", "outbound|db"], initial: endpoints });
+    expect(again.last().typeUrl).toBe(TYPE_URLS.endpoint);
+    expect(names(again.last())).toEqual(["outbound|api"]);
+    expect(again.last().resources[0]?.version).toBe(endpoints["outbound|api"]);
+  });
+
   it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
     c.request("cluster");
     c.ack("cluster");

@@ -9,6 +9,7 @@ import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/ro
 import { HttpConnectionManagerSchema } from "../../src/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
 import type { Service } from "../../src/model/registry.ts";
+import { emptyClusterPolicies, type LoadBalancing } from "../../src/model/cluster-policies.ts";
 import type { HttpRoute, RuleSet, ServiceDependency, Subset } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import type { ResourceKind } from "../../src/translate/resource-types.ts";
@@ -136,6 +137,8 @@ interface MeshState {
   timeouts: Set<string>;
   /** The client service's declared dependencies (null: none declared, so it may call every service). */
   dependencies: string[] | null;
+  /** Services balanced by least request: their clusters change in place (same names, new content). */
+  leastRequest: Set<string>;
 }
 
 function serviceOf(name: string, index: number, moved: number): Service {
@@ -174,7 +177,19 @@ function meshSnapshot(mesh: MeshState) {
     if (mesh.subsets.get(service) == null) routes.push(route({ id: `timeout-${service}`, destination: service, timeoutMs: 2500 }));
   }
   const dependencies: ServiceDependency[] = (mesh.dependencies ?? []).map((dependsOn) => ({ service: "client", dependsOn }));
-  const rules: RuleSet = { subsets, httpRoutes: routes, rejected: [], dependencies };
+  const loadBalancing: LoadBalancing[] = [...mesh.leastRequest].map((destination) => ({
+    id: `lb-${destination}`,
+    destination,
+    algorithm: "least_request",
+    choiceCount: null,
+    ringMinSize: null,
+    ringMaxSize: null,
+    maglevTableSize: null,
+    localityWeighted: false,
+    panicThresholdPercent: null,
+    slowStart: null,
+  }));
+  const rules: RuleSet = { subsets, httpRoutes: routes, rejected: [], dependencies, clusterPolicies: { ...emptyClusterPolicies, loadBalancing } };
   return buildSnapshot(registryOf(...mesh.present.map((name) => serviceOf(name, POOL.indexOf(name), mesh.moved))), rules);
 }
 
@@ -193,7 +208,7 @@ export function walk(
   const rng = seededRandom(seed);
   const pick = <T,>(items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T;
   const cache = new ResourceCache(translate, () => [], logger);
-  const mesh: MeshState = { present: POOL.slice(0, 4), moved: 0, subsets: new Map(), timeouts: new Set(), dependencies: null };
+  const mesh: MeshState = { present: POOL.slice(0, 4), moved: 0, subsets: new Map(), timeouts: new Set(), dependencies: null, leastRequest: new Set() };
   cache.setSnapshot(meshSnapshot(mesh));
   const clients = clientsOf(cache, rng);
   const lasting = clients.length;
@@ -232,11 +247,16 @@ export function walk(
         const service = pick(POOL);
         if (mesh.timeouts.has(service)) mesh.timeouts.delete(service);
         else mesh.timeouts.add(service);
+      } else if (change < 0.92) {
+        // A service's clusters change in place: Envoy re-creates them and waits for their endpoints.
+        const service = pick(POOL);
+        if (mesh.leastRequest.has(service)) mesh.leastRequest.delete(service);
+        else mesh.leastRequest.add(service);
       } else {
         // The client service declares (other) dependencies, or none: its scope grows or shrinks.
         mesh.dependencies = rng() < 0.3 ? null : POOL.filter((service) => service !== "client" && rng() < 0.5);
       }
-      what = `mesh ${JSON.stringify({ ...mesh, subsets: [...mesh.subsets], timeouts: [...mesh.timeouts] })}`;
+      what = `mesh ${JSON.stringify({ ...mesh, subsets: [...mesh.subsets], timeouts: [...mesh.timeouts], leastRequest: [...mesh.leastRequest] })}`;
       for (const client of clients) client.step = `step ${step} (${what}), seed ${seed}`;
       if (debugClient) console.log(`== step ${step} ${what}`);
       cache.setSnapshot(meshSnapshot(mesh));
@@ -266,7 +286,7 @@ export function walk(
     }
     check(`step ${step} (${what})`);
   }
-  for (const client of clients.slice(0, lasting)) expect(client.responses).toBeGreaterThan(steps / 4);
+  for (const client of clients.slice(0, lasting)) expect(client.responses).toBeGreaterThan(steps / 5);
   if (spawn) expect(spawnedEver, "proxies that connected partway").toBeGreaterThan(0);
 }
 
