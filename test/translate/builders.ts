@@ -1,5 +1,6 @@
 import type { Proxy } from "../../src/model/proxy.ts";
 import type { Instance, RegistryState, Service } from "../../src/model/registry.ts";
+import type { LoadBalancing } from "../../src/model/cluster-policies.ts";
 import type { HttpRoute } from "../../src/model/rules.ts";
 
 /** Builders for golden scenarios: only what a scenario cares about is spelled out. */
@@ -50,4 +51,18 @@ export function sidecar(id: string, service: string, appPort: number): Proxy {
 /** A proxyless gRPC client of `service`, identified by its user agent. */
 export function proxyless(id: string, service: string, userAgent: string): Proxy {
   return { id, service, kind: "grpc", inboundPort: null, appPort: null, outboundPort: 15001, userAgent };
+}
+
+/** A load_balancing row; what is not given is left to Envoy's defaults. */
+export function loadBalancing(partial: Partial<LoadBalancing> & Pick<LoadBalancing, "id" | "destination" | "algorithm">): LoadBalancing {
+  return {
+    choiceCount: null,
+    ringMinSize: null,
+    ringMaxSize: null,
+    maglevTableSize: null,
+    localityWeighted: false,
+    panicThresholdPercent: null,
+    slowStart: null,
+    ...partial,
+  };
 }

@@ -13,6 +13,7 @@ import { SCHEMAS } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { envoyRegistry } from "../../src/validate/pgv.ts";
 import { viewKey } from "../../src/xds/node.ts";
+import { loadBalancing } from "./builders.ts";
 
 /** Focused checks of the cluster-side translation (the golden scenario "cluster-policies" shows the whole output). */
 
@@ -30,18 +31,7 @@ const web = (instances: Instance[]): Service => ({ name: "web", protocol: "http"
 const db: Service = { name: "db", protocol: "tcp", port: 5432, instances: [instance("db-1", "db")] };
 
 function lb(destination: string | null, algorithm: LoadBalancing["algorithm"], id = "1"): LoadBalancing {
-  return {
-    id,
-    destination,
-    algorithm,
-    choiceCount: null,
-    ringMinSize: null,
-    ringMaxSize: null,
-    maglevTableSize: null,
-    localityWeighted: false,
-    panicThresholdPercent: null,
-    slowStart: null,
-  };
+  return loadBalancing({ id, destination, algorithm });
 }
 
 function conn(id: string, destination: string | null, set: Partial<ConnectionPolicy>): ConnectionPolicy {

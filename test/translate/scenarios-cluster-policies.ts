@@ -4,13 +4,12 @@ import type {
   ConnectionPolicy,
   HashPolicyRule,
   HealthCheck,
-  LoadBalancing,
   OutlierDetection,
 } from "../../src/model/cluster-policies.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
 import type { Instance, RegistryState } from "../../src/model/registry.ts";
 import type { RuleSet } from "../../src/model/rules.ts";
-import { instance as plainInstance, route, service } from "./builders.ts";
+import { loadBalancing, instance as plainInstance, route, service } from "./builders.ts";
 
 const instance = (partial: Parameters<typeof plainInstance>[0]): Instance => plainInstance({ region: "eu", zone: "a", ...partial });
 
@@ -46,18 +45,7 @@ const instance = (partial: Parameters<typeof plainInstance>[0]): Instance => pla
 
 
 
-function lb(partial: Partial<LoadBalancing> & Pick<LoadBalancing, "id" | "destination" | "algorithm">): LoadBalancing {
-  return {
-    choiceCount: null,
-    ringMinSize: null,
-    ringMaxSize: null,
-    maglevTableSize: null,
-    localityWeighted: false,
-    panicThresholdPercent: null,
-    slowStart: null,
-    ...partial,
-  };
-}
+const lb = loadBalancing;
 
 function hash(partial: Partial<HashPolicyRule> & Pick<HashPolicyRule, "id" | "destination" | "hashOn">): HashPolicyRule {
   return { source: null, routeId: null, position: 0, name: null, cookieTtlMs: null, cookiePath: null, terminal: false, ...partial };

@@ -6,11 +6,10 @@ import type { Proxy } from "../../src/model/proxy.ts";
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import type { ResourceCache } from "../../src/xds/cache.ts";
 import { DeltaStream } from "../../src/xds/delta-stream.ts";
-import { withNonce } from "../../src/xds/encoding.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { sidecar } from "../translate/builders.ts";
-import { debugClient, edsNames, logger, rdsNames, resourceName, routedClusters, seeds, walk, type WalkClient } from "./envoy-walk.ts";
+import { debugClient, edsNames, logger, rdsNames, resourceName, routedClusters, seeds, Transport, walk, type WalkClient } from "./envoy-walk.ts";
 
 /**
  * Random walks of a mesh (envoy-walk.ts) served to delta ADS clients that
@@ -54,10 +53,7 @@ class DeltaEnvoyClient implements WalkClient {
     ]),
   ) as Record<ResourceKind, TypeState>;
   stream!: DeltaStream;
-  private readonly inbox: { response: DeltaDiscoveryResponse; seq: number }[] = [];
-  private written = 0;
-  /** The stream's callback for when a full transport drains. */
-  private drained: (() => void) | null = null;
+  private readonly transport: Transport<DeltaDiscoveryResponse>;
   responses = 0;
   step = "connecting";
   /** Reconnected while listeners or routes were rejected, and not accepted new routes since. */
@@ -71,6 +67,7 @@ class DeltaEnvoyClient implements WalkClient {
     private readonly rng: () => number,
     private readonly legacyWildcard: boolean,
   ) {
+    this.transport = new Transport(rng, (bytes) => fromBinary(DeltaDiscoveryResponseSchema, bytes));
     this.connect();
   }
 
@@ -84,16 +81,10 @@ class DeltaEnvoyClient implements WalkClient {
 
   connect(): void {
     this.stream?.close();
-    this.inbox.length = 0;
-    this.drained = null;
     this.stream = new DeltaStream(
       { streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} },
       this.cache,
-      {
-        // Now and then the transport is full: the stream waits for it to drain (a slow proxy).
-        write: (body, nonce) => (this.inbox.push({ response: fromBinary(DeltaDiscoveryResponseSchema, withNonce(body, nonce)), seq: ++this.written }), this.rng() >= 0.1),
-        onDrain: (callback) => void (this.drained = callback),
-      },
+      this.transport.sink(),
       new XdsMetrics(),
       logger,
     );
@@ -128,18 +119,7 @@ class DeltaEnvoyClient implements WalkClient {
   }
 
   drain(): void {
-    for (;;) {
-      const next = this.inbox.shift();
-      if (next) {
-        this.receive(next.response, next.seq);
-        continue;
-      }
-      // All read: the transport drains, and a stream that waited for it writes what it held back.
-      const drained = this.drained;
-      if (!drained) return;
-      this.drained = null;
-      drained();
-    }
+    this.transport.drain((response, seq) => this.receive(response, seq));
   }
 
   private receive(response: DeltaDiscoveryResponse, seq: number): void {
@@ -174,7 +154,7 @@ class DeltaEnvoyClient implements WalkClient {
       for (const resource of response.resources) state.rejected.set(resource.name, resource.version);
       if (kind === "cluster") for (const resource of response.resources) this.rejectedClusters.add(resource.name);
       for (const name of response.removedResources) state.rejected.set(name, "");
-      state.rejectedAt = this.written;
+      state.rejectedAt = this.transport.written;
       this.request(kind, { nonce: response.nonce, error: "rejected by the walk" });
       return;
     }
@@ -212,7 +192,7 @@ class DeltaEnvoyClient implements WalkClient {
       state.waiting.add(name);
     }
     for (const name of unsubscribe) {
-      state.unsubscribedAt.set(name, this.written);
+      state.unsubscribedAt.set(name, this.transport.written);
       state.names.delete(name);
       state.held.delete(name);
       state.versions.delete(name);

@@ -9,14 +9,16 @@ import { RouteConfigurationSchema } from "../../src/gen/envoy/config/route/v3/ro
 import { HttpConnectionManagerSchema } from "../../src/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.ts";
 import type { Proxy } from "../../src/model/proxy.ts";
 import type { Service } from "../../src/model/registry.ts";
-import { emptyClusterPolicies, type LoadBalancing } from "../../src/model/cluster-policies.ts";
+import { emptyClusterPolicies } from "../../src/model/cluster-policies.ts";
 import type { HttpRoute, RuleSet, ServiceDependency, Subset } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
 import type { ResourceKind } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
+import { withNonce } from "../../src/xds/encoding.ts";
+import type { ResponseSink } from "../../src/xds/xds-stream.ts";
 import { seededRandom } from "../support/seeded-random.ts";
-import { instance, registryOf, route } from "../translate/builders.ts";
+import { instance, loadBalancing as lb, registryOf, route } from "../translate/builders.ts";
 
 /**
  * The mesh random walks of Envoy-like clients share (sotw-walk.test.ts,
@@ -110,6 +112,48 @@ export function routedClusters(routes: Held, listeners: Held): Set<string> {
 
 export const sameHeld = (a: Held, b: Held): boolean => a.size === b.size && [...a].every(([name, value]) => b.get(name) === value);
 
+/**
+ * A client's end of its stream's transport: the responses the stream wrote,
+ * numbered, read in order; now and then full, so the stream waits for it to
+ * drain (a slow proxy).
+ */
+export class Transport<R> {
+  private readonly inbox: { readonly response: R; readonly seq: number }[] = [];
+  private drained: (() => void) | null = null;
+  /** Responses written so far: one written before the client's NACK was read was in flight. */
+  written = 0;
+
+  constructor(
+    private readonly rng: () => number,
+    private readonly decode: (bytes: Uint8Array) => R,
+  ) {}
+
+  /** A new stream: nothing of the old one's is left to read. */
+  sink(): ResponseSink {
+    this.inbox.length = 0;
+    this.drained = null;
+    return {
+      write: (body, nonce) => (this.inbox.push({ response: this.decode(withNonce(body, nonce)), seq: ++this.written }), this.rng() >= 0.1),
+      onDrain: (callback) => void (this.drained = callback),
+    };
+  }
+
+  /** Reads every response; once all is read the transport drains, and a stream that waited writes what it held back. */
+  drain(receive: (response: R, seq: number) => void): void {
+    for (;;) {
+      const next = this.inbox.shift();
+      if (next) {
+        receive(next.response, next.seq);
+        continue;
+      }
+      const drained = this.drained;
+      if (!drained) return;
+      this.drained = null;
+      drained();
+    }
+  }
+}
+
 /** A client of the walk: one proxy's stream and what it holds. */
 export interface WalkClient {
   readonly proxy: Proxy;
@@ -177,18 +221,7 @@ function meshSnapshot(mesh: MeshState) {
     if (mesh.subsets.get(service) == null) routes.push(route({ id: `timeout-${service}`, destination: service, timeoutMs: 2500 }));
   }
   const dependencies: ServiceDependency[] = (mesh.dependencies ?? []).map((dependsOn) => ({ service: "client", dependsOn }));
-  const loadBalancing: LoadBalancing[] = [...mesh.leastRequest].map((destination) => ({
-    id: `lb-${destination}`,
-    destination,
-    algorithm: "least_request",
-    choiceCount: null,
-    ringMinSize: null,
-    ringMaxSize: null,
-    maglevTableSize: null,
-    localityWeighted: false,
-    panicThresholdPercent: null,
-    slowStart: null,
-  }));
+  const loadBalancing = [...mesh.leastRequest].map((destination) => lb({ id: `lb-${destination}`, destination, algorithm: "least_request" }));
   const rules: RuleSet = { subsets, httpRoutes: routes, rejected: [], dependencies, clusterPolicies: { ...emptyClusterPolicies, loadBalancing } };
   return buildSnapshot(registryOf(...mesh.present.map((name) => serviceOf(name, POOL.indexOf(name), mesh.moved))), rules);
 }

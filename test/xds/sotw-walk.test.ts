@@ -5,12 +5,11 @@ import { DiscoveryRequestSchema, DiscoveryResponseSchema, type DiscoveryResponse
 import type { Proxy } from "../../src/model/proxy.ts";
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import type { ResourceCache } from "../../src/xds/cache.ts";
-import { withNonce } from "../../src/xds/encoding.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { decodeDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { SotwStream } from "../../src/xds/sotw-stream.ts";
 import { proxyless, sidecar } from "../translate/builders.ts";
-import { debugClient, edsNames, logger, rdsNames, resourceName, routedClusters, sameHeld, seeds, walk, type Held, type WalkClient } from "./envoy-walk.ts";
+import { debugClient, edsNames, logger, rdsNames, resourceName, routedClusters, sameHeld, seeds, Transport, walk, type Held, type WalkClient } from "./envoy-walk.ts";
 
 /**
  * Random walks of a mesh (envoy-walk.ts) served to state-of-the-world ADS
@@ -68,11 +67,7 @@ class SotwClient implements WalkClient {
     RESOURCE_KINDS.map((kind): [ResourceKind, TypeState] => [kind, { version: "", nonce: "", held: new Map(), names: [], rejected: null, rejectedAt: 0, warming: false, partial: false }]),
   ) as Record<ResourceKind, TypeState>;
   stream!: SotwStream;
-  private readonly inbox: { response: DiscoveryResponse; seq: number }[] = [];
-  /** Responses the stream has written: those written before a NACK was read were in flight. */
-  private written = 0;
-  /** The stream's callback for when a full transport drains. */
-  private drained: (() => void) | null = null;
+  private readonly transport: Transport<DiscoveryResponse>;
   /** Types a request was sent for since their last response: a response that changes nothing must answer one. */
   private readonly asked = new Set<ResourceKind>();
   responses = 0;
@@ -89,6 +84,7 @@ class SotwClient implements WalkClient {
     private readonly rng: () => number,
     private readonly flavour: Flavour,
   ) {
+    this.transport = new Transport(rng, (bytes) => fromBinary(DiscoveryResponseSchema, bytes));
     if (flavour.kind === "grpc") this.types.listener.names = [...flavour.targets].sort();
     this.connect();
   }
@@ -115,17 +111,11 @@ class SotwClient implements WalkClient {
   connect(): void {
     this.reconnected ||= this.stream !== undefined;
     this.stream?.close();
-    this.inbox.length = 0;
-    this.drained = null;
     this.asked.clear();
     this.stream = new SotwStream(
       { streamId: 1, proxy: this.proxy, protocol: "sotw", connectedAt: "", types: {} },
       this.cache,
-      {
-        // Now and then the transport is full: the stream waits for it to drain (a slow proxy).
-        write: (body, nonce) => (this.inbox.push({ response: fromBinary(DiscoveryResponseSchema, withNonce(body, nonce)), seq: ++this.written }), this.rng() >= 0.1),
-        onDrain: (callback) => void (this.drained = callback),
-      },
+      this.transport.sink(),
       new XdsMetrics(),
       logger,
     );
@@ -155,18 +145,7 @@ class SotwClient implements WalkClient {
 
   /** Applies (or rejects) every response received, in order, answering each as Envoy does. */
   drain(): void {
-    for (;;) {
-      const next = this.inbox.shift();
-      if (next) {
-        this.receive(next.response, next.seq);
-        continue;
-      }
-      // All read: the transport drains, and a stream that waited for it writes what it held back.
-      const drained = this.drained;
-      if (!drained) return;
-      this.drained = null;
-      drained();
-    }
+    this.transport.drain((response, seq) => this.receive(response, seq));
   }
 
   private receive(response: DiscoveryResponse, seq: number): void {
@@ -192,7 +171,7 @@ class SotwClient implements WalkClient {
     if (this.rng() < 0.05 && !sameHeld(content, state.held)) {
       // Rejected: the client keeps what it had and says so with its last accepted version.
       state.rejected = content;
-      state.rejectedAt = this.written;
+      state.rejectedAt = this.transport.written;
       this.request(kind, names, "rejected by the walk");
       return;
     }
