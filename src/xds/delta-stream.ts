@@ -28,8 +28,9 @@ import { perKind, XdsStream } from "./xds-stream.ts";
  *    `Resource` bytes are encoded once per version and shared by every stream.
  *  - the same rules as state of the world: push in make-before-break order
  *    (clusters, endpoints, listeners, routes); remove clusters only once the
- *    listeners and routes are ACKed (not while rejected); when a cluster is updated, resend its
- *    endpoints (Envoy re-creates the cluster and waits for them); on NACK
+ *    listeners and routes are ACKed (not while rejected); when a cluster is
+ *    updated, resend its endpoints (Envoy re-creates the cluster and waits
+ *    for them, even on a reconnect before it asks for any); on NACK
  *    record the error, keep the proxy on what it accepted and never resend the
  *    rejected versions (they count as what the client has, so only new
  *    content is sent).

@@ -50,6 +50,9 @@ interface TypeState {
   readonly status: TypeStatus;
 }
 
+/** What a type's client has ACKed before its first ACK; never written to. */
+const NOTHING_ACCEPTED: ReadonlyMap<string, EncodedResource> = new Map();
+
 export class SotwStream extends XdsStream {
   private readonly types = perKind<TypeState>();
   /** Clusters kept in CDS only until new listeners and routes are ACKed. */
@@ -150,7 +153,7 @@ export class SotwStream extends XdsStream {
         wildcard: false,
         lastNonce: null,
         sent: new Map(),
-        accepted: new Map(),
+        accepted: NOTHING_ACCEPTED,
         rejectedVersion: null,
         resendOnRequest: this.owedFirst?.delete(kind) ?? false,
         answerDeferred: false,
