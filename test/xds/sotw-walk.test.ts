@@ -265,6 +265,11 @@ describe("SotW streams on a random walk", () => {
         new SotwClient(cache, sidecar("a-1", "a", 8080), rng, { kind: "envoy", legacyWildcard: false }),
         // Proxyless gRPC, dialing services that come and go.
         new SotwClient(cache, proxyless("grpc-1", "client", "grpc-node-js/1.12.0"), rng, { kind: "grpc", targets: ["a", "c", "f"] }),
-      ], (cache, rng, id, service) => new SotwClient(cache, sidecar(id, service, 8080), rng, { kind: "envoy", legacyWildcard: rng() < 0.5 })));
+      ], (cache, rng, id, service) =>
+        // Sidecars of either wildcard, or gRPC clients dialing a few services.
+        rng() < 0.7
+          ? new SotwClient(cache, sidecar(id, service, 8080), rng, { kind: "envoy", legacyWildcard: rng() < 0.5 })
+          : new SotwClient(cache, proxyless(id, service, "grpc-node-js/1.12.0"), rng, { kind: "grpc", targets: ["a", "b", "c", "d", "e", "f", "client"].filter(() => rng() < 0.4) }),
+      ));
   }
 });
