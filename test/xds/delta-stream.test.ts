@@ -66,13 +66,19 @@ class Client {
   }
 
   last(kind?: ResourceKind): DeltaDiscoveryResponse {
-    const response = kind ? [...this.sent].reverse().find((r) => r.typeUrl === TYPE_URLS[kind]) : this.sent.at(-1);
+    const response = kind ? this.sent.findLast((r) => r.typeUrl === TYPE_URLS[kind]) : this.sent.at(-1);
     if (!response) throw new Error(`nothing sent${kind ? ` for ${kind}` : ""}`);
     return response;
   }
 
   ack(kind: ResourceKind): void {
     this.request(kind, { nonce: this.last(kind).nonce });
+  }
+
+  /** A first request subscribing to `subscribe` (none: a wildcard), and the ACK of its answer. */
+  accept(kind: ResourceKind, subscribe?: string[]): void {
+    this.request(kind, subscribe ? { subscribe } : {});
+    this.ack(kind);
   }
 
   /** Everything this client holds per kind: name -> version, applying every response. */
@@ -144,8 +150,7 @@ describe.each([
   });
 
   it("after changes sent on the fast path, still knows what the client holds when its subscription changes", () => {
-    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
-    c.ack("endpoint");
+    c.accept("endpoint", ["outbound|api", "outbound|db"]);
     set(registryOf(httpService("api", ["10.0.0.7"]), httpService("db", ["10.0.0.2"])));
     c.ack("endpoint");
     set(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.2"])));
@@ -179,15 +184,13 @@ describe.each([
   });
 
   it("answers a re-subscription to a resource the client already has (it may have forgotten it)", () => {
-    c.request("endpoint", { subscribe: ["outbound|api"] });
-    c.ack("endpoint");
+    c.accept("endpoint", ["outbound|api"]);
     c.request("endpoint", { subscribe: ["outbound|api"] });
     expect(names(c.last())).toEqual(["outbound|api"]);
   });
 
   it("stops sending an unsubscribed resource, without a response", () => {
-    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
-    c.ack("endpoint");
+    c.accept("endpoint", ["outbound|api", "outbound|db"]);
     const count = c.sent.length;
     c.request("endpoint", { unsubscribe: ["outbound|api"] });
     expect(c.sent).toHaveLength(count);
@@ -196,21 +199,16 @@ describe.each([
   });
 
   it("under a wildcard, answers an unsubscribed name with the resource when the wildcard still covers it", () => {
-    c.request("cluster", { subscribe: ["*", "outbound|api"] });
-    c.ack("cluster");
+    c.accept("cluster", ["*", "outbound|api"]);
     c.request("cluster", { unsubscribe: ["outbound|api"] });
     expect(names(c.last())).toEqual(["outbound|api"]);
   });
 
   it("reports removed resources, and removes clusters only after listeners and routes are ACKed", () => {
-    c.request("cluster");
-    c.ack("cluster");
-    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
-    c.ack("endpoint");
-    c.request("listener");
-    c.ack("listener");
-    c.request("route", { subscribe: ["outbound|http"] });
-    c.ack("route");
+    c.accept("cluster");
+    c.accept("endpoint", ["outbound|api", "outbound|db"]);
+    c.accept("listener");
+    c.accept("route", ["outbound|http"]);
     const before = c.sent.length;
     set(registryOf(httpService("api", ["10.0.0.1"])));
     // db's endpoints and virtual host go now; its cluster waits for the route ACK.
@@ -224,12 +222,9 @@ describe.each([
   });
 
   it("keeps a removed cluster while the routes that stopped using it are rejected (the proxy still runs the old ones)", () => {
-    c.request("cluster");
-    c.ack("cluster");
-    c.request("listener");
-    c.ack("listener");
-    c.request("route", { subscribe: ["outbound|http"] });
-    c.ack("route");
+    c.accept("cluster");
+    c.accept("listener");
+    c.accept("route", ["outbound|http"]);
     set(registryOf(httpService("api", ["10.0.0.1"])));
     c.request("route", { nonce: c.last("route").nonce, error: "route rejected" });
     // Another generation that changes nothing the routes hold: db's cluster still stays.
@@ -243,17 +238,13 @@ describe.each([
   });
 
   it("keeps that cluster after an ACK of other routes: the rejected one is still the old one", () => {
-    c.request("cluster");
-    c.ack("cluster");
-    c.request("listener");
-    c.ack("listener");
-    c.request("route", { subscribe: ["outbound|http"] });
-    c.ack("route");
+    c.accept("cluster");
+    c.accept("listener");
+    c.accept("route", ["outbound|http"]);
     set(registryOf(httpService("api", ["10.0.0.1"])));
     c.request("route", { nonce: c.last("route").nonce, error: "route rejected" });
     // The client subscribes to another route configuration and ACKs its answer.
-    c.request("route", { subscribe: ["inbound|15006"] });
-    c.ack("route");
+    c.accept("route", ["inbound|15006"]);
     set(registryOf(httpService("api", ["10.0.0.9"])));
     expect(c.holdings("cluster").has("outbound|db")).toBe(true);
     // Unsubscribing the rejected configuration, it no longer runs it: db goes.
@@ -263,10 +254,8 @@ describe.each([
   });
 
   it("on reconnect resends the endpoints of clusters updated in the first CDS response, in answer to the first EDS request", () => {
-    c.request("cluster");
-    c.ack("cluster");
-    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
-    c.ack("endpoint");
+    c.accept("cluster");
+    c.accept("endpoint", ["outbound|api", "outbound|db"]);
     const clusters = Object.fromEntries(c.holdings("cluster"));
     const endpoints = Object.fromEntries(c.holdings("endpoint"));
     // api turns gRPC while the client is away: its cluster changes, its endpoints do not.
@@ -283,14 +272,10 @@ describe.each([
   });
 
   it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
-    c.request("cluster");
-    c.ack("cluster");
-    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
-    c.ack("endpoint");
-    c.request("listener");
-    c.ack("listener");
-    c.request("route", { subscribe: ["outbound|http"] });
-    c.ack("route");
+    c.accept("cluster");
+    c.accept("endpoint", ["outbound|api", "outbound|db"]);
+    c.accept("listener");
+    c.accept("route", ["outbound|http"]);
     const before = c.sent.length;
     set(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("cache", ["10.0.0.3"])));
     expect(c.kinds(before)).toEqual(["Cluster", "RouteConfiguration"]);
@@ -298,10 +283,8 @@ describe.each([
   });
 
   it("resends a changed cluster's endpoints (Envoy waits for them) even when they did not change", () => {
-    c.request("cluster");
-    c.ack("cluster");
-    c.request("endpoint", { subscribe: ["outbound|api", "outbound|db"] });
-    c.ack("endpoint");
+    c.accept("cluster");
+    c.accept("endpoint", ["outbound|api", "outbound|db"]);
     const before = c.sent.length;
     set(registryOf({ ...httpService("api", ["10.0.0.1"]), protocol: "grpc" }, httpService("db", ["10.0.0.2"])));
     expect(c.kinds(before)).toEqual(["Cluster", "ClusterLoadAssignment"]);
@@ -334,8 +317,7 @@ describe.each([
   });
 
   it("on NACK records the error, keeps the proxy on what it accepted, and never resends the rejected versions", () => {
-    c.request("cluster");
-    c.ack("cluster");
+    c.accept("cluster");
     set(registryOf(httpService("api", ["10.0.0.1"]), { ...httpService("db", ["10.0.0.2"]), protocol: "grpc" }));
     const rejected = c.last("cluster");
     expect(names(rejected)).toEqual(["outbound|db"]);

@@ -77,16 +77,22 @@ class Harness {
     this.stream.handleRequest(viaWire ? decodeDiscoveryRequest(toBinary(DiscoveryRequestSchema, request)).request : request);
   }
 
-  last(): DiscoveryResponse {
-    const response = this.sent.at(-1);
-    if (!response) throw new Error("nothing sent");
+  /** The last response, or the last of `kind`. */
+  last(kind?: ResourceKind): DiscoveryResponse {
+    const response = kind ? this.sent.findLast((r) => r.typeUrl === TYPE_URLS[kind]) : this.sent.at(-1);
+    if (!response) throw new Error(`nothing sent${kind ? ` for ${kind}` : ""}`);
     return response;
   }
 
   ack(kind: ResourceKind, names: string[] = []): void {
-    const response = [...this.sent].reverse().find((r) => r.typeUrl === TYPE_URLS[kind]);
-    if (!response) throw new Error(`no ${kind} response to ACK`);
+    const response = this.last(kind);
     this.request(kind, { names, nonce: response.nonce, version: response.versionInfo });
+  }
+
+  /** A first request for `names` (none: a wildcard), and the ACK of its answer. */
+  accept(kind: ResourceKind, names: string[] = []): void {
+    this.request(kind, { names });
+    this.ack(kind, names);
   }
 
   kinds(from = 0): string[] {
@@ -150,11 +156,9 @@ describe.each([
   });
 
   it("pushes in make-before-break order: clusters, endpoints, listeners, routes", () => {
-    h.request("cluster");
-    h.ack("cluster");
+    h.accept("cluster");
     h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.request("listener");
-    h.ack("listener");
+    h.accept("listener");
     h.request("route", { names: ["outbound|http"] });
     const before = h.sent.length;
     h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("cache", ["10.0.0.3"])));
@@ -164,12 +168,9 @@ describe.each([
   });
 
   it("keeps a removed cluster until the routes that stopped using it are ACKed", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("listener");
-    h.ack("listener");
-    h.request("route", { names: ["outbound|http"] });
-    h.ack("route", ["outbound|http"]);
+    h.accept("cluster");
+    h.accept("listener");
+    h.accept("route", ["outbound|http"]);
     const before = h.sent.length;
     h.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
     // Routes change (db's virtual host goes); CDS is not allowed to drop db yet.
@@ -181,28 +182,24 @@ describe.each([
   });
 
   it("answers Envoy's EDS re-request after a cluster changed, even when endpoints did not", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    h.accept("cluster");
+    h.accept("endpoint", ["outbound|api", "outbound|db"]);
     const before = h.sent.length;
     // A new service: CDS changes (new cluster), api/db endpoints unchanged.
     h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
     expect(h.kinds(before)).toEqual(["Cluster"]);
     h.ack("cluster");
     // Envoy re-subscribes with the same nonce it last ACKed; it must get an answer.
-    const eds = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.endpoint);
+    const eds = h.last("endpoint");
     h.request("endpoint", { names: ["outbound|api", "outbound|db", "outbound|x"], nonce: eds?.nonce, version: eds?.versionInfo });
     expect(h.last().typeUrl).toBe(TYPE_URLS.endpoint);
     expect(names(h.last())).toEqual(["outbound|api", "outbound|db", "outbound|x"]);
   });
 
   it("answers an EDS request for the same names after the clusters changed (Envoy re-creates them and waits), and only then", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.ack("endpoint", ["outbound|api", "outbound|db"]);
-    const eds = () => [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.endpoint);
+    h.accept("cluster");
+    h.accept("endpoint", ["outbound|api", "outbound|db"]);
+    const eds = () => h.last("endpoint");
     const first = eds();
     // The same request again with nothing changed: no answer.
     const quiet = h.sent.length;
@@ -218,8 +215,7 @@ describe.each([
   });
 
   it("on NACK records the error, keeps the accepted version, and never resends the rejected content", () => {
-    h.request("cluster");
-    h.ack("cluster");
+    h.accept("cluster");
     const accepted = h.last().versionInfo;
     h.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("bad", ["10.0.0.3"])));
     const rejected = h.last();
@@ -239,12 +235,9 @@ describe.each([
   });
 
   it("keeps a removed cluster while the routes that stopped using it are rejected (the proxy still runs the old ones)", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("listener");
-    h.ack("listener");
-    h.request("route", { names: ["outbound|http"] });
-    h.ack("route", ["outbound|http"]);
+    h.accept("cluster");
+    h.accept("listener");
+    h.accept("route", ["outbound|http"]);
     const accepted = h.last().versionInfo;
     h.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
     const routes = h.last();
@@ -252,7 +245,7 @@ describe.each([
     h.request("route", { names: ["outbound|http"], nonce: routes.nonce, version: accepted, error: "route rejected" });
     // Another generation that does not change the clusters still keeps db: its old routes point at it.
     h.setRegistry(registryOf(httpService("api", ["10.0.0.9"])));
-    const clusters = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.cluster);
+    const clusters = h.last("cluster");
     expect(names(clusters!)).toEqual(["outbound|api", "outbound|db"]);
     // Once routes without db are ACKed, db goes.
     h.setRegistry(registryOf(httpService("api", ["10.0.0.9"]), httpService("web", ["10.0.0.7"])));
@@ -262,10 +255,8 @@ describe.each([
   });
 
   it("keeps a rejection standing when the next request still carries the version the client kept", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    h.accept("cluster");
+    h.accept("endpoint", ["outbound|api", "outbound|db"]);
     const accepted = h.last().versionInfo;
     h.setRegistry(registryOf(httpService("api", ["10.0.0.8"]), httpService("db", ["10.0.0.2"])));
     const rejected = h.last();
@@ -282,11 +273,9 @@ describe.each([
   });
 
   it("answers the EDS re-request after clusters change from what the client accepted, though not from what it rejected", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.ack("endpoint", ["outbound|api", "outbound|db"]);
-    const accepted = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.cluster)!.versionInfo;
+    h.accept("cluster");
+    h.accept("endpoint", ["outbound|api", "outbound|db"]);
+    const accepted = h.last("cluster").versionInfo;
     const eds = h.last();
     // api turns gRPC (its cluster changes) and x joins; the client rejects those clusters.
     const grpcApi = { ...httpService("api", ["10.0.0.1"]), protocol: "grpc" as const };
@@ -304,11 +293,9 @@ describe.each([
   });
 
   it("answers a reconnecting client's first EDS request when its first CDS response changed clusters, though it holds those endpoints", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.ack("endpoint", ["outbound|api", "outbound|db"]);
-    const clusters = [...h.sent].reverse().find((r) => r.typeUrl === TYPE_URLS.cluster)!.versionInfo;
+    h.accept("cluster");
+    h.accept("endpoint", ["outbound|api", "outbound|db"]);
+    const clusters = h.last("cluster").versionInfo;
     const endpoints = h.last().versionInfo;
     // A new stream: clusters changed while the client was away (x joined), endpoints of api and db did not.
     const again = new Harness();
@@ -322,10 +309,8 @@ describe.each([
   });
 
   it("answers a reconnected client's second first request (new names, before it read the first answer) though it reports their version", () => {
-    h.request("cluster");
-    h.ack("cluster");
-    h.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    h.ack("endpoint", ["outbound|api", "outbound|db"]);
+    h.accept("cluster");
+    h.accept("endpoint", ["outbound|api", "outbound|db"]);
     const both = h.last().versionInfo;
     // On a new stream the client, which since dropped db, asks for api with the version it kept
     // (that of api and db), then, before reading the answer, for api and db again.
@@ -341,10 +326,8 @@ describe.each([
   it("answers an EDS re-request that arrived while the transport was full once it drains", () => {
     const full = new Harness({ fullAfter: 3 });
     full.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
-    full.request("cluster");
-    full.ack("cluster");
-    full.request("endpoint", { names: ["outbound|api", "outbound|db"] });
-    full.ack("endpoint", ["outbound|api", "outbound|db"]);
+    full.accept("cluster");
+    full.accept("endpoint", ["outbound|api", "outbound|db"]);
     const eds = full.last();
     // A cluster joins; writing its CDS response fills the transport.
     full.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]), httpService("x", ["10.0.0.5"])));
