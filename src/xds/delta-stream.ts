@@ -553,7 +553,7 @@ export class DeltaStream extends XdsStream {
     const body = responseBody(TYPE_URLS[state.kind], systemVersion, send, removed);
     this.send(state, body, systemVersion, send, removed);
 
-    if (updatedClusters.length > 0) this.resendEndpoints(updatedClusters);
+    for (const name of updatedClusters) this.resendEndpoints(name);
   }
 
   /**
@@ -693,7 +693,7 @@ export class DeltaStream extends XdsStream {
     const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
     const body = whole ? moveBody(move, typeUrl) : responseBody(typeUrl, systemVersion, sent, removed);
     this.send(state, body, systemVersion, sent, removed);
-    if (state.kind === "cluster") this.resendEndpoints(sent.filter((resource) => from.has(resource.name) && !held?.has(resource.name)).map((resource) => resource.name));
+    if (state.kind === "cluster") for (const resource of sent) if (from.has(resource.name) && !held?.has(resource.name)) this.resendEndpoints(resource.name);
     return true;
   }
 
@@ -702,11 +702,10 @@ export class DeltaStream extends XdsStream {
    * asking for them again: resend them, on the next push or, when no endpoint
    * request came yet on this stream (a reconnect), in answer to the first.
    */
-  private resendEndpoints(clusters: readonly string[]): void {
+  private resendEndpoints(cluster: string): void {
     const endpoints = this.types.endpoint;
-    if (endpoints?.started) {
-      for (const name of clusters) if (this.covers(endpoints, name)) mustAnswerName(endpoints, name);
-    } else for (const name of clusters) (this.endpointsOwed ??= new Set()).add(name);
+    if (!endpoints?.started) (this.endpointsOwed ??= new Set()).add(cluster);
+    else if (this.covers(endpoints, cluster)) mustAnswerName(endpoints, cluster);
   }
 
   /** Whether the type's subscription covers `name`. */
