@@ -19,7 +19,9 @@ export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
  *    and routes that stopped using them (not while it rejects them);
  *  - after a cluster (listener) changes from what the proxy last ACKed, Envoy
  *    re-requests its endpoints (routes) and waits for them: answer that request
- *    even if nothing else changed;
+ *    even if nothing else changed. A single-type EDS (RDS) stream cannot see
+ *    the clusters (listeners) change: it answers a request that repeats one
+ *    already answered;
  *  - on NACK keep the last accepted version and never resend the rejected
  *    content; a request still carrying the kept version does not end that.
  *
@@ -73,6 +75,11 @@ export class SotwStream extends XdsStream {
     const shared = !sameWire && wire !== undefined ? subscriptions.fromWire(kind, wire) : undefined;
     const names = sameWire ? listed.names : shared !== undefined ? shared.names : request.resourceNames;
     const verdict = classifyRequest({ responseNonce: request.responseNonce, resourceNames: names, errorMessage }, state);
+    // The request repeats the previous one, answering nothing new: the client
+    // answered this response already, or it had no response yet to answer.
+    const repeated =
+      listed !== null && errorMessage === null && (verdict.kind === "ack" ? state.status.state !== "pending" : verdict.kind === "initial" && state.lastNonce === null);
+    const warming = repeated && this.parentElsewhere(kind);
     if (verdict.kind === "stale") {
       this.metrics.staleRequests.inc({ type: kind });
       return;
@@ -87,7 +94,7 @@ export class SotwStream extends XdsStream {
       // (new names), and what it reports predates it.
       const view = this.view();
       const target = view ? this.target(state, view) : null;
-      const reconnectClaim = state.lastNonce === null && !state.resendOnRequest;
+      const reconnectClaim = state.lastNonce === null && !state.resendOnRequest && !warming;
       if (target && target.version !== "" && reconnectClaim && hasVersion(request, target.version)) {
         state.sent = target.resources;
         state.accepted = target.resources;
@@ -120,7 +127,24 @@ export class SotwStream extends XdsStream {
         this.onAck(kind);
       }
     }
-    if (verdict.subscriptionChanged || state.resendOnRequest) this.push(state, state.resendOnRequest);
+    const force = state.resendOnRequest || warming;
+    if (verdict.subscriptionChanged || force) this.push(state, force);
+  }
+
+  /**
+   * Endpoints (routes) served without their clusters (listeners): a
+   * single-type EDS (RDS) stream. A cluster (listener) that changed on the
+   * proxy's other stream is re-created and waits for its endpoints (routes),
+   * and the proxy asks for them again with the request it already sent: the
+   * same nonce, answered already (or none, when this stream has not answered
+   * yet, as after a reconnect whose first request claimed the current
+   * version). The stream answers such a request, as an ADS stream answers the
+   * re-request after clusters it sent changed (resendOnRequest).
+   */
+  private parentElsewhere(kind: ResourceKind): boolean {
+    if (kind === "endpoint") return !this.serves("cluster");
+    if (kind === "route") return !this.serves("listener");
+    return false;
   }
 
   /** The cache has a new generation (or the stream drained): bring every type up to date. */

@@ -76,10 +76,15 @@ export abstract class XdsStream {
   /** The cache has new content (or the stream drained): bring every type up to date. */
   abstract refresh(): void;
 
+  /** Whether this stream serves `kind` (ADS serves every kind; a single-type service its own). */
+  protected serves(kind: ResourceKind): boolean {
+    return this.allowedKinds.includes(kind);
+  }
+
   /** The resource kind a request is for; throws a user-facing error for one this stream does not serve. */
   protected kindOf(typeUrl: string): ResourceKind {
     const kind = kindOfTypeUrl(typeUrl);
-    if (!kind || !this.allowedKinds.includes(kind)) throw new UnsupportedTypeError(typeUrl);
+    if (!kind || !this.serves(kind)) throw new UnsupportedTypeError(typeUrl);
     return kind;
   }
 

@@ -138,6 +138,11 @@ export class Transport<R> {
     };
   }
 
+  /** Nothing left to read, and no stream waiting for the transport to drain. */
+  get idle(): boolean {
+    return this.inbox.length === 0 && this.drained === null;
+  }
+
   /** Reads every response; once all is read the transport drains, and a stream that waited writes what it held back. */
   drain(receive: (response: R, seq: number) => void): void {
     for (;;) {

@@ -39,8 +39,8 @@ class Harness {
   readonly stream: SotwStream;
   private drained: (() => void) | null = null;
 
-  /** `fullAfter`: the transport is full once that many responses are written (until drain()). */
-  constructor(private readonly options: { fullAfter?: number } = {}) {
+  /** `fullAfter`: the transport is full once that many responses are written (until drain()); `kinds`: a single-type service's. */
+  constructor(private readonly options: { fullAfter?: number; kinds?: readonly ResourceKind[] } = {}) {
     this.stream = new SotwStream(
       this.status,
       this.cache,
@@ -50,6 +50,7 @@ class Harness {
       },
       new XdsMetrics(),
       logger,
+      options.kinds,
     );
   }
 
@@ -337,6 +338,58 @@ describe.each([
     expect(full.sent).toHaveLength(3);
     full.drain();
     expect(full.kinds(3)).toEqual(["ClusterLoadAssignment"]);
+  });
+
+  it("answers a single-type EDS (RDS) stream's repeated request, which Envoy sends when a cluster (listener) changed on its other stream", () => {
+    for (const [kind, names] of [["endpoint", ["outbound|api", "outbound|db"]], ["route", ["outbound|http"]]] as const) {
+      const single = new Harness({ kinds: [kind] });
+      single.setRegistry(registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"])));
+      single.accept(kind, [...names]);
+      const first = single.last(kind);
+      expect(first.resources.length, kind).toBeGreaterThan(0);
+      // The request it already sent, again: the stream cannot see the parent change, so it answers.
+      single.request(kind, { names: [...names], nonce: first.nonce, version: first.versionInfo });
+      expect(single.sent, kind).toHaveLength(2);
+      expect(single.last(kind).resources, kind).toEqual(first.resources);
+      // The answer's ACK is no repeat: nothing more.
+      single.ack(kind, [...names]);
+      expect(single.sent, kind).toHaveLength(2);
+    }
+    // An ADS stream sees its clusters: the same repeated request gets nothing (above); nor does a CDS-only stream's.
+    const clusters = new Harness({ kinds: ["cluster"] });
+    clusters.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
+    clusters.accept("cluster");
+    clusters.ack("cluster");
+    expect(clusters.sent).toHaveLength(1);
+  });
+
+  it("answers a single-type EDS stream's repeated first request after a reconnect whose first one claimed the current version", () => {
+    const before = new Harness({ kinds: ["endpoint"] });
+    before.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
+    before.accept("endpoint", ["outbound|api"]);
+    const held = before.last("endpoint").versionInfo;
+    // A new stream: the proxy holds the current endpoints and says so; nothing to send.
+    const single = new Harness({ kinds: ["endpoint"] });
+    single.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
+    single.request("endpoint", { names: ["outbound|api"], version: held });
+    expect(single.sent).toHaveLength(0);
+    // Its cluster changed on the CDS stream: the same request again, which the cluster waits on.
+    single.request("endpoint", { names: ["outbound|api"], version: held });
+    expect(single.sent).toHaveLength(1);
+    expect(single.last("endpoint").versionInfo).toBe(held);
+  });
+
+  it("does not resend rejected endpoints on a single-type EDS stream's repeated request", () => {
+    const single = new Harness({ kinds: ["endpoint"] });
+    single.setRegistry(registryOf(httpService("api", ["10.0.0.1"])));
+    single.accept("endpoint", ["outbound|api"]);
+    const accepted = single.last("endpoint");
+    single.setRegistry(registryOf(httpService("api", ["10.0.0.9"])));
+    const rejected = single.last("endpoint");
+    single.request("endpoint", { names: ["outbound|api"], nonce: rejected.nonce, version: accepted.versionInfo, error: "bad endpoints" });
+    // The proxy asks again with the version it kept: the rejected content is not what it gets.
+    single.request("endpoint", { names: ["outbound|api"], nonce: rejected.nonce, version: accepted.versionInfo });
+    expect(single.sent).toHaveLength(2);
   });
 
   it("ignores requests with a stale nonce", () => {

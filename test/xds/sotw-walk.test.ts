@@ -61,13 +61,25 @@ const CHILD: Record<Flavour["kind"], Partial<Record<ResourceKind, ResourceKind>>
   grpc: { listener: "route", route: "cluster", cluster: "endpoint" },
 };
 
-/** An Envoy-like (or gRPC-like) ADS client on one SotW stream. */
+/** One of a client's streams and its transport: ADS carries every kind, a single-type service one. */
+interface Link {
+  readonly kinds: readonly ResourceKind[];
+  readonly transport: Transport<DiscoveryResponse>;
+  stream: SotwStream | null;
+}
+
+/**
+ * An Envoy-like (or gRPC-like) client on one SotW ADS stream or, `perType`,
+ * on the four single-type services (CDS, EDS, LDS, RDS), each its own stream:
+ * the server then cannot order one type's responses after another's, so
+ * neither make-before-break nor clusters kept for rejected routes is checked.
+ */
 class SotwClient implements WalkClient {
   readonly types = Object.fromEntries(
     RESOURCE_KINDS.map((kind): [ResourceKind, TypeState] => [kind, { version: "", nonce: "", held: new Map(), names: [], rejected: null, rejectedAt: 0, warming: false, partial: false }]),
   ) as Record<ResourceKind, TypeState>;
-  stream!: SotwStream;
-  private readonly transport: Transport<DiscoveryResponse>;
+  private readonly links: readonly Link[];
+  private readonly linkOf: Record<ResourceKind, Link>;
   /** Types a request was sent for since their last response: a response that changes nothing must answer one. */
   private readonly asked = new Set<ResourceKind>();
   responses = 0;
@@ -83,8 +95,11 @@ class SotwClient implements WalkClient {
     readonly proxy: Proxy,
     private readonly rng: () => number,
     private readonly flavour: Flavour,
+    private readonly perType = false,
   ) {
-    this.transport = new Transport(rng, (bytes) => fromBinary(DiscoveryResponseSchema, bytes));
+    const decode = (bytes: Uint8Array) => fromBinary(DiscoveryResponseSchema, bytes);
+    this.links = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode), stream: null }));
+    this.linkOf = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, this.links.find((link) => link.kinds.includes(kind)) as Link])) as Record<ResourceKind, Link>;
     if (flavour.kind === "grpc") this.types.listener.names = [...flavour.targets].sort();
     this.connect();
   }
@@ -100,32 +115,44 @@ class SotwClient implements WalkClient {
   }
 
   refresh(): void {
-    this.stream.refresh();
+    for (const link of this.links) link.stream?.refresh();
   }
 
   close(): void {
-    this.stream.close();
+    for (const link of this.links) link.stream?.close();
   }
 
-  /** A new stream; its first requests carry what the client holds (nothing, the first time). */
+  /**
+   * New streams, as after a lost connection: every stream, or now and then
+   * one of a client's single-type streams. Their first requests carry what the
+   * client holds (nothing, the first time).
+   */
   connect(): void {
-    this.reconnected ||= this.stream !== undefined;
-    this.stream?.close();
-    this.asked.clear();
-    this.stream = new SotwStream(
-      { streamId: 1, proxy: this.proxy, protocol: "sotw", connectedAt: "", types: {} },
-      this.cache,
-      this.transport.sink(),
-      new XdsMetrics(),
-      logger,
-    );
+    const first = this.links.every((link) => link.stream === null);
+    this.reconnected ||= !first;
+    const lost = first || this.links.length === 1 || this.rng() < 0.5 ? this.links : [this.links[Math.floor(this.rng() * this.links.length)] as Link];
+    for (const link of lost) {
+      link.stream?.close();
+      link.stream = new SotwStream(
+        { streamId: 1, proxy: this.proxy, protocol: "sotw", connectedAt: "", types: {} },
+        this.cache,
+        link.transport.sink(),
+        new XdsMetrics(),
+        logger,
+        link.kinds,
+      );
+    }
     // A new stream knows nothing of what the old one was told was rejected, so
     // it cannot keep clusters that rejected listeners or routes still use.
     this.routesMayDangle ||= this.types.listener.rejected !== null || this.types.route.rejected !== null;
 
-    for (const kind of RESOURCE_KINDS) Object.assign(this.types[kind], { nonce: "", rejected: null });
     const order: readonly ResourceKind[] = this.flavour.kind === "envoy" ? ["cluster", "listener", "endpoint", "route"] : ["listener", "route", "cluster", "endpoint"];
-    for (const kind of order) if (this.wildcard(kind) || this.types[kind].names.length > 0) this.request(kind, this.namesOf(kind));
+    const renewed = order.filter((kind) => lost.includes(this.linkOf[kind]));
+    for (const kind of renewed) {
+      Object.assign(this.types[kind], { nonce: "", rejected: null });
+      this.asked.delete(kind);
+    }
+    for (const kind of renewed) if (this.wildcard(kind) || this.types[kind].names.length > 0) this.request(kind, this.namesOf(kind));
     this.drain();
   }
 
@@ -140,12 +167,17 @@ class SotwClient implements WalkClient {
     });
     if (!error) this.asked.add(kind);
     if (debugClient === this.proxy.id) console.log(`-> ${kind} v${state.version.slice(0, 10)} n${state.nonce} [${names.join(" ")}]${error ? " NACK" : ""}`);
-    this.stream.handleRequest(decodeDiscoveryRequest(toBinary(DiscoveryRequestSchema, request)).request);
+    this.linkOf[kind].stream?.handleRequest(decodeDiscoveryRequest(toBinary(DiscoveryRequestSchema, request)).request);
   }
 
-  /** Applies (or rejects) every response received, in order, answering each as Envoy does. */
+  /** Applies (or rejects) every response received, in order per stream, answering each as Envoy does; streams are read in turn. */
   drain(): void {
-    this.transport.drain((response, seq) => this.receive(response, seq));
+    for (;;) {
+      const busy = this.links.filter((link) => !link.transport.idle);
+      if (busy.length === 0) return;
+      const link = busy.length === 1 ? (busy[0] as Link) : (busy[Math.floor(this.rng() * busy.length)] as Link);
+      link.transport.drain((response, seq) => this.receive(response, seq));
+    }
   }
 
   private receive(response: DiscoveryResponse, seq: number): void {
@@ -171,7 +203,7 @@ class SotwClient implements WalkClient {
     if (this.rng() < 0.05 && !sameHeld(content, state.held)) {
       // Rejected: the client keeps what it had and says so with its last accepted version.
       state.rejected = content;
-      state.rejectedAt = this.transport.written;
+      state.rejectedAt = this.linkOf[kind].transport.written;
       this.request(kind, names, "rejected by the walk");
       return;
     }
@@ -183,7 +215,9 @@ class SotwClient implements WalkClient {
     state.rejected = null;
     state.partial = false;
     if (kind === "route") this.routesMayDangle = false;
-    if (this.flavour.kind === "envoy") this.checkRoutesResolve(`after a ${kind} response`);
+    if (this.perType) {
+      // No order across streams: routes may point at clusters not yet (or no longer) held.
+    } else if (this.flavour.kind === "envoy") this.checkRoutesResolve(`after a ${kind} response`);
     else if (this.types.route.rejected === null && this.types.listener.rejected === null && !this.routesMayDangle) {
       for (const name of inUse) expect(content.has(name), `${this.step}: ${this.proxy.id}: cluster ${name} dropped while its routes use it`).toBe(true);
     }
@@ -236,7 +270,7 @@ class SotwClient implements WalkClient {
       }
       const where = `${step}: ${this.proxy.id} ${kind} (rejected: ${RESOURCE_KINDS.filter((each) => this.types[each].rejected !== null).join(",")})`;
       // Clusters that left stay while the listeners or routes that used them are rejected.
-      const keepsLeft = kind === "cluster" && (this.types.listener.rejected !== null || this.types.route.rejected !== null);
+      const keepsLeft = !this.perType && kind === "cluster" && (this.types.listener.rejected !== null || this.types.route.rejected !== null);
       const holds = (content: Held) => [...expected].every(([name, value]) => content.get(name) === value) && (keepsLeft || content.size === expected.size);
       // A rejection stands while the view still holds the rejected content: the client keeps what it
       // had, and is not sent it again, even for clusters (listeners) waiting for it, which Envoy
@@ -271,5 +305,18 @@ describe("SotW streams on a random walk", () => {
           ? new SotwClient(cache, sidecar(id, service, 8080), rng, { kind: "envoy", legacyWildcard: rng() < 0.5 })
           : new SotwClient(cache, proxyless(id, service, "grpc-node-js/1.12.0"), rng, { kind: "grpc", targets: ["a", "b", "c", "d", "e", "f", "client"].filter(() => rng() < 0.4) }),
       ));
+  }
+});
+
+describe("SotW single-type streams (CDS, EDS, LDS, RDS) on a random walk", () => {
+  for (const seed of seeds) {
+    it(`hold exactly what the protocol says after every step (seed ${seed})`, () =>
+      walk(seed, 150, (cache, rng) => [
+        new SotwClient(cache, sidecar("client-1", "client", 8080), rng, { kind: "envoy", legacyWildcard: false }, true),
+        new SotwClient(cache, sidecar("client-2", "client", 8080), rng, { kind: "envoy", legacyWildcard: true }, true),
+        new SotwClient(cache, sidecar("a-1", "a", 8080), rng, { kind: "envoy", legacyWildcard: false }, true),
+        // Beside an ADS client of the same service, whose streams share the view.
+        new SotwClient(cache, sidecar("client-3", "client", 8080), rng, { kind: "envoy", legacyWildcard: false }),
+      ], (cache, rng, id, service) => new SotwClient(cache, sidecar(id, service, 8080), rng, { kind: "envoy", legacyWildcard: rng() < 0.5 }, true)));
   }
 });
