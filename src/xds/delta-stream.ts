@@ -703,6 +703,8 @@ export class DeltaStream extends XdsStream {
    * request came yet on this stream (a reconnect), in answer to the first.
    */
   private resendEndpoints(cluster: string): void {
+    // A CDS-only stream cannot: the proxy's EDS stream does not see the cluster change (docs/architecture.md).
+    if (!this.serves("endpoint")) return;
     const endpoints = this.types.endpoint;
     if (!endpoints?.started) (this.endpointsOwed ??= new Set()).add(cluster);
     else if (this.covers(endpoints, cluster)) mustAnswerName(endpoints, cluster);

@@ -44,7 +44,20 @@ interface TypeState {
   owed: Set<string>;
 }
 
-/** An Envoy-like delta ADS client on one stream. */
+/** One of a client's streams and its transport: ADS carries every kind, a single-type service one. */
+interface Link {
+  readonly kinds: readonly ResourceKind[];
+  readonly transport: Transport<DeltaDiscoveryResponse>;
+  stream: DeltaStream | null;
+}
+
+/**
+ * An Envoy-like delta client on one ADS stream or, `perType`, on the four
+ * single-type services, each its own stream. Those cannot order one type's
+ * responses after another's, nor see a cluster updated on the CDS stream
+ * from the EDS stream: neither make-before-break, nor clusters kept for
+ * rejected routes, nor an updated cluster's endpoints are expected then.
+ */
 class DeltaEnvoyClient implements WalkClient {
   readonly types = Object.fromEntries(
     RESOURCE_KINDS.map((kind): [ResourceKind, TypeState] => [
@@ -52,8 +65,8 @@ class DeltaEnvoyClient implements WalkClient {
       { held: new Map(), versions: new Map(), names: new Set(), rejected: new Map(), rejectedAt: 0, waiting: new Set(), unsubscribedAt: new Map(), owed: new Set() },
     ]),
   ) as Record<ResourceKind, TypeState>;
-  stream!: DeltaStream;
-  private readonly transport: Transport<DeltaDiscoveryResponse>;
+  private readonly links: readonly Link[];
+  private readonly linkOf: Record<ResourceKind, Link>;
   responses = 0;
   step = "connecting";
   /** Reconnected while listeners or routes were rejected, and not accepted new routes since. */
@@ -66,37 +79,47 @@ class DeltaEnvoyClient implements WalkClient {
     readonly proxy: Proxy,
     private readonly rng: () => number,
     private readonly legacyWildcard: boolean,
+    private readonly perType = false,
   ) {
-    this.transport = new Transport(rng, (bytes) => fromBinary(DeltaDiscoveryResponseSchema, bytes));
+    const decode = (bytes: Uint8Array) => fromBinary(DeltaDiscoveryResponseSchema, bytes);
+    this.links = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode), stream: null }));
+    this.linkOf = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, this.links.find((link) => link.kinds.includes(kind)) as Link])) as Record<ResourceKind, Link>;
     this.connect();
   }
 
   refresh(): void {
-    this.stream.refresh();
+    for (const link of this.links) link.stream?.refresh();
   }
 
   close(): void {
-    this.stream.close();
+    for (const link of this.links) link.stream?.close();
   }
 
+  /** New streams, as after a lost connection: every stream, or now and then one of a client's single-type streams. */
   connect(): void {
-    this.stream?.close();
-    this.stream = new DeltaStream(
-      { streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} },
-      this.cache,
-      this.transport.sink(),
-      new XdsMetrics(),
-      logger,
-    );
+    const first = this.links.every((link) => link.stream === null);
+    const lost = first || this.links.length === 1 || this.rng() < 0.5 ? this.links : [this.links[Math.floor(this.rng() * this.links.length)] as Link];
+    for (const link of lost) {
+      link.stream?.close();
+      link.stream = new DeltaStream(
+        { streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} },
+        this.cache,
+        link.transport.sink(),
+        new XdsMetrics(),
+        logger,
+        link.kinds,
+      );
+    }
+    const renewed = (kind: ResourceKind) => lost.includes(this.linkOf[kind]);
     // A new stream knows nothing of the old one's rejections: it cannot keep clusters rejected routes use.
     this.routesMayDangle ||= this.types.listener.rejected.size > 0 || this.types.route.rejected.size > 0;
-    for (const kind of RESOURCE_KINDS) this.types[kind].rejected.clear();
+    for (const kind of RESOURCE_KINDS) if (renewed(kind)) this.types[kind].rejected.clear();
     const wildcard = this.legacyWildcard ? [] : ["*"];
-    this.request("cluster", { subscribe: wildcard, initial: true });
-    this.request("listener", { subscribe: wildcard, initial: true });
+    if (renewed("cluster")) this.request("cluster", { subscribe: wildcard, initial: true });
+    if (renewed("listener")) this.request("listener", { subscribe: wildcard, initial: true });
     for (const kind of ["endpoint", "route"] as const) {
       const state = this.types[kind];
-      if (state.names.size === 0) continue;
+      if (state.names.size === 0 || !renewed(kind)) continue;
       // Names held are not sent again at the version held; the rest are answered.
       for (const name of state.names) if (!state.versions.has(name)) state.waiting.add(name);
       this.request(kind, { subscribe: [...state.names], initial: true });
@@ -115,11 +138,17 @@ class DeltaEnvoyClient implements WalkClient {
       errorDetail: o.error ? { code: 3, message: o.error } : undefined,
     });
     if (debugClient === this.proxy.id) console.log(`-> ${kind} n${o.nonce ?? ""} +[${(o.subscribe ?? []).join(" ")}] -[${(o.unsubscribe ?? []).join(" ")}]${o.error ? " NACK" : ""}${o.initial ? " initial" : ""}`);
-    this.stream.handleRequest(decodeDeltaDiscoveryRequest(toBinary(DeltaDiscoveryRequestSchema, request)).request);
+    this.linkOf[kind].stream?.handleRequest(decodeDeltaDiscoveryRequest(toBinary(DeltaDiscoveryRequestSchema, request)).request);
   }
 
+  /** Reads every response, in order per stream; streams are read in turn. */
   drain(): void {
-    this.transport.drain((response, seq) => this.receive(response, seq));
+    for (;;) {
+      const busy = this.links.filter((link) => !link.transport.idle);
+      if (busy.length === 0) return;
+      const link = busy.length === 1 ? (busy[0] as Link) : (busy[Math.floor(this.rng() * busy.length)] as Link);
+      link.transport.drain((response, seq) => this.receive(response, seq));
+    }
   }
 
   private receive(response: DeltaDiscoveryResponse, seq: number): void {
@@ -154,7 +183,7 @@ class DeltaEnvoyClient implements WalkClient {
       for (const resource of response.resources) state.rejected.set(resource.name, resource.version);
       if (kind === "cluster") for (const resource of response.resources) this.rejectedClusters.add(resource.name);
       for (const name of response.removedResources) state.rejected.set(name, "");
-      state.rejectedAt = this.transport.written;
+      state.rejectedAt = this.linkOf[kind].transport.written;
       this.request(kind, { nonce: response.nonce, error: "rejected by the walk" });
       return;
     }
@@ -192,14 +221,14 @@ class DeltaEnvoyClient implements WalkClient {
       state.waiting.add(name);
     }
     for (const name of unsubscribe) {
-      state.unsubscribedAt.set(name, this.transport.written);
+      state.unsubscribedAt.set(name, this.linkOf[child].transport.written);
       state.names.delete(name);
       state.held.delete(name);
       state.versions.delete(name);
       state.waiting.delete(name);
       state.rejected.delete(name);
     }
-    if (kind === "cluster") {
+    if (kind === "cluster" && !this.perType) {
       // An updated cluster is re-created and waits for its endpoints, which Envoy does not ask for again.
       const updated = [...parent.held].filter(([name, value]) => previous.has(name) && previous.get(name) !== value).map(([name]) => name);
       for (const name of edsNames(new Map(updated.map((name) => [name, parent.held.get(name) as string])))) if (state.names.has(name)) state.waiting.add(name);
@@ -208,7 +237,7 @@ class DeltaEnvoyClient implements WalkClient {
   }
 
   private checkRoutesResolve(when: string): void {
-    if (this.types.cluster.rejected.size > 0 || this.routesMayDangle) return;
+    if (this.perType || this.types.cluster.rejected.size > 0 || this.routesMayDangle) return;
     const { cluster, route: routes, listener } = this.types;
     for (const name of routedClusters(routes.held, listener.held)) {
       if (this.rejectedClusters.has(name)) continue;
@@ -228,7 +257,7 @@ class DeltaEnvoyClient implements WalkClient {
       for (const [name, resource] of view.resources[kind]) if (wildcard || state.names.has(name)) expected.set(name, resource.version);
       const names = new Set([...expected.keys(), ...state.versions.keys()]);
       // Clusters that left stay while the listeners or routes that used them are rejected.
-      const keepsLeft = kind === "cluster" && (this.types.listener.rejected.size > 0 || this.types.route.rejected.size > 0);
+      const keepsLeft = !this.perType && kind === "cluster" && (this.types.listener.rejected.size > 0 || this.types.route.rejected.size > 0);
       for (const name of names) {
         const want = expected.get(name);
         const rejected = state.rejected.get(name);
@@ -253,5 +282,18 @@ describe("delta streams to Envoy-like clients on a random walk", () => {
         new DeltaEnvoyClient(cache, sidecar("client-2", "client", 8080), rng, true),
         new DeltaEnvoyClient(cache, sidecar("a-1", "a", 8080), rng, false),
       ], (cache, rng, id, service) => new DeltaEnvoyClient(cache, sidecar(id, service, 8080), rng, rng() < 0.5)));
+  }
+});
+
+describe("delta single-type streams (CDS, EDS, LDS, RDS) to Envoy-like clients on a random walk", () => {
+  for (const seed of seeds) {
+    it(`hold exactly what the protocol says after every step (seed ${seed})`, () =>
+      walk(seed, 150, (cache, rng) => [
+        new DeltaEnvoyClient(cache, sidecar("client-1", "client", 8080), rng, false, true),
+        new DeltaEnvoyClient(cache, sidecar("client-2", "client", 8080), rng, true, true),
+        new DeltaEnvoyClient(cache, sidecar("a-1", "a", 8080), rng, false, true),
+        // Beside an ADS client of the same service, whose streams share the view.
+        new DeltaEnvoyClient(cache, sidecar("client-3", "client", 8080), rng, false),
+      ], (cache, rng, id, service) => new DeltaEnvoyClient(cache, sidecar(id, service, 8080), rng, rng() < 0.5, true)));
   }
 });
