@@ -363,7 +363,7 @@ async function run(serverUrl: string, n: number, protocol: "sotw" | "delta", kin
     };
     changes.push(result);
     console.error(
-      `    ${change.kind}${scoped ? " (scoped)" : ""}${first ? " (first)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (main thread ${result.mainMs.toFixed(0)} ms, translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response`,
+      `    ${change.kind}${scoped ? " (scoped)" : ""}${first ? " (first)" : ""}${profileThis ? " (profiled)" : ""}: ${result.converged}/${expected} converged, p50 ${result.fromCommit.p50.toFixed(0)} p99 ${result.fromCommit.p99.toFixed(0)} max ${result.fromCommit.max.toFixed(0)} ms (push +${result.pushDelayMs.toFixed(0)} ms), cpu ${result.cpuMs.toFixed(0)} ms (main thread ${result.mainMs.toFixed(0)} ms, translation ${result.translateCpuMs.toFixed(0)} ms; fleet ${result.fleetCpuMs.toFixed(0)} ms), ${result.responsesPerProxy.toFixed(2)} resp/proxy, ${result.affected} proxies got a response; server heap ${(s1.heapUsed / 1e6).toFixed(0)} MB, array buffers ${(s1.arrayBuffers / 1e6).toFixed(1)} MB`,
     );
     await sleep(300);
   }
