@@ -4,10 +4,14 @@ import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
 import { diffMaps, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
 import { encodeDeltaBody, type EncodedResource } from "./encoding.ts";
-import type { TypeStatus } from "./proxy-status.ts";
+import type { EndpointPeer, EndpointPeers } from "./endpoint-peers.ts";
+import type { XdsMetrics } from "./metrics.ts";
+import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
 import { nameSets, NO_NAMES, type NameSet } from "./subscriptions.ts";
-import { perKind, XdsStream } from "./xds-stream.ts";
+import type { Logger } from "pino";
+import type { ResourceCache } from "./cache.ts";
+import { perKind, XdsStream, type ResponseSink } from "./xds-stream.ts";
 
 /**
  * One incremental (delta) xDS stream: ADS or a single-type service. Per type it
@@ -316,10 +320,39 @@ interface DeltaTypeState {
   readonly status: TypeStatus;
 }
 
-export class DeltaStream extends XdsStream {
+export class DeltaStream extends XdsStream implements EndpointPeer {
   private readonly types = perKind<DeltaTypeState>();
   /** Endpoints of clusters updated before the client's first endpoint request: answered in it. */
   private endpointsOwed: Set<string> | null = null;
+  /** A CDS-only stream's updated clusters in the push under way, for the proxy's EDS streams (endpoint-peers.ts). */
+  private peersOwed: string[] | null = null;
+
+  constructor(
+    status: ProxyStatus,
+    cache: ResourceCache,
+    sink: ResponseSink,
+    metrics: XdsMetrics,
+    logger: Logger,
+    kinds?: readonly ResourceKind[],
+    /** The server's single-type EDS streams by proxy: a CDS-only stream tells them of updated clusters. */
+    private readonly peers: EndpointPeers | null = null,
+  ) {
+    super(status, cache, sink, metrics, logger, kinds);
+    if (peers && this.serves("endpoint") && !this.serves("cluster")) peers.add(this.proxy.id, this);
+  }
+
+  override close(): void {
+    this.peers?.remove(this.proxy.id, this);
+    super.close();
+  }
+
+  /** Clusters updated on the proxy's CDS stream (endpoint-peers.ts): their endpoints are owed, as over ADS. */
+  resendEndpointsOf(clusters: readonly string[]): void {
+    if (this.closed) return;
+    for (const name of clusters) this.resendEndpoints(name);
+    const endpoints = this.types.endpoint;
+    if (endpoints?.started && hasNamesToAnswer(endpoints)) this.push(endpoints, false);
+  }
 
   handleRequest(request: DeltaRequest): void {
     const kind = this.kindOf(request.typeUrl);
@@ -554,6 +587,7 @@ export class DeltaStream extends XdsStream {
     this.send(state, body, systemVersion, send, removed);
 
     for (const name of updatedClusters) this.resendEndpoints(name);
+    this.tellPeers();
   }
 
   /**
@@ -693,7 +727,10 @@ export class DeltaStream extends XdsStream {
     const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
     const body = whole ? moveBody(move, typeUrl) : responseBody(typeUrl, systemVersion, sent, removed);
     this.send(state, body, systemVersion, sent, removed);
-    if (state.kind === "cluster") for (const resource of sent) if (from.has(resource.name) && !held?.has(resource.name)) this.resendEndpoints(resource.name);
+    if (state.kind === "cluster") {
+      for (const resource of sent) if (from.has(resource.name) && !held?.has(resource.name)) this.resendEndpoints(resource.name);
+      this.tellPeers();
+    }
     return true;
   }
 
@@ -703,11 +740,22 @@ export class DeltaStream extends XdsStream {
    * request came yet on this stream (a reconnect), in answer to the first.
    */
   private resendEndpoints(cluster: string): void {
-    // A CDS-only stream cannot: the proxy's EDS stream does not see the cluster change (docs/architecture.md).
-    if (!this.serves("endpoint")) return;
+    // A CDS-only stream: the proxy's EDS streams do, once this push is written (tellPeers).
+    if (!this.serves("endpoint")) {
+      if (this.peers) (this.peersOwed ??= []).push(cluster);
+      return;
+    }
     const endpoints = this.types.endpoint;
     if (!endpoints?.started) (this.endpointsOwed ??= new Set()).add(cluster);
     else if (this.covers(endpoints, cluster)) mustAnswerName(endpoints, cluster);
+  }
+
+  /** A CDS-only stream wrote updated clusters: the proxy's EDS streams resend their endpoints. */
+  private tellPeers(): void {
+    const owed = this.peersOwed;
+    if (owed === null) return;
+    this.peersOwed = null;
+    this.peers?.clustersUpdated(this.proxy.id, owed);
   }
 
   /** Whether the type's subscription covers `name`. */

@@ -4,6 +4,7 @@ import type { Proxy } from "../model/proxy.ts";
 import { RESOURCE_KINDS, type ResourceKind } from "../translate/resource-types.ts";
 import type { ResourceCache } from "./cache.ts";
 import { DeltaStream } from "./delta-stream.ts";
+import { EndpointPeers } from "./endpoint-peers.ts";
 import type { XdsMetrics } from "./metrics.ts";
 import { withNonce, withNonceSize, writeWithNonce } from "./encoding.ts";
 import { parseProxy } from "./node.ts";
@@ -168,11 +169,13 @@ export class XdsServer {
       decode: decodeDiscoveryRequest,
       create: (status, sink, kinds) => new SotwStream(status, options.cache, sink, options.metrics, options.logger, kinds),
     };
+    // A proxy's CDS-only delta stream tells its EDS-only ones of updated clusters.
+    const endpointPeers = new EndpointPeers();
     const delta: Protocol<DeltaRequest> = {
       name: "delta",
       label: "DeltaDiscoveryRequest",
       decode: decodeDeltaDiscoveryRequest,
-      create: (status, sink, kinds) => new DeltaStream(status, options.cache, sink, options.metrics, options.logger, kinds),
+      create: (status, sink, kinds) => new DeltaStream(status, options.cache, sink, options.metrics, options.logger, kinds, endpointPeers),
     };
     for (const service of SOTW_SERVICES) this.addService(service, sotw);
     for (const service of DELTA_SERVICES) this.addService(service, delta);

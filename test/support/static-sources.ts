@@ -25,6 +25,11 @@ export class StaticRegistry implements RegistrySource {
     return { name: this.name, ready: true, degraded: false, lastError: null, revision: "static" };
   }
 
+  /** What the source serves now. */
+  current(): RegistryState {
+    return this.state;
+  }
+
   set(state: RegistryState): void {
     this.state = state;
     this.onChange?.(state);

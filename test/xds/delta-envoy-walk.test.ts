@@ -6,6 +6,7 @@ import type { Proxy } from "../../src/model/proxy.ts";
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import type { ResourceCache } from "../../src/xds/cache.ts";
 import { DeltaStream } from "../../src/xds/delta-stream.ts";
+import { EndpointPeers } from "../../src/xds/endpoint-peers.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { sidecar } from "../translate/builders.ts";
@@ -51,12 +52,15 @@ interface Link {
   stream: DeltaStream | null;
 }
 
+/** The server's registry of EDS-only streams by proxy, one per walk (its cache), as the server has one. */
+const peersOf = new WeakMap<ResourceCache, EndpointPeers>();
+
 /**
  * An Envoy-like delta client on one ADS stream or, `perType`, on the four
  * single-type services, each its own stream. Those cannot order one type's
- * responses after another's, nor see a cluster updated on the CDS stream
- * from the EDS stream: neither make-before-break, nor clusters kept for
- * rejected routes, nor an updated cluster's endpoints are expected then.
+ * responses after another's: neither make-before-break nor clusters kept for
+ * rejected routes are expected then. An updated cluster's endpoints are: the
+ * CDS stream tells the proxy's EDS stream (endpoint-peers.ts).
  */
 class DeltaEnvoyClient implements WalkClient {
   readonly types = Object.fromEntries(
@@ -82,7 +86,9 @@ class DeltaEnvoyClient implements WalkClient {
     private readonly perType = false,
   ) {
     const decode = (bytes: Uint8Array) => fromBinary(DeltaDiscoveryResponseSchema, bytes);
-    this.links = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode), stream: null }));
+    // The streams share one connection: the client reads responses in the order they were written.
+    const connection = { written: 0 };
+    this.links = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode, connection), stream: null }));
     this.linkOf = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, this.links.find((link) => link.kinds.includes(kind)) as Link])) as Record<ResourceKind, Link>;
     this.connect();
   }
@@ -101,6 +107,8 @@ class DeltaEnvoyClient implements WalkClient {
     const lost = first || this.links.length === 1 || this.rng() < 0.5 ? this.links : [this.links[Math.floor(this.rng() * this.links.length)] as Link];
     for (const link of lost) {
       link.stream?.close();
+      let peers = peersOf.get(this.cache);
+      if (!peers) peersOf.set(this.cache, (peers = new EndpointPeers()));
       link.stream = new DeltaStream(
         { streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} },
         this.cache,
@@ -108,6 +116,7 @@ class DeltaEnvoyClient implements WalkClient {
         new XdsMetrics(),
         logger,
         link.kinds,
+        peers,
       );
     }
     const renewed = (kind: ResourceKind) => lost.includes(this.linkOf[kind]);
@@ -141,13 +150,23 @@ class DeltaEnvoyClient implements WalkClient {
     this.linkOf[kind].stream?.handleRequest(decodeDeltaDiscoveryRequest(toBinary(DeltaDiscoveryRequestSchema, request)).request);
   }
 
-  /** Reads every response, in order per stream; streams are read in turn. */
+  /**
+   * Reads every response in the order the server wrote them, across the
+   * client's streams, as over one HTTP/2 connection: an updated cluster's
+   * endpoints, which a single-type EDS stream sends when told by the CDS
+   * stream, then arrive after the cluster.
+   */
   drain(): void {
+    const receive = (response: DeltaDiscoveryResponse, seq: number) => this.receive(response, seq);
     for (;;) {
-      const busy = this.links.filter((link) => !link.transport.idle);
-      if (busy.length === 0) return;
-      const link = busy.length === 1 ? (busy[0] as Link) : (busy[Math.floor(this.rng() * busy.length)] as Link);
-      link.transport.drain((response, seq) => this.receive(response, seq));
+      let next: Link | null = null;
+      for (const link of this.links) {
+        const order = link.transport.nextOrder;
+        if (order !== null && (next === null || order < (next.transport.nextOrder as number))) next = link;
+      }
+      next ??= this.links.find((link) => !link.transport.idle) ?? null;
+      if (next === null) return;
+      next.transport.readNext(receive);
     }
   }
 
@@ -228,7 +247,7 @@ class DeltaEnvoyClient implements WalkClient {
       state.waiting.delete(name);
       state.rejected.delete(name);
     }
-    if (kind === "cluster" && !this.perType) {
+    if (kind === "cluster") {
       // An updated cluster is re-created and waits for its endpoints, which Envoy does not ask for again.
       const updated = [...parent.held].filter(([name, value]) => previous.has(name) && previous.get(name) !== value).map(([name]) => name);
       for (const name of edsNames(new Map(updated.map((name) => [name, parent.held.get(name) as string])))) if (state.names.has(name)) state.waiting.add(name);

@@ -132,6 +132,31 @@ describe("delta xDS server", () => {
     expect(status.details).toContain("unsupported resource type");
   });
 
+  it("has a proxy's DeltaEndpoints stream resend the endpoints of a cluster its DeltaClusters stream updated", async () => {
+    const cds = openDelta("/envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters", "split-1");
+    const eds = openDelta("/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints", "split-1");
+    cds.send({ typeUrl: TYPE_URLS.cluster });
+    const clusters = await cds.next(1);
+    cds.send({ typeUrl: TYPE_URLS.cluster, nonce: clusters.nonce });
+    eds.send({ typeUrl: TYPE_URLS.endpoint, subscribe: ["outbound|api", "outbound|db"] });
+    const endpoints = await eds.next(1);
+    eds.send({ typeUrl: TYPE_URLS.endpoint, nonce: endpoints.nonce });
+
+    // api now speaks gRPC: its cluster changes, its endpoints do not.
+    const before = registry.current();
+    const api = before.services.get("api");
+    if (!api) throw new Error("no api service");
+    registry.set({ services: new Map([...before.services, ["api", { ...api, protocol: "grpc" }]]) });
+    const updated = await cds.next(2);
+    expect(names(updated)).toEqual(["outbound|api"]);
+    const resent = await eds.next(2);
+    expect(names(resent)).toEqual(["outbound|api"]);
+    expect(resent.resources[0]?.version).toBe(endpoints.resources.find((r) => r.name === "outbound|api")?.version);
+    registry.set(before);
+    cds.call.end();
+    eds.call.end();
+  });
+
   it("serves the per-type state-of-the-world services too", async () => {
     const stream = openRawStream(client, "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints", (bytes) =>
       fromBinary(DiscoveryResponseSchema, bytes),

@@ -16,6 +16,9 @@ import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
 import { setVersion, withNonce } from "../../src/xds/encoding.ts";
 import { DeltaStream } from "../../src/xds/delta-stream.ts";
+import { EndpointPeers } from "../../src/xds/endpoint-peers.ts";
+import { emptyClusterPolicies } from "../../src/model/cluster-policies.ts";
+import { loadBalancing } from "../translate/builders.ts";
 import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import type { ProxyStatus } from "../../src/xds/proxy-status.ts";
@@ -39,16 +42,23 @@ interface RequestOptions {
 
 class Client {
   readonly sent: DeltaDiscoveryResponse[] = [];
-  readonly status: ProxyStatus = { streamId: 1, proxy: sidecar, protocol: "delta", connectedAt: "", types: {} };
+  readonly status: ProxyStatus;
   readonly stream: DeltaStream;
 
-  constructor(readonly cache: ResourceCache) {
+  /** `kinds`: a single-type service's; `peers`: the server's registry of EDS-only streams; `proxy`: another than the default sidecar. */
+  constructor(
+    readonly cache: ResourceCache,
+    options: { kinds?: readonly ResourceKind[]; peers?: EndpointPeers; proxy?: Proxy } = {},
+  ) {
+    this.status = { streamId: 1, proxy: options.proxy ?? sidecar, protocol: "delta", connectedAt: "", types: {} };
     this.stream = new DeltaStream(
       this.status,
       cache,
       { write: (body, nonce) => (this.sent.push(fromBinary(DeltaDiscoveryResponseSchema, withNonce(body, nonce))), true), onDrain: () => {} },
       new XdsMetrics(),
       logger,
+      options.kinds,
+      options.peers,
     );
   }
 
@@ -345,5 +355,46 @@ describe.each([
     expect(() => c.stream.handleRequest(create(DeltaDiscoveryRequestSchema, { typeUrl: "type.googleapis.com/envoy.Nope" }))).toThrow(
       /unsupported resource type/,
     );
+  });
+});
+
+describe("DeltaStream, single-type services", () => {
+  it("a proxy's CDS-only stream that updates a cluster has its EDS-only stream resend the endpoints, which Envoy waits for without asking", () => {
+    const registry = registryOf(httpService("api", ["10.0.0.1"]), httpService("db", ["10.0.0.2"]));
+    const leastRequest = (on: boolean) => ({
+      ...emptyRules,
+      clusterPolicies: { ...emptyClusterPolicies, loadBalancing: on ? [loadBalancing({ id: "lb", destination: "api", algorithm: "least_request" })] : [] },
+    });
+    const cache = new ResourceCache(translate, () => [], logger);
+    cache.setSnapshot(buildSnapshot(registry, leastRequest(false)));
+    const peers = new EndpointPeers();
+    const cds = new Client(cache, { kinds: ["cluster"], peers });
+    const eds = new Client(cache, { kinds: ["endpoint"], peers });
+    const otherProxy = new Client(cache, { kinds: ["endpoint"], peers, proxy: { ...sidecar, id: "web-2" } });
+    const clients = [cds, eds, otherProxy];
+    cds.accept("cluster");
+    for (const client of [eds, otherProxy]) client.accept("endpoint", ["outbound|api", "outbound|db"]);
+    const change = (on: boolean) => {
+      cache.setSnapshot(buildSnapshot(registry, leastRequest(on)));
+      for (const client of clients) client.stream.refresh();
+    };
+    const counts = () => clients.map((client) => client.sent.length);
+
+    const before = counts();
+    change(true);
+    // The api cluster changed, its endpoints did not; they go again to this proxy's EDS stream only.
+    expect(names(cds.last("cluster"))).toEqual(["outbound|api"]);
+    expect(counts()).toEqual([before[0]! + 1, before[1]! + 1, before[2]]);
+    expect(names(eds.last("endpoint"))).toEqual(["outbound|api"]);
+    eds.ack("endpoint");
+    cds.ack("cluster");
+
+    // A closed EDS stream is no longer told, nor kept.
+    expect(peers.size).toBe(2);
+    eds.stream.close();
+    expect(peers.size).toBe(1);
+    const after = counts();
+    change(false);
+    expect(counts()).toEqual([after[0]! + 1, after[1], after[2]]);
   });
 });

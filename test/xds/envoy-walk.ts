@@ -118,7 +118,7 @@ export const sameHeld = (a: Held, b: Held): boolean => a.size === b.size && [...
  * drain (a slow proxy).
  */
 export class Transport<R> {
-  private readonly inbox: { readonly response: R; readonly seq: number }[] = [];
+  private readonly inbox: { readonly response: R; readonly seq: number; readonly order: number }[] = [];
   private drained: (() => void) | null = null;
   /** Responses written so far: one written before the client's NACK was read was in flight. */
   written = 0;
@@ -126,14 +126,30 @@ export class Transport<R> {
   constructor(
     private readonly rng: () => number,
     private readonly decode: (bytes: Uint8Array) => R,
+    /** Shared by the transports of one connection: numbers responses in the order they were written to any of them. */
+    private readonly connection: { written: number } = { written: 0 },
   ) {}
+
+  /** When the next response to read was written, on the connection's count; null when there is none. */
+  get nextOrder(): number | null {
+    return this.inbox[0]?.order ?? null;
+  }
+
+  /** Reads one response or, with none left, lets a stream that waited for the transport write again. */
+  readNext(receive: (response: R, seq: number) => void): void {
+    const next = this.inbox.shift();
+    if (next) return receive(next.response, next.seq);
+    const drained = this.drained;
+    this.drained = null;
+    drained?.();
+  }
 
   /** A new stream: nothing of the old one's is left to read. */
   sink(): ResponseSink {
     this.inbox.length = 0;
     this.drained = null;
     return {
-      write: (body, nonce) => (this.inbox.push({ response: this.decode(withNonce(body, nonce)), seq: ++this.written }), this.rng() >= 0.1),
+      write: (body, nonce) => (this.inbox.push({ response: this.decode(withNonce(body, nonce)), seq: ++this.written, order: ++this.connection.written }), this.rng() >= 0.1),
       onDrain: (callback) => void (this.drained = callback),
     };
   }
