@@ -10,7 +10,7 @@ import { EndpointPeers } from "../../src/xds/endpoint-peers.ts";
 import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { decodeDeltaDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { sidecar } from "../translate/builders.ts";
-import { debugClient, edsNames, logger, rdsNames, resourceName, routedClusters, seeds, Transport, walk, type WalkClient } from "./envoy-walk.ts";
+import { debugClient, edsNames, Links, logger, type Link, rdsNames, resourceName, routedClusters, seeds, walk, type WalkClient } from "./envoy-walk.ts";
 
 /**
  * Random walks of a mesh (envoy-walk.ts) served to delta ADS clients that
@@ -45,13 +45,6 @@ interface TypeState {
   owed: Set<string>;
 }
 
-/** One of a client's streams and its transport: ADS carries every kind, a single-type service one. */
-interface Link {
-  readonly kinds: readonly ResourceKind[];
-  readonly transport: Transport<DeltaDiscoveryResponse>;
-  stream: DeltaStream | null;
-}
-
 /** The server's registry of EDS-only streams by proxy, one per walk (its cache), as the server has one. */
 const peersOf = new WeakMap<ResourceCache, EndpointPeers>();
 
@@ -69,8 +62,7 @@ class DeltaEnvoyClient implements WalkClient {
       { held: new Map(), versions: new Map(), names: new Set(), rejected: new Map(), rejectedAt: 0, waiting: new Set(), unsubscribedAt: new Map(), owed: new Set() },
     ]),
   ) as Record<ResourceKind, TypeState>;
-  private readonly links: readonly Link[];
-  private readonly linkOf: Record<ResourceKind, Link>;
+  private readonly links: Links<DeltaStream, DeltaDiscoveryResponse>;
   responses = 0;
   step = "connecting";
   /** Reconnected while listeners or routes were rejected, and not accepted new routes since. */
@@ -85,26 +77,22 @@ class DeltaEnvoyClient implements WalkClient {
     private readonly legacyWildcard: boolean,
     private readonly perType = false,
   ) {
-    const decode = (bytes: Uint8Array) => fromBinary(DeltaDiscoveryResponseSchema, bytes);
     // The streams share one connection: the client reads responses in the order they were written.
-    const connection = { written: 0 };
-    this.links = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode, connection), stream: null }));
-    this.linkOf = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, this.links.find((link) => link.kinds.includes(kind)) as Link])) as Record<ResourceKind, Link>;
+    this.links = new Links(perType, rng, (bytes) => fromBinary(DeltaDiscoveryResponseSchema, bytes), { written: 0 });
     this.connect();
   }
 
   refresh(): void {
-    for (const link of this.links) link.stream?.refresh();
+    this.links.refresh();
   }
 
   close(): void {
-    for (const link of this.links) link.stream?.close();
+    this.links.close();
   }
 
   /** New streams, as after a lost connection: every stream, or now and then one of a client's single-type streams. */
   connect(): void {
-    const first = this.links.every((link) => link.stream === null);
-    const lost = first || this.links.length === 1 || this.rng() < 0.5 ? this.links : [this.links[Math.floor(this.rng() * this.links.length)] as Link];
+    const lost = this.links.toRenew(this.rng);
     for (const link of lost) {
       link.stream?.close();
       let peers = peersOf.get(this.cache);
@@ -119,7 +107,7 @@ class DeltaEnvoyClient implements WalkClient {
         peers,
       );
     }
-    const renewed = (kind: ResourceKind) => lost.includes(this.linkOf[kind]);
+    const renewed = (kind: ResourceKind) => lost.includes(this.links.of(kind));
     // A new stream knows nothing of the old one's rejections: it cannot keep clusters rejected routes use.
     this.routesMayDangle ||= this.types.listener.rejected.size > 0 || this.types.route.rejected.size > 0;
     for (const kind of RESOURCE_KINDS) if (renewed(kind)) this.types[kind].rejected.clear();
@@ -147,7 +135,7 @@ class DeltaEnvoyClient implements WalkClient {
       errorDetail: o.error ? { code: 3, message: o.error } : undefined,
     });
     if (debugClient === this.proxy.id) console.log(`-> ${kind} n${o.nonce ?? ""} +[${(o.subscribe ?? []).join(" ")}] -[${(o.unsubscribe ?? []).join(" ")}]${o.error ? " NACK" : ""}${o.initial ? " initial" : ""}`);
-    this.linkOf[kind].stream?.handleRequest(decodeDeltaDiscoveryRequest(toBinary(DeltaDiscoveryRequestSchema, request)).request);
+    this.links.of(kind).stream?.handleRequest(decodeDeltaDiscoveryRequest(toBinary(DeltaDiscoveryRequestSchema, request)).request);
   }
 
   /**
@@ -159,12 +147,12 @@ class DeltaEnvoyClient implements WalkClient {
   drain(): void {
     const receive = (response: DeltaDiscoveryResponse, seq: number) => this.receive(response, seq);
     for (;;) {
-      let next: Link | null = null;
-      for (const link of this.links) {
+      let next: Link<DeltaStream, DeltaDiscoveryResponse> | null = null;
+      for (const link of this.links.all) {
         const order = link.transport.nextOrder;
         if (order !== null && (next === null || order < (next.transport.nextOrder as number))) next = link;
       }
-      next ??= this.links.find((link) => !link.transport.idle) ?? null;
+      next ??= this.links.all.find((link) => !link.transport.idle) ?? null;
       if (next === null) return;
       next.transport.readNext(receive);
     }
@@ -202,7 +190,7 @@ class DeltaEnvoyClient implements WalkClient {
       for (const resource of response.resources) state.rejected.set(resource.name, resource.version);
       if (kind === "cluster") for (const resource of response.resources) this.rejectedClusters.add(resource.name);
       for (const name of response.removedResources) state.rejected.set(name, "");
-      state.rejectedAt = this.linkOf[kind].transport.written;
+      state.rejectedAt = this.links.of(kind).transport.written;
       this.request(kind, { nonce: response.nonce, error: "rejected by the walk" });
       return;
     }
@@ -240,7 +228,7 @@ class DeltaEnvoyClient implements WalkClient {
       state.waiting.add(name);
     }
     for (const name of unsubscribe) {
-      state.unsubscribedAt.set(name, this.linkOf[child].transport.written);
+      state.unsubscribedAt.set(name, this.links.of(child).transport.written);
       state.names.delete(name);
       state.held.delete(name);
       state.versions.delete(name);

@@ -12,7 +12,7 @@ import type { Service } from "../../src/model/registry.ts";
 import { emptyClusterPolicies } from "../../src/model/cluster-policies.ts";
 import type { HttpRoute, RuleSet, ServiceDependency, Subset } from "../../src/model/rules.ts";
 import { buildSnapshot } from "../../src/translate/build-snapshot.ts";
-import type { ResourceKind } from "../../src/translate/resource-types.ts";
+import { RESOURCE_KINDS, type ResourceKind } from "../../src/translate/resource-types.ts";
 import { translate } from "../../src/translate/translate.ts";
 import { ResourceCache } from "../../src/xds/cache.ts";
 import { withNonce } from "../../src/xds/encoding.ts";
@@ -172,6 +172,49 @@ export class Transport<R> {
       this.drained = null;
       drained();
     }
+  }
+}
+
+/** One of a client's streams and its transport: ADS carries every kind, a single-type service one. */
+export interface Link<S, R> {
+  readonly kinds: readonly ResourceKind[];
+  readonly transport: Transport<R>;
+  stream: S | null;
+}
+
+/** A client's streams: one ADS stream for every kind or, `perType`, one per kind (the single-type services). */
+export class Links<S extends { refresh(): void; close(): void }, R> {
+  readonly all: readonly Link<S, R>[];
+  private readonly byKind: Record<ResourceKind, Link<S, R>>;
+
+  /** `connection`: shared by the transports when the streams share one connection (Transport). */
+  constructor(perType: boolean, rng: () => number, decode: (bytes: Uint8Array) => R, connection?: { written: number }) {
+    this.all = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode, connection), stream: null }));
+    this.byKind = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, this.all.find((link) => link.kinds.includes(kind)) as Link<S, R>])) as Record<ResourceKind, Link<S, R>>;
+  }
+
+  /** The link that carries `kind`. */
+  of(kind: ResourceKind): Link<S, R> {
+    return this.byKind[kind];
+  }
+
+  /** Whether any stream was opened yet. */
+  get opened(): boolean {
+    return this.all.some((link) => link.stream !== null);
+  }
+
+  /** The links a (re)connect renews: every one the first time and over ADS; else now and then one alone, as if only its connection was lost. */
+  toRenew(rng: () => number): readonly Link<S, R>[] {
+    if (!this.opened || this.all.length === 1 || rng() < 0.5) return this.all;
+    return [this.all[Math.floor(rng() * this.all.length)] as Link<S, R>];
+  }
+
+  refresh(): void {
+    for (const link of this.all) link.stream?.refresh();
+  }
+
+  close(): void {
+    for (const link of this.all) link.stream?.close();
   }
 }
 

@@ -9,7 +9,7 @@ import { XdsMetrics } from "../../src/xds/metrics.ts";
 import { decodeDiscoveryRequest } from "../../src/xds/request-decode.ts";
 import { SotwStream } from "../../src/xds/sotw-stream.ts";
 import { proxyless, sidecar } from "../translate/builders.ts";
-import { debugClient, edsNames, logger, rdsNames, resourceName, routedClusters, sameHeld, seeds, Transport, walk, type Held, type WalkClient } from "./envoy-walk.ts";
+import { debugClient, edsNames, Links, logger, type Link, rdsNames, resourceName, routedClusters, sameHeld, seeds, walk, type Held, type WalkClient } from "./envoy-walk.ts";
 
 /**
  * Random walks of a mesh (envoy-walk.ts) served to state-of-the-world ADS
@@ -61,13 +61,6 @@ const CHILD: Record<Flavour["kind"], Partial<Record<ResourceKind, ResourceKind>>
   grpc: { listener: "route", route: "cluster", cluster: "endpoint" },
 };
 
-/** One of a client's streams and its transport: ADS carries every kind, a single-type service one. */
-interface Link {
-  readonly kinds: readonly ResourceKind[];
-  readonly transport: Transport<DiscoveryResponse>;
-  stream: SotwStream | null;
-}
-
 /**
  * An Envoy-like (or gRPC-like) client on one SotW ADS stream or, `perType`,
  * on the four single-type services (CDS, EDS, LDS, RDS), each its own stream:
@@ -78,8 +71,7 @@ class SotwClient implements WalkClient {
   readonly types = Object.fromEntries(
     RESOURCE_KINDS.map((kind): [ResourceKind, TypeState] => [kind, { version: "", nonce: "", held: new Map(), names: [], rejected: null, rejectedAt: 0, warming: false, partial: false }]),
   ) as Record<ResourceKind, TypeState>;
-  private readonly links: readonly Link[];
-  private readonly linkOf: Record<ResourceKind, Link>;
+  private readonly links: Links<SotwStream, DiscoveryResponse>;
   /** Types a request was sent for since their last response: a response that changes nothing must answer one. */
   private readonly asked = new Set<ResourceKind>();
   responses = 0;
@@ -97,9 +89,7 @@ class SotwClient implements WalkClient {
     private readonly flavour: Flavour,
     private readonly perType = false,
   ) {
-    const decode = (bytes: Uint8Array) => fromBinary(DiscoveryResponseSchema, bytes);
-    this.links = (perType ? RESOURCE_KINDS.map((kind) => [kind]) : [RESOURCE_KINDS]).map((kinds) => ({ kinds, transport: new Transport(rng, decode), stream: null }));
-    this.linkOf = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, this.links.find((link) => link.kinds.includes(kind)) as Link])) as Record<ResourceKind, Link>;
+    this.links = new Links(perType, rng, (bytes) => fromBinary(DiscoveryResponseSchema, bytes));
     if (flavour.kind === "grpc") this.types.listener.names = [...flavour.targets].sort();
     this.connect();
   }
@@ -115,11 +105,11 @@ class SotwClient implements WalkClient {
   }
 
   refresh(): void {
-    for (const link of this.links) link.stream?.refresh();
+    this.links.refresh();
   }
 
   close(): void {
-    for (const link of this.links) link.stream?.close();
+    this.links.close();
   }
 
   /**
@@ -128,9 +118,8 @@ class SotwClient implements WalkClient {
    * client holds (nothing, the first time).
    */
   connect(): void {
-    const first = this.links.every((link) => link.stream === null);
-    this.reconnected ||= !first;
-    const lost = first || this.links.length === 1 || this.rng() < 0.5 ? this.links : [this.links[Math.floor(this.rng() * this.links.length)] as Link];
+    this.reconnected ||= this.links.opened;
+    const lost = this.links.toRenew(this.rng);
     for (const link of lost) {
       link.stream?.close();
       link.stream = new SotwStream(
@@ -147,7 +136,7 @@ class SotwClient implements WalkClient {
     this.routesMayDangle ||= this.types.listener.rejected !== null || this.types.route.rejected !== null;
 
     const order: readonly ResourceKind[] = this.flavour.kind === "envoy" ? ["cluster", "listener", "endpoint", "route"] : ["listener", "route", "cluster", "endpoint"];
-    const renewed = order.filter((kind) => lost.includes(this.linkOf[kind]));
+    const renewed = order.filter((kind) => lost.includes(this.links.of(kind)));
     for (const kind of renewed) {
       Object.assign(this.types[kind], { nonce: "", rejected: null });
       this.asked.delete(kind);
@@ -167,15 +156,15 @@ class SotwClient implements WalkClient {
     });
     if (!error) this.asked.add(kind);
     if (debugClient === this.proxy.id) console.log(`-> ${kind} v${state.version.slice(0, 10)} n${state.nonce} [${names.join(" ")}]${error ? " NACK" : ""}`);
-    this.linkOf[kind].stream?.handleRequest(decodeDiscoveryRequest(toBinary(DiscoveryRequestSchema, request)).request);
+    this.links.of(kind).stream?.handleRequest(decodeDiscoveryRequest(toBinary(DiscoveryRequestSchema, request)).request);
   }
 
   /** Applies (or rejects) every response received, in order per stream, answering each as Envoy does; streams are read in turn. */
   drain(): void {
     for (;;) {
-      const busy = this.links.filter((link) => !link.transport.idle);
+      const busy = this.links.all.filter((link) => !link.transport.idle);
       if (busy.length === 0) return;
-      const link = busy.length === 1 ? (busy[0] as Link) : (busy[Math.floor(this.rng() * busy.length)] as Link);
+      const link = (busy.length === 1 ? busy[0] : busy[Math.floor(this.rng() * busy.length)]) as Link<SotwStream, DiscoveryResponse>;
       link.transport.drain((response, seq) => this.receive(response, seq));
     }
   }
@@ -203,7 +192,7 @@ class SotwClient implements WalkClient {
     if (this.rng() < 0.05 && !sameHeld(content, state.held)) {
       // Rejected: the client keeps what it had and says so with its last accepted version.
       state.rejected = content;
-      state.rejectedAt = this.linkOf[kind].transport.written;
+      state.rejectedAt = this.links.of(kind).transport.written;
       this.request(kind, names, "rejected by the walk");
       return;
     }
