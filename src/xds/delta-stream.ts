@@ -1,5 +1,6 @@
+import type { Logger } from "pino";
 import { RESOURCE_KINDS, TYPE_URLS, type ResourceKind } from "../translate/resource-types.ts";
-import type { ProxyView } from "./cache.ts";
+import type { ProxyView, ResourceCache } from "./cache.ts";
 import { classifyDeltaRequest } from "./delta-ack.ts";
 import { sameElements } from "../model/share.ts";
 import { diffMaps, mapVersion, sameResources, type MapDiff } from "./encoded-parts.ts";
@@ -9,8 +10,6 @@ import type { XdsMetrics } from "./metrics.ts";
 import type { ProxyStatus, TypeStatus } from "./proxy-status.ts";
 import type { DeltaRequest } from "./request-decode.ts";
 import { nameSets, NO_NAMES, type NameSet } from "./subscriptions.ts";
-import type { Logger } from "pino";
-import type { ResourceCache } from "./cache.ts";
 import { perKind, XdsStream, type ResponseSink } from "./xds-stream.ts";
 
 /**
