@@ -337,7 +337,7 @@ export class DeltaStream extends XdsStream implements EndpointPeer {
     private readonly peers: EndpointPeers | null = null,
   ) {
     super(status, cache, sink, metrics, logger, kinds);
-    if (peers && this.serves("endpoint") && !this.serves("cluster")) peers.add(this.proxy.id, this);
+    if (peers && this.servesWithoutParent("endpoint")) peers.add(this.proxy.id, this);
   }
 
   override close(): void {

@@ -6,7 +6,7 @@ import { setVersion, type EncodedResource } from "./encoding.ts";
 import type { TypeStatus } from "./proxy-status.ts";
 import type { SotwRequest } from "./request-decode.ts";
 import { sameBytes, subscriptions, type Subscription } from "./subscriptions.ts";
-import { perKind, XdsStream } from "./xds-stream.ts";
+import { CHILD_OF, perKind, XdsStream } from "./xds-stream.ts";
 
 export { UnsupportedTypeError, type ResponseSink } from "./xds-stream.ts";
 
@@ -79,7 +79,13 @@ export class SotwStream extends XdsStream {
     // answered this response already, or it had no response yet to answer.
     const repeated =
       listed !== null && errorMessage === null && (verdict.kind === "ack" ? state.status.state !== "pending" : verdict.kind === "initial" && state.lastNonce === null);
-    const warming = repeated && this.parentElsewhere(kind);
+    // A single-type EDS (RDS) stream cannot see the clusters (listeners) change
+    // on the proxy's other stream. Envoy re-creates them and asks again with the
+    // request it already sent: the same nonce, answered already (or none, when
+    // this stream has not answered yet, as after a reconnect whose first request
+    // claimed the current version). Such a request is answered, as an ADS
+    // stream answers the re-request after clusters it sent changed.
+    const warming = repeated && this.servesWithoutParent(kind);
     if (verdict.kind === "stale") {
       this.metrics.staleRequests.inc({ type: kind });
       return;
@@ -129,22 +135,6 @@ export class SotwStream extends XdsStream {
     }
     const force = state.resendOnRequest || warming;
     if (verdict.subscriptionChanged || force) this.push(state, force);
-  }
-
-  /**
-   * Endpoints (routes) served without their clusters (listeners): a
-   * single-type EDS (RDS) stream. A cluster (listener) that changed on the
-   * proxy's other stream is re-created and waits for its endpoints (routes),
-   * and the proxy asks for them again with the request it already sent: the
-   * same nonce, answered already (or none, when this stream has not answered
-   * yet, as after a reconnect whose first request claimed the current
-   * version). The stream answers such a request, as an ADS stream answers the
-   * re-request after clusters it sent changed (resendOnRequest).
-   */
-  private parentElsewhere(kind: ResourceKind): boolean {
-    if (kind === "endpoint") return !this.serves("cluster");
-    if (kind === "route") return !this.serves("listener");
-    return false;
   }
 
   /** The cache has a new generation (or the stream drained): bring every type up to date. */
@@ -243,7 +233,7 @@ export class SotwStream extends XdsStream {
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
     if (!this.sink.write(body, nonce)) this.pause();
     // Clusters (listeners) new or changed to the client, which may have rejected what was last sent.
-    const child = state.kind === "cluster" ? "endpoint" : state.kind === "listener" ? "route" : null;
+    const child = CHILD_OF[state.kind];
     if (child && state.accepted !== target.resources && changedAny(state.accepted, target.resources)) {
       const childState = this.types[child];
       if (childState) childState.resendOnRequest = true;

@@ -36,6 +36,14 @@ export function perKind<T>(): PerKind<T> {
   return { cluster: undefined, endpoint: undefined, listener: undefined, route: undefined };
 }
 
+/**
+ * The kind whose resources name each kind's: endpoints belong to clusters,
+ * routes to listeners. Envoy warms a new or changed cluster (listener) until
+ * its endpoints (routes) arrive.
+ */
+export const PARENT_OF: Partial<Record<ResourceKind, ResourceKind>> = { endpoint: "cluster", route: "listener" };
+export const CHILD_OF: Partial<Record<ResourceKind, ResourceKind>> = { cluster: "endpoint", listener: "route" };
+
 export class UnsupportedTypeError extends Error {
   constructor(readonly typeUrl: string) {
     super(`unsupported resource type ${JSON.stringify(typeUrl)}; this server serves ${RESOURCE_KINDS.map((k) => TYPE_URLS[k]).join(", ")}`);
@@ -79,6 +87,12 @@ export abstract class XdsStream {
   /** Whether this stream serves `kind` (ADS serves every kind; a single-type service its own). */
   protected serves(kind: ResourceKind): boolean {
     return this.allowedKinds.includes(kind);
+  }
+
+  /** This stream serves `kind` but not its parent (a single-type EDS or RDS stream): it cannot see the parent change. */
+  protected servesWithoutParent(kind: ResourceKind): boolean {
+    const parent = PARENT_OF[kind];
+    return parent !== undefined && this.serves(kind) && !this.serves(parent);
   }
 
   /** The resource kind a request is for; throws a user-facing error for one this stream does not serve. */

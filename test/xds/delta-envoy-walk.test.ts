@@ -93,20 +93,9 @@ class DeltaEnvoyClient implements WalkClient {
   /** New streams, as after a lost connection: every stream, or now and then one of a client's single-type streams. */
   connect(): void {
     const lost = this.links.toRenew(this.rng);
-    for (const link of lost) {
-      link.stream?.close();
-      let peers = peersOf.get(this.cache);
-      if (!peers) peersOf.set(this.cache, (peers = new EndpointPeers()));
-      link.stream = new DeltaStream(
-        { streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} },
-        this.cache,
-        link.transport.sink(),
-        new XdsMetrics(),
-        logger,
-        link.kinds,
-        peers,
-      );
-    }
+    let peers = peersOf.get(this.cache);
+    if (!peers) peersOf.set(this.cache, (peers = new EndpointPeers()));
+    this.links.renew(lost, (kinds, sink) => new DeltaStream({ streamId: 1, proxy: this.proxy, protocol: "delta", connectedAt: "", types: {} }, this.cache, sink, new XdsMetrics(), logger, kinds, peers));
     const renewed = (kind: ResourceKind) => lost.includes(this.links.of(kind));
     // A new stream knows nothing of the old one's rejections: it cannot keep clusters rejected routes use.
     this.routesMayDangle ||= this.types.listener.rejected.size > 0 || this.types.route.rejected.size > 0;

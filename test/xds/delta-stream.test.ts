@@ -231,12 +231,17 @@ describe.each([
     expect([...c.holdings("cluster").keys()]).toEqual(["outbound|api"]);
   });
 
-  it("keeps a removed cluster while the routes that stopped using it are rejected (the proxy still runs the old ones)", () => {
+  /** db leaves the mesh, and the client rejects the routes that stopped using it. */
+  const rejectRoutesWithoutDb = (): void => {
     c.accept("cluster");
     c.accept("listener");
     c.accept("route", ["outbound|http"]);
     set(registryOf(httpService("api", ["10.0.0.1"])));
     c.request("route", { nonce: c.last("route").nonce, error: "route rejected" });
+  };
+
+  it("keeps a removed cluster while the routes that stopped using it are rejected (the proxy still runs the old ones)", () => {
+    rejectRoutesWithoutDb();
     // Another generation that changes nothing the routes hold: db's cluster still stays.
     set(registryOf(httpService("api", ["10.0.0.9"])));
     expect(c.holdings("cluster").has("outbound|db")).toBe(true);
@@ -248,11 +253,7 @@ describe.each([
   });
 
   it("keeps that cluster after an ACK of other routes: the rejected one is still the old one", () => {
-    c.accept("cluster");
-    c.accept("listener");
-    c.accept("route", ["outbound|http"]);
-    set(registryOf(httpService("api", ["10.0.0.1"])));
-    c.request("route", { nonce: c.last("route").nonce, error: "route rejected" });
+    rejectRoutesWithoutDb();
     // The client subscribes to another route configuration and ACKs its answer.
     c.accept("route", ["inbound|15006"]);
     set(registryOf(httpService("api", ["10.0.0.9"])));

@@ -161,17 +161,7 @@ export class Transport<R> {
 
   /** Reads every response; once all is read the transport drains, and a stream that waited writes what it held back. */
   drain(receive: (response: R, seq: number) => void): void {
-    for (;;) {
-      const next = this.inbox.shift();
-      if (next) {
-        receive(next.response, next.seq);
-        continue;
-      }
-      const drained = this.drained;
-      if (!drained) return;
-      this.drained = null;
-      drained();
-    }
+    while (!this.idle) this.readNext(receive);
   }
 }
 
@@ -207,6 +197,14 @@ export class Links<S extends { refresh(): void; close(): void }, R> {
   toRenew(rng: () => number): readonly Link<S, R>[] {
     if (!this.opened || this.all.length === 1 || rng() < 0.5) return this.all;
     return [this.all[Math.floor(rng() * this.all.length)] as Link<S, R>];
+  }
+
+  /** Closes `links`' streams and opens new ones on their transports (emptied, as a new connection's). */
+  renew(links: readonly Link<S, R>[], open: (kinds: readonly ResourceKind[], sink: ResponseSink) => S): void {
+    for (const link of links) {
+      link.stream?.close();
+      link.stream = open(link.kinds, link.transport.sink());
+    }
   }
 
   refresh(): void {

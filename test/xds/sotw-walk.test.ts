@@ -120,17 +120,7 @@ class SotwClient implements WalkClient {
   connect(): void {
     this.reconnected ||= this.links.opened;
     const lost = this.links.toRenew(this.rng);
-    for (const link of lost) {
-      link.stream?.close();
-      link.stream = new SotwStream(
-        { streamId: 1, proxy: this.proxy, protocol: "sotw", connectedAt: "", types: {} },
-        this.cache,
-        link.transport.sink(),
-        new XdsMetrics(),
-        logger,
-        link.kinds,
-      );
-    }
+    this.links.renew(lost, (kinds, sink) => new SotwStream({ streamId: 1, proxy: this.proxy, protocol: "sotw", connectedAt: "", types: {} }, this.cache, sink, new XdsMetrics(), logger, kinds));
     // A new stream knows nothing of what the old one was told was rejected, so
     // it cannot keep clusters that rejected listeners or routes still use.
     this.routesMayDangle ||= this.types.listener.rejected !== null || this.types.route.rejected !== null;
