@@ -93,7 +93,7 @@ export function releaseMemo(owner: object): void {
  */
 type Reused = { readonly deps: readonly unknown[]; readonly value: unknown };
 const reused = new Map<string, { readonly owner: Service; readonly pieces: Map<string, Reused> }>();
-const reusedByName = new Map<string, Reused>();
+const reusedByName = new Map<string, unknown>();
 const reusedByCaller = new Map<string, Map<string, Reused>>();
 
 export function acrossSnapshots<T>(owner: Service, key: string, deps: readonly unknown[], compute: () => T): T {
@@ -112,12 +112,24 @@ export function forgetServicesOutside(services: ReadonlyMap<string, Service>): v
 }
 
 /**
- * acrossSnapshots for pieces named by a constant-bounded key (ports, a
- * protocol) rather than owned by a service: shared by every view with the same
- * settings, and never dropped (there are as many as distinct settings).
+ * Reuse across snapshots of pieces that their name alone determines (ports, a
+ * protocol, an option spelled out in it) rather than owned by a service:
+ * shared by every view with the same settings, and never dropped (there are as
+ * many as distinct settings). The name must spell out everything `compute`
+ * reads.
+ *
+ * No deps to compare: the per-view callers' deps were short lists of port
+ * numbers, arrays of another elements kind than every other piece's deps, and
+ * sameDeps, inlined into the callers on the route path, was deoptimized the
+ * first time the other kind reached it (docs/benchmarks.md, "Session 26").
  */
-export function acrossSnapshotsByName<T>(name: string, deps: readonly unknown[], compute: () => T): T {
-  return reuseIn(reusedByName, name, deps, compute);
+export function acrossSnapshotsByName<T>(name: string, compute: () => T): T {
+  let value = reusedByName.get(name) as T | undefined;
+  if (value === undefined) {
+    value = compute();
+    reusedByName.set(name, value);
+  }
+  return value;
 }
 
 /**
@@ -149,9 +161,18 @@ function reuseIn<T, I = undefined>(
   return value;
 }
 
-/** A dependency compared by identity (a large value that is shared when unchanged) rather than structurally. */
-export function byIdentity(value: unknown): unknown {
-  return new Identity(value);
+/**
+ * Each of `values` as a dependency compared by identity (a large value that is
+ * shared when unchanged) rather than structurally, as a deps list. Built by a loop, not map():
+ * map() run from optimized code returns a holey array, of another hidden class
+ * than the packed arrays every other deps list is, and sameDeps (inlined into
+ * the callers on the route path) was deoptimized each time the other kind
+ * first reached it (docs/benchmarks.md, "Session 26").
+ */
+export function identities(values: readonly unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const value of values) out.push(new Identity(value));
+  return out;
 }
 
 class Identity {

@@ -9,7 +9,7 @@ import { clusterDialect, inboundAppCluster, serviceClusterSet, type ClusterDiale
 import { serviceLoadAssignments } from "./endpoints.ts";
 import { proxylessApiListener, sidecarInboundListener, sidecarOutboundListener } from "./listeners.ts";
 import { colorCluster, inboundRouteConfig, OUTBOUND_HTTP, outboundCluster, proxylessRouteConfig } from "./naming.ts";
-import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, byIdentity, memoOn, perSnapshot, perSnapshotIn, perSnapshotTable } from "./memo.ts";
+import { acrossSnapshots, acrossSnapshotsByName, acrossSnapshotsForCaller, identities, memoOn, perSnapshot, perSnapshotIn, perSnapshotTable } from "./memo.ts";
 import { ComposedMap, TransientMap, type ResourceMap, type ResourceSet } from "./resource-types.ts";
 import { inboundRateLimit, inboundVirtualHost, plainInboundVirtualHost, respectsExpectedTimeout, routeConfiguration, serviceVirtualHost, type MatcherDialect } from "./routes.ts";
 import { byName } from "../model/order.ts";
@@ -39,7 +39,24 @@ export function upstreamsOf(snapshot: MeshSnapshot, proxy: Proxy): readonly Serv
 /** Non-TCP upstreams (the ones with clusters and virtual hosts here), once per scope list, which snapshots share while no scope input changes (scope.ts). */
 function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[] {
   const scope = upstreamsOf(snapshot, proxy);
-  return memoOn(scope, "http-upstreams", () => scope.filter((service) => service.protocol !== "tcp"));
+  let http = httpUpstreamsByScope.get(scope);
+  if (http === undefined) {
+    http = scope.filter(isHttp);
+    httpUpstreamsByScope.set(scope, http);
+  }
+  return http;
+}
+
+/**
+ * httpUpstreams' table, apart from memoOn's: it is read once per view on the
+ * route path, where memoOn's one table of every memoized owner cost up to
+ * 8 µs a look-up in the rule changes right after a registry change
+ * (docs/benchmarks.md, "Session 26").
+ */
+const httpUpstreamsByScope = new WeakMap<readonly Service[], readonly Service[]>();
+
+function isHttp(service: Service): boolean {
+  return service.protocol !== "tcp";
 }
 
 /** A service's subsets sorted by name, and their names; once per set of subsets (snapshots share it while no subset changes). */
@@ -205,10 +222,10 @@ function virtualHostIn(
 function ruleContext(snapshot: MeshSnapshot): readonly unknown[] {
   return perSnapshot(snapshot, "rule-context", () => {
     const record = snapshot as unknown as Record<string, unknown>;
-    return Object.keys(record)
+    const keys = Object.keys(record)
       .filter((key) => !CONTEXT_EXCLUDED.has(key))
-      .sort()
-      .map((key) => byIdentity(record[key]));
+      .sort();
+    return identities(keys.map((key) => record[key]));
   });
 }
 
@@ -222,7 +239,7 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints, "envoy");
 
   // Per-view pieces are reused across snapshots while their inputs (listed in the deps) are unchanged.
-  const outbound = acrossSnapshotsByName(`outbound-listener|${proxy.outboundPort}`, [proxy.outboundPort], () =>
+  const outbound = acrossSnapshotsByName(`outbound-listener|${proxy.outboundPort}`, () =>
     sidecarOutboundListener(proxy.outboundPort),
   );
   listeners.set(outbound.name, outbound);
@@ -233,13 +250,13 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
     const inboundPort = proxy.inboundPort;
     // Shared by every sidecar with the same app port and protocol.
     const protocol = own.protocol;
-    const app = acrossSnapshotsByName(`inbound-cluster|${appPort}|${protocol}`, [appPort, protocol], () => inboundAppCluster({ protocol }, appPort));
+    const app = acrossSnapshotsByName(`inbound-cluster|${appPort}|${protocol}`, () => inboundAppCluster({ protocol }, appPort));
     clusters.push(single(app));
     // Named by port, not service: the inbound listener is then the same resource
     // for every service with the same port and options (names are per proxy).
     const routeName = inboundRouteConfig(inboundPort);
     const options = { respectExpectedRqTimeout: respectsExpectedTimeout(own.name, snapshot.routePolicies) };
-    const inbound = acrossSnapshotsByName(`inbound-listener|${inboundPort}|${options.respectExpectedRqTimeout}`, [inboundPort, routeName, options], () =>
+    const inbound = acrossSnapshotsByName(`inbound-listener|${inboundPort}|${options.respectExpectedRqTimeout}`, () =>
       sidecarInboundListener(inboundPort, routeName, options),
     );
     listeners.set(inbound.name, inbound);
@@ -285,7 +302,7 @@ function sidecarRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonly
 function inboundRoutes(snapshot: MeshSnapshot, own: Service, inboundPort: number, appPort: number): RouteConfiguration {
   const routeName = inboundRouteConfig(inboundPort);
   if (inboundRateLimit(own.name, snapshot.routePolicies) === null && !upgradesInboundWebsocket(snapshot, own)) {
-    return acrossSnapshotsByName(`inbound-routes|${inboundPort}|${appPort}`, [inboundPort, appPort], () =>
+    return acrossSnapshotsByName(`inbound-routes|${inboundPort}|${appPort}`, () =>
       routeConfiguration(routeName, [plainInboundVirtualHost(appPort)]),
     );
   }
@@ -314,7 +331,7 @@ function outboundRoutes(snapshot: MeshSnapshot, proxy: Proxy, upstreams: readonl
   const table = perSnapshotTable<Map<string, VirtualHost>>(snapshot, VHOST_TABLES.envoy);
   for (const service of upstreams) vhosts.push(virtualHostIn(table, snapshot, service, proxy, "envoy"));
   for (const each of built) if (sameElements(each.vhosts, vhosts)) return each.routes;
-  const routes = acrossSnapshotsForCaller(proxy.service, "outbound-routes", vhosts.map(byIdentity), outboundRouteConfiguration, vhosts);
+  const routes = acrossSnapshotsForCaller(proxy.service, "outbound-routes", identities(vhosts), outboundRouteConfiguration, vhosts);
   built.push({ vhosts, routes, plain });
   return routes;
 }
