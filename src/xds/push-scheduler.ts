@@ -13,6 +13,8 @@ export interface Refreshable {
 export class PushScheduler {
   private readonly queue = new Set<Refreshable>();
   private running = false;
+  /** When the current round started. */
+  private started = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -43,26 +45,33 @@ export class PushScheduler {
 
   private run(): void {
     this.running = true;
-    const started = performance.now();
-    const step = (): void => {
-      const sliceStart = performance.now();
-      let done = 0;
-      for (const stream of this.queue) {
-        this.queue.delete(stream);
-        stream.refresh();
-        if (++done >= this.batchSize) break;
-        if ((done & 31) === 0 && performance.now() - sliceStart >= this.sliceMs) break;
-      }
-      if (this.queue.size > 0) {
-        setImmediate(step);
-        return;
-      }
-      this.running = false;
-      this.onRoundDone((performance.now() - started) / 1000);
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
-    };
-    setImmediate(step);
+    this.started = performance.now();
+    setImmediate(this.step);
   }
+
+  /**
+   * One slice of a round. Made once per scheduler, not once per round: a
+   * function made per round left V8 optimizing its loop on stack (OSR) in
+   * every round and throwing the code away when the loop ended
+   * (docs/benchmarks.md, "Session 26").
+   */
+  private readonly step = (): void => {
+    const sliceStart = performance.now();
+    let done = 0;
+    for (const stream of this.queue) {
+      this.queue.delete(stream);
+      stream.refresh();
+      if (++done >= this.batchSize) break;
+      if ((done & 31) === 0 && performance.now() - sliceStart >= this.sliceMs) break;
+    }
+    if (this.queue.size > 0) {
+      setImmediate(this.step);
+      return;
+    }
+    this.running = false;
+    this.onRoundDone((performance.now() - this.started) / 1000);
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
 }
