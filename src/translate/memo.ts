@@ -162,12 +162,12 @@ function reuseIn<T, I = undefined>(
 }
 
 /**
- * Each of `values` as a dependency compared by identity (a large value that is
- * shared when unchanged) rather than structurally, as a deps list. Built by a loop, not map():
- * map() run from optimized code returns a holey array, of another hidden class
- * than the packed arrays every other deps list is, and sameDeps (inlined into
- * the callers on the route path) was deoptimized each time the other kind
- * first reached it (docs/benchmarks.md, "Session 26").
+ * A deps list of `values`, each compared by identity (a large value that is
+ * shared when unchanged) rather than structurally. Built by a loop, not map():
+ * map() run from optimized code returns a holey array, of another hidden
+ * class than the packed arrays every other deps list is, and sameDeps
+ * (inlined into the callers on the route path) was deoptimized each time the
+ * other kind first reached it (docs/benchmarks.md, "Session 26").
  */
 export function identities(values: readonly unknown[]): unknown[] {
   const out: unknown[] = [];

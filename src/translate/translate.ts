@@ -49,9 +49,9 @@ function httpUpstreams(snapshot: MeshSnapshot, proxy: Proxy): readonly Service[]
 
 /**
  * httpUpstreams' table, apart from memoOn's: it is read once per view on the
- * route path, where memoOn's one table of every memoized owner cost up to
- * 8 µs a look-up in the rule changes right after a registry change
- * (docs/benchmarks.md, "Session 26").
+ * route path, where a look-up in memoOn's one table of every memoized owner
+ * cost up to 8 µs in a run's first rule changes (docs/benchmarks.md,
+ * "Session 26").
  */
 const httpUpstreamsByScope = new WeakMap<readonly Service[], readonly Service[]>();
 
@@ -238,7 +238,8 @@ export function translateSidecar(snapshot: MeshSnapshot, proxy: Proxy): Resource
   const upstreams = httpUpstreams(snapshot, proxy);
   upstreamClustersAndEndpoints(snapshot, upstreams, clusters, endpoints, "envoy");
 
-  // Per-view pieces are reused across snapshots while their inputs (listed in the deps) are unchanged.
+  // Per-view pieces are reused across snapshots while their inputs are unchanged: those listed in
+  // their deps, or, for pieces named by their settings, those spelled out in the name.
   const outbound = acrossSnapshotsByName(`outbound-listener|${proxy.outboundPort}`, () =>
     sidecarOutboundListener(proxy.outboundPort),
   );
