@@ -47,6 +47,8 @@ interface MapMove {
   readonly systemVersion: string;
   /** The response sending all of `diff`, without its nonce; written when first needed. */
   body: Uint8Array | null;
+  /** What that response carries, as its streams record it (Outstanding); made when first needed. */
+  carried: SentNames | null;
 }
 
 /** The last move computed from each map: streams of one view all move from the same map to the same map. */
@@ -59,7 +61,7 @@ function moveBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap
   if (from === lastFrom && lastMove?.to === to) return lastMove;
   let move = moves.get(from);
   if (move?.to !== to) {
-    move = { to, diff: diffMaps(from, to), systemVersion: mapVersion(to), body: null };
+    move = { to, diff: diffMaps(from, to), systemVersion: mapVersion(to), body: null, carried: null };
     moves.set(from, move);
   }
   lastFrom = from;
@@ -71,6 +73,12 @@ function moveBetween(from: ReadonlyMap<string, EncodedResource>, to: ReadonlyMap
 function moveBody(move: MapMove, typeUrl: string): Uint8Array {
   move.body ??= responseBody(typeUrl, move.systemVersion, move.diff.changed, move.diff.removed);
   return move.body;
+}
+
+/** What moveBody's response carries, once for every stream of the view that sends it. */
+function moveCarried(move: MapMove): SentNames {
+  move.carried ??= { sent: move.diff.changed, removed: move.diff.removed };
+  return move.carried;
 }
 
 /** A response sending `sent` and removing `removed`; the last one's body when it sends the same and removes nothing (sharedBody). */
@@ -191,8 +199,7 @@ function clearAnswers(state: DeltaTypeState): void {
 }
 
 /** What a client that holds nothing of a type gets for its first request (DeltaStream.pushFirst). */
-interface FirstResponse {
-  readonly sent: readonly EncodedResource[];
+interface FirstResponse extends SentNames {
   /** Subscribed names that do not exist. */
   readonly removed: readonly string[];
   /** The response without its nonce; null when there is nothing to say. */
@@ -583,7 +590,7 @@ export class DeltaStream extends XdsStream implements EndpointPeer {
 
     const systemVersion = this.systemVersion(state, view);
     const body = responseBody(TYPE_URLS[state.kind], systemVersion, send, removed);
-    this.send(state, body, systemVersion, send, removed);
+    this.send(state, body, systemVersion, { sent: send, removed });
 
     for (const name of updatedClusters) this.resendEndpoints(name);
     this.tellPeers();
@@ -611,16 +618,20 @@ export class DeltaStream extends XdsStream implements EndpointPeer {
       state.synced = null;
     }
     state.status.resourceCount = response.sent.length;
-    if (response.body !== null) this.send(state, response.body, response.systemVersion, response.sent, response.removed);
+    if (response.body !== null) this.send(state, response.body, response.systemVersion, response);
     return true;
   }
 
-  /** Sends `body` (a response without its nonce) as the type's newest response. */
-  private send(state: DeltaTypeState, body: Uint8Array, systemVersion: string, sent: readonly EncodedResource[], removed: readonly string[]): void {
+  /**
+   * Sends `body` (a response without its nonce, carrying `carried`) as the
+   * type's newest response. `carried` is shared by the streams that send the
+   * same response (a view's move, a first response), not made per stream.
+   */
+  private send(state: DeltaTypeState, body: Uint8Array, systemVersion: string, carried: SentNames): void {
     const nonce = this.nextNonce();
     state.lastNonce = nonce;
     // Listeners and routes: what the response carried, so a NACK says which were rejected.
-    state.outstanding.add(nonce, systemVersion, state.kind === "listener" || state.kind === "route" ? { sent, removed } : null);
+    state.outstanding.add(nonce, systemVersion, state.kind === "listener" || state.kind === "route" ? carried : null);
     state.status.sentVersion = systemVersion;
     state.status.state = "pending";
     this.metrics.recordResponse(state.kind, body.length + 2 + nonce.length);
@@ -724,8 +735,8 @@ export class DeltaStream extends XdsStream implements EndpointPeer {
     if (sent.length === 0 && removed.length === 0) return true;
     const typeUrl = TYPE_URLS[state.kind];
     const systemVersion = state.missing === null ? move.systemVersion : this.systemVersion(state, view);
-    const body = whole ? moveBody(move, typeUrl) : responseBody(typeUrl, systemVersion, sent, removed);
-    this.send(state, body, systemVersion, sent, removed);
+    if (whole) this.send(state, moveBody(move, typeUrl), systemVersion, moveCarried(move));
+    else this.send(state, responseBody(typeUrl, systemVersion, sent, removed), systemVersion, { sent, removed });
     if (state.kind === "cluster") {
       for (const resource of sent) if (from.has(resource.name) && !held?.has(resource.name)) this.resendEndpoints(resource.name);
       this.tellPeers();

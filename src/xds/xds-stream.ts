@@ -41,8 +41,11 @@ export function perKind<T>(): PerKind<T> {
  * routes to listeners. Envoy warms a new or changed cluster (listener) until
  * its endpoints (routes) arrive.
  */
-export const PARENT_OF: Partial<Record<ResourceKind, ResourceKind>> = { endpoint: "cluster", route: "listener" };
-export const CHILD_OF: Partial<Record<ResourceKind, ResourceKind>> = { cluster: "endpoint", listener: "route" };
+const PARENT_OF: Partial<Record<ResourceKind, ResourceKind>> = { endpoint: "cluster", route: "listener" };
+/** PARENT_OF the other way round. */
+export const CHILD_OF: Partial<Record<ResourceKind, ResourceKind>> = Object.fromEntries(
+  Object.entries(PARENT_OF).map(([child, parent]) => [parent, child]),
+);
 
 export class UnsupportedTypeError extends Error {
   constructor(readonly typeUrl: string) {
