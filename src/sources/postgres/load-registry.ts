@@ -69,33 +69,6 @@ async function loadAll(client: pg.ClientBase): Promise<RegistryRows> {
   };
 }
 
-// Deletes the rows and raises the floor to the newest revision deleted, in one
-// statement (one transaction), so a reader sees either both or neither. A
-// data-modifying WITH runs whether or not the outer query reads it. Concurrent
-// prunes by several replicas serialize on the floor row, and greatest() keeps
-// the floor from moving back. A row of a transaction that was still running is
-// not visible here, and its revision is above every one deleted anyway.
-const PRUNE = `WITH gone AS (
-       DELETE FROM mesh.registry_changes
-        WHERE changed_at < now() - make_interval(secs => $1::double precision / 1000)
-       RETURNING revision),
-     top AS (SELECT max(revision) AS revision, count(*)::int AS deleted FROM gone),
-     raised AS (
-       UPDATE mesh.registry_changes_floor f SET revision = greatest(f.revision, top.revision)
-         FROM top WHERE top.revision IS NOT NULL
-       RETURNING 1)
-SELECT deleted FROM top`;
-
-/**
- * Drops change-log rows older than `retentionMs`. Safe while other replicas
- * read the log: one that still needed a pruned row sees its revision below the
- * floor and reloads everything. Returns the number of rows deleted.
- */
-export async function pruneRegistryChanges(pool: pg.Pool, retentionMs: number): Promise<number> {
-  const result = await pool.query<{ deleted: number }>(PRUNE, [retentionMs]);
-  return result.rows[0]?.deleted ?? 0;
-}
-
 /** Whether the schema has the change log (false with migrate: false on a schema older than 0005). */
 export async function hasRegistryChangeLog(client: pg.ClientBase): Promise<boolean> {
   const result = await client.query<{ present: boolean }>(

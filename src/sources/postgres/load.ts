@@ -5,7 +5,7 @@
  */
 import type pg from "pg";
 import { loadRegistryRows, type RegistryLoad, type RegistryRequest } from "./load-registry.ts";
-import { loadRuleRows, type RuleRowsRead } from "./load-rules.ts";
+import { loadRuleRows, type RuleRowsRead, type RuleSchema } from "./load-rules.ts";
 
 export interface LoadRequest {
   /** null: leave the registry tables alone. */
@@ -17,8 +17,8 @@ export interface LoadRequest {
 export interface RuleRequest {
   /** The last read, whose unchanged groups are reused; null: read every group. */
   readonly previous: RuleRowsRead | null;
-  /** The schema has mesh.table_revisions (migration 0006). */
-  readonly withRevisions: boolean;
+  /** The change tracking the schema has (migrations 0006 and 0007). */
+  readonly schema: RuleSchema;
 }
 
 export interface LoadedRows {
@@ -38,7 +38,7 @@ export async function loadRows(pool: pg.Pool, want: LoadRequest): Promise<Loaded
     const revision = (await client.query<{ revision: string }>(REVISION)).rows[0]?.revision;
     if (revision === undefined) throw new Error("mesh.revision has no row; was it deleted by hand?");
     const registry = want.registry ? await loadRegistryRows(client, want.registry, revision) : null;
-    const rules = want.rules ? await loadRuleRows(client, want.rules.previous, want.rules.withRevisions) : null;
+    const rules = want.rules ? await loadRuleRows(client, want.rules.previous, want.rules.schema, revision) : null;
     await client.query("COMMIT");
     return { revision, registry, rules };
   } catch (err) {

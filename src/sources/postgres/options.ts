@@ -42,9 +42,10 @@ export interface PostgresStoreOptions {
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
   /**
-   * Rows of the registry change log (mesh.registry_changes) older than this are
-   * deleted by the store, about once a minute. A replica that falls further
-   * behind than that reads the whole registry once. Default 600000 ms (10 min).
+   * Rows of the change logs (mesh.registry_changes, mesh.route_changes) older
+   * than this are deleted by the store, about once a minute. A replica that
+   * falls further behind than that reads the whole registry (or every route)
+   * once. Default 600000 ms (10 min).
    */
   readonly changeLogRetentionMs?: number;
   /** Apply pending migrations on start. Default true. */

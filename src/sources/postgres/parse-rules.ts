@@ -21,7 +21,7 @@ import { readHeaderMatches, readQueryParamMatches, readStringMap } from "./json-
 import { parseDependencies } from "./parse-dependencies.ts";
 import { parseRoutePolicies } from "./parse-route-policies.ts";
 import { parseClusterPolicies } from "./parse-cluster-policies.ts";
-import type { HttpRouteDestinationRow, HttpRouteRow, RuleRows, SubsetRow } from "./rows.ts";
+import type { HttpRouteDestinationRow, HttpRouteRow, RoutePatch, RuleRows, SubsetRow } from "./rows.ts";
 import { byRowId, compareIds, compareText } from "../../model/order.ts";
 
 /**
@@ -55,16 +55,22 @@ export interface Parsed<T> {
 
 /**
  * The pieces of `rows`. With `last` (the pieces of `lastRows`), a piece whose
- * rows are the same arrays as then is taken over as it was, not parsed again.
+ * rows are the same arrays as then is taken over as it was, not parsed again;
+ * with `routePatch` too (`rows`' route rows are the last ones with the patch's
+ * routes replaced, see load-rules.ts), only the patched routes are parsed.
  */
-export function parseRulePieces(rows: RuleRows, last: { rows: RuleRows; pieces: RulePieces } | null): RulePieces {
+export function parseRulePieces(rows: RuleRows, last: { rows: RuleRows; pieces: RulePieces } | null, routePatch: RoutePatch | null = null): RulePieces {
   const kept = last?.pieces;
   // Whether every named field of `rows` is the same array as the last call's.
   const unchanged = (...fields: (keyof RuleRows)[]): boolean => last !== null && fields.every((field) => rows[field] === last.rows[field]);
   return {
     subsets: kept && unchanged("subsets") ? kept.subsets : parseSubsets(rows.subsets),
     httpRoutes:
-      kept && unchanged("httpRoutes", "httpRouteDestinations") ? kept.httpRoutes : parseHttpRoutes(rows.httpRoutes, rows.httpRouteDestinations),
+      kept && unchanged("httpRoutes", "httpRouteDestinations")
+        ? kept.httpRoutes
+        : kept && routePatch && patchesLast(routePatch, last.rows)
+          ? patchHttpRoutes(kept.httpRoutes, routePatch)
+          : parseHttpRoutes(rows.httpRoutes, rows.httpRouteDestinations),
     routePolicies: !rows.routePolicies
       ? null
       : kept && unchanged("routePolicies", "httpRouteDestinations")
@@ -126,6 +132,33 @@ function parseHttpRoutes(rows: readonly HttpRouteRow[], destinationRows: readonl
     else httpRoutes.push(route);
   }
   httpRoutes.sort(byRowId);
+  return { value: httpRoutes, rejected };
+}
+
+/** Whether `patch` was applied to `lastRows`' route rows, so the last parse of those is its base. */
+function patchesLast(patch: RoutePatch, lastRows: RuleRows): boolean {
+  return patch.base.httpRoutes === lastRows.httpRoutes && patch.base.httpRouteDestinations === lastRows.httpRouteDestinations;
+}
+
+/**
+ * `kept` (the parsed routes of the last rows) with the patch's routes parsed
+ * again: what parseHttpRoutes gives for the patched rows, with every other
+ * route (and rejection) the same object as in `kept`. A route's parse reads
+ * its own row and destination rows only.
+ */
+function patchHttpRoutes(kept: Parsed<readonly HttpRoute[]>, patch: RoutePatch): Parsed<HttpRoute[]> {
+  const fresh = parseHttpRoutes(patch.httpRoutes, patch.httpRouteDestinations);
+  const changed = new Set(patch.ids);
+  const httpRoutes: HttpRoute[] = [];
+  let next = 0;
+  for (const route of kept.value) {
+    if (changed.has(route.id)) continue;
+    while (next < fresh.value.length && byRowId(fresh.value[next]!, route) < 0) httpRoutes.push(fresh.value[next++]!);
+    httpRoutes.push(route);
+  }
+  while (next < fresh.value.length) httpRoutes.push(fresh.value[next++]!);
+  const rejected = kept.rejected.filter((rejection) => !changed.has(rejection.id));
+  rejected.push(...fresh.rejected);
   return { value: httpRoutes, rejected };
 }
 

@@ -75,3 +75,16 @@ export interface RuleRows {
   /** Rows of the cluster-policy tables (migration 0003, load-cluster-policies.ts). */
   readonly clusterPolicies?: ClusterPolicyRows;
 }
+
+/**
+ * The routes a read took from the route change log (migration 0007), and
+ * their current rows: none for a route deleted or disabled.
+ */
+export interface RoutePatch {
+  /** Every route id the log named, sorted as ids (compareIds). */
+  readonly ids: readonly string[];
+  readonly httpRoutes: readonly HttpRouteRow[];
+  readonly httpRouteDestinations: readonly HttpRouteDestinationRow[];
+  /** The route rows the patch applies to: the previous read's. */
+  readonly base: Pick<RuleRows, "httpRoutes" | "httpRouteDestinations">;
+}

@@ -37,8 +37,9 @@ import { shareStructure } from "../../model/share.ts";
 import { Health } from "./health.ts";
 import { ChangeListener } from "./listener.ts";
 import { loadRows, readRevision } from "./load.ts";
-import { hasRegistryChangeLog, pruneRegistryChanges, type RegistryRequest } from "./load-registry.ts";
-import { hasTableRevisions, RULE_GROUPS, type RuleGroup, type RuleRowsRead } from "./load-rules.ts";
+import { hasRegistryChangeLog, type RegistryRequest } from "./load-registry.ts";
+import { pruneChangeLog, type ChangeLog } from "./prune-change-logs.ts";
+import { hasRouteChangeLog, hasTableRevisions, RULE_GROUPS, type RuleGroup, type RuleRowsRead, type RuleSchema } from "./load-rules.ts";
 import { migrate } from "./migrate.ts";
 import {
   clientConfig,
@@ -80,6 +81,8 @@ export interface PostgresStoreMetrics {
   /** Rule loads, and how often each group of rule tables was read by them (load-rules.ts). */
   readonly ruleLoads: number;
   readonly ruleGroupReads: Readonly<Record<RuleGroup, number>>;
+  /** Reads of the routes group that read only the routes the route log named (migration 0007). */
+  readonly routePatches: number;
   readonly reloadFailures: number;
   readonly notifications: number;
   readonly polls: number;
@@ -103,8 +106,8 @@ interface Connection {
   readonly settings: ResolvedSettings;
   /** The schema has the registry change log (migration 0005). */
   readonly changeLog: boolean;
-  /** The schema has mesh.table_revisions (migration 0006). */
-  readonly tableRevisions: boolean;
+  /** The rule tables' change tracking the schema has (migrations 0006, 0007). */
+  readonly ruleSchema: RuleSchema;
 }
 
 /** How often (at most) a store prunes the registry change log. */
@@ -151,6 +154,7 @@ export class PostgresStore {
     incrementalRegistryLoads: 0,
     ruleLoads: 0,
     ruleGroupReads: Object.fromEntries(Object.keys(RULE_GROUPS).map((group) => [group, 0])) as Record<RuleGroup, number>,
+    routePatches: 0,
     reloadFailures: 0,
     notifications: 0,
     polls: 0,
@@ -246,7 +250,7 @@ export class PostgresStore {
     const target = describeTarget(this.#options.connectionString);
     let backend: PostgresBackend;
     let changeLog: boolean;
-    let tableRevisions: boolean;
+    let ruleSchema: RuleSchema;
     // A short-lived client identifies the server and migrates, before the pool
     // is sized for it.
     const boot = new pg.Client(config);
@@ -266,8 +270,9 @@ export class PostgresStore {
       }
       changeLog = await hasRegistryChangeLog(boot);
       if (!changeLog) this.#log.warn({ target }, "mesh.registry_changes is missing (schema older than migration 5): every registry reload reads all rows");
-      tableRevisions = await hasTableRevisions(boot);
-      if (!tableRevisions) this.#log.warn({ target }, "mesh.table_revisions is missing (schema older than migration 6): every rule reload reads all rule rows");
+      ruleSchema = { tableRevisions: await hasTableRevisions(boot), routeLog: await hasRouteChangeLog(boot) };
+      if (!ruleSchema.tableRevisions) this.#log.warn({ target }, "mesh.table_revisions is missing (schema older than migration 6): every rule reload reads all rule rows");
+      if (!ruleSchema.routeLog) this.#log.warn({ target }, "mesh.route_changes is missing (schema older than migration 7): a route change reads every route row");
     } catch (err) {
       this.#health.fail("connect", err);
       throw err;
@@ -320,7 +325,7 @@ export class PostgresStore {
       }
     }
     this.#health.ok("connect");
-    const conn: Connection = { pool, listener, notifications, settings, changeLog, tableRevisions };
+    const conn: Connection = { pool, listener, notifications, settings, changeLog, ruleSchema };
     this.#conn = conn;
     this.#schedulePoll(conn);
     this.#log.info({ target, backend, listen: settings.listen, pollIntervalMs: settings.pollIntervalMs }, "watching mesh tables");
@@ -403,7 +408,7 @@ export class PostgresStore {
     const want = { registry: registry !== null && stale.registry, rules: rules !== null && stale.rules };
     const registryRequest = want.registry && registry ? this.#registryRequest(conn, registry) : null;
     // Only a subscription that has its state can be handed just the changed groups.
-    const rulesRequest = want.rules ? { previous: rules?.ready ? this.#ruleRead : null, withRevisions: conn.tableRevisions } : null;
+    const rulesRequest = want.rules ? { previous: rules?.ready ? this.#ruleRead : null, schema: conn.ruleSchema } : null;
     let loaded;
     try {
       loaded = await loadRows(conn.pool, { registry: registryRequest, rules: rulesRequest });
@@ -443,8 +448,9 @@ export class PostgresStore {
       this.#ruleRead = read;
       this.#metrics.ruleLoads++;
       for (const group of read.groupsRead) this.#metrics.ruleGroupReads[group]++;
+      if (read.routePatch) this.#metrics.routePatches++;
       // No group read: no rule table changed since the delivered state was read.
-      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, this.#ruleParser.parse(read.rows));
+      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, this.#ruleParser.parse(read.rows, read.routePatch));
     }
     // A status write that failed while the database was away is retried now.
     if (this.#statusDirty) void this.#statusWrites.run().catch(() => {});
@@ -463,25 +469,31 @@ export class PostgresStore {
 
   /**
    * Deletes old change-log rows, at most once per interval, in the background.
-   * Every replica does this; see pruneRegistryChanges for why that is safe.
+   * Every replica does this; see pruneChangeLog for why that is safe.
    */
   #maybePrune(conn: Connection): void {
-    if (!conn.changeLog || this.#pruning) return;
+    const logs: ChangeLog[] = [];
+    if (conn.changeLog) logs.push("registry_changes");
+    if (conn.ruleSchema.routeLog) logs.push("route_changes");
+    if (logs.length === 0 || this.#pruning) return;
     const retentionMs = conn.settings.changeLogRetentionMs;
     const now = performance.now();
     if (now - this.#lastPruneAt < Math.min(retentionMs, PRUNE_INTERVAL_MS)) return;
     this.#lastPruneAt = now;
     const generation = this.#generation;
-    this.#pruning = pruneRegistryChanges(conn.pool, retentionMs)
-      .then((deleted) => {
-        if (deleted > 0 && generation === this.#generation) this.#log.info({ deleted }, "pruned mesh.registry_changes");
-      })
-      .catch((err: unknown) => {
-        if (generation === this.#generation) this.#log.warn({ err: errorMessage(err) }, "pruning mesh.registry_changes failed; will retry");
-      })
-      .finally(() => {
-        this.#pruning = null;
-      });
+    const pruneOne = async (log: ChangeLog): Promise<void> => {
+      try {
+        const deleted = await pruneChangeLog(conn.pool, log, retentionMs);
+        if (deleted > 0 && generation === this.#generation) this.#log.info({ deleted }, `pruned mesh.${log}`);
+      } catch (err) {
+        if (generation === this.#generation) this.#log.warn({ err: errorMessage(err) }, `pruning mesh.${log} failed; will retry`);
+      }
+    };
+    this.#pruning = (async () => {
+      for (const log of logs) await pruneOne(log);
+    })().finally(() => {
+      this.#pruning = null;
+    });
   }
 
   /** `alreadyShared`: `state` shares structure with sub.last already (a patched registry). */
