@@ -555,6 +555,130 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       expect(recorder.latest.httpRoutes.map((route) => route.id)).toEqual(["11"]);
     });
 
+    describe("through the route log", () => {
+      /** Routes 1–6 for api and web, splits on 1, 2 and 4, and subsets they name. */
+      async function seedRoutes(): Promise<void> {
+        await sql(`INSERT INTO mesh.subsets (service, name, selector) VALUES ('api', 'v1', '{"version": "v1"}'), ('api', 'v2', '{"version": "v2"}')`);
+        await sql(`INSERT INTO mesh.http_routes (destination, priority, path_match, path)
+                   SELECT CASE WHEN g % 2 = 0 THEN 'web' ELSE 'api' END, g, 'prefix', '/r' || g FROM generate_series(1, 6) g`);
+        await sql(`INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES
+                   (1, 'api', 'v1', 90), (1, 'api', 'v2', 10), (2, 'api', NULL, 100), (4, 'api', 'v2', 30), (4, 'api', 'v1', 70)`);
+      }
+
+      async function watchRules() {
+        const store = newStore();
+        const recorder = new Recorder<RuleSet>();
+        await store.rules.start(recorder.onChange);
+        return { store, recorder };
+      }
+
+      it("reads only the routes a write touched and delivers what a whole read would, keeping the others' objects", async () => {
+        await seedRoutes();
+        const { store, recorder } = await watchRules();
+        const steps: { what: string; touched: string[]; write: () => Promise<unknown> }[] = [
+          {
+            what: "a route with its split, in one transaction",
+            touched: ["7"],
+            write: async () => {
+              await sql("BEGIN");
+              await sql("INSERT INTO mesh.http_routes (destination, priority, headers) VALUES ('api', 0, '[{\"name\": \"x-canary\", \"match\": \"exact\", \"value\": \"1\"}]')");
+              await sql("INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (7, 'api', 'v2', 100)");
+              await sql("COMMIT");
+            },
+          },
+          { what: "a route's priority", touched: ["2"], write: () => sql("UPDATE mesh.http_routes SET priority = 50 WHERE id = 2") },
+          { what: "a route deleted, its split with it", touched: ["4"], write: () => sql("DELETE FROM mesh.http_routes WHERE id = 4") },
+          { what: "a destination added", touched: ["3"], write: () => sql("INSERT INTO mesh.http_route_destinations (route_id, service, weight) VALUES (3, 'web', 5)") },
+          { what: "a weight", touched: ["1"], write: () => sql("UPDATE mesh.http_route_destinations SET weight = 80 WHERE route_id = 1 AND subset = 'v1'") },
+          {
+            what: "a destination moved to another route",
+            touched: ["1", "5"],
+            write: () => sql("UPDATE mesh.http_route_destinations SET route_id = 5 WHERE route_id = 1 AND subset = 'v2'"),
+          },
+          { what: "a route disabled", touched: ["6"], write: () => sql("UPDATE mesh.http_routes SET enabled = false WHERE id = 6") },
+          { what: "a route enabled again", touched: ["6"], write: () => sql("UPDATE mesh.http_routes SET enabled = true WHERE id = 6") },
+          {
+            what: "a route made malformed (rejected)",
+            touched: ["3"],
+            write: () => sql(`UPDATE mesh.http_routes SET headers = '[{"name": "x", "match": "glob", "value": "a"}]' WHERE id = 3`),
+          },
+          { what: "the malformed route fixed", touched: ["3"], write: () => sql("UPDATE mesh.http_routes SET headers = '[]' WHERE id = 3") },
+          // Renaming a subset cascades to the destinations that name it: their routes change.
+          { what: "a subset renamed", touched: ["5", "7"], write: () => sql("UPDATE mesh.subsets SET name = 'v2b' WHERE name = 'v2'") },
+        ];
+        for (const step of steps) {
+          const before = recorder.latest;
+          const patches = store.metrics().routePatches;
+          await step.write();
+          await caughtUp(store.rules);
+          expect(store.metrics().routePatches, step.what).toBe(patches + 1);
+          const after = recorder.latest;
+          expect(after, step.what).not.toBe(before);
+          expect(after, step.what).toEqual(await wholeRead());
+          for (const route of before.httpRoutes) {
+            if (step.touched.includes(route.id)) continue;
+            expect(after.httpRoutes.find((r) => r.id === route.id), `${step.what}: route ${route.id} kept`).toBe(route);
+          }
+        }
+        expect(recorder.latest.rejected).toEqual([]);
+
+        // A statement that matches no row moves the table's revision but names no
+        // route: nothing is read beyond the log, and nothing is delivered.
+        const count = recorder.count;
+        const patches = store.metrics().routePatches;
+        await sql("UPDATE mesh.http_routes SET priority = 0 WHERE id = 999");
+        await caughtUp(store.rules);
+        expect(store.metrics().routePatches).toBe(patches + 1);
+        expect(recorder.count).toBe(count);
+      });
+
+      it("reads every route after a TRUNCATE, when many routes changed, or when the log was pruned past the last read", async () => {
+        await seedRoutes();
+        const { store, recorder } = await watchRules();
+        const wholeReads = () => store.metrics().ruleGroupReads.routes - store.metrics().routePatches;
+        expect(wholeReads()).toBe(1);
+
+        await sql("INSERT INTO mesh.http_routes (destination, priority) SELECT 'api', 100 + g FROM generate_series(1, 20) g");
+        await caughtUp(store.rules);
+        expect(wholeReads()).toBe(2);
+        expect(recorder.latest.httpRoutes).toHaveLength(26);
+        expect(recorder.latest).toEqual(await wholeRead());
+
+        // As another replica pruning in the same transaction would.
+        await sql("BEGIN");
+        await sql("UPDATE mesh.http_routes SET priority = 7 WHERE id = 1");
+        await sql("DELETE FROM mesh.route_changes");
+        await sql("UPDATE mesh.route_changes_floor SET revision = (SELECT value FROM mesh.revision)");
+        await sql("COMMIT");
+        await caughtUp(store.rules);
+        expect(wholeReads()).toBe(3);
+        expect(recorder.latest.httpRoutes.find((route) => route.id === "1")?.priority).toBe(7);
+
+        // From the new floor on, patches work again.
+        await sql("UPDATE mesh.http_routes SET priority = 8 WHERE id = 1");
+        await caughtUp(store.rules);
+        expect(wholeReads()).toBe(3);
+        expect(recorder.latest.httpRoutes.find((route) => route.id === "1")?.priority).toBe(8);
+
+        await sql("TRUNCATE mesh.http_routes CASCADE");
+        await caughtUp(store.rules);
+        expect(wholeReads()).toBe(4);
+        expect(recorder.latest.httpRoutes).toEqual([]);
+        expect(recorder.latest).toEqual(await wholeRead());
+      });
+
+      it("prunes old log rows and raises the floor", async () => {
+        await seedRoutes();
+        const floor = async () => (await sql("SELECT revision::text AS r FROM mesh.route_changes_floor")).rows[0].r as string;
+        await sleep(20);
+        const newest = (await sql("SELECT max(revision)::text AS r FROM mesh.route_changes")).rows[0].r as string;
+        const store = newStore({ changeLogRetentionMs: 5 });
+        await store.rules.start(() => {});
+        await waitFor(async () => (await floor()) === newest, "the store's prune");
+        expect((await sql("SELECT count(*)::int AS n FROM mesh.route_changes WHERE revision <= $1", [newest])).rows[0].n).toBe(0);
+      });
+    });
+
     it("reads no rule table and delivers nothing when only the registry moved", async () => {
       await sql("INSERT INTO mesh.http_routes (destination) VALUES ('api')");
       // The poll notices the registry write's revision and reloads everything.

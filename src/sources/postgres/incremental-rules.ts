@@ -6,9 +6,14 @@
  * subset when a route changes) is neither parsed nor compared again. Routes
  * read through the route log are parsed alone and patched in; the others keep
  * their objects.
+ *
+ * Routes are shared with the last ones by id, not by position as
+ * shareStructure shares arrays: after a route is added or removed, every
+ * later route would otherwise be compared with its neighbour and come out a
+ * new object, and downstream would take it for a changed rule.
  */
 import { shareStructure } from "../../model/share.ts";
-import type { RuleSet } from "../../model/rules.ts";
+import type { HttpRoute, RuleSet } from "../../model/rules.ts";
 import { assembleRules, parseRulePieces, type RulePieces } from "./parse-rules.ts";
 import type { RoutePatch, RuleRows } from "./rows.ts";
 
@@ -23,7 +28,7 @@ export class IncrementalRuleParser {
   parse(rows: RuleRows, routePatch: RoutePatch | null = null): RuleSet {
     const last = this.#last;
     const parsed = parseRulePieces(rows, last, routePatch);
-    const rules = last ? shareStructure(last.rules, assembleRules(parsed)) : assembleRules(parsed);
+    const rules = last ? shareRules(last.rules, assembleRules(parsed)) : assembleRules(parsed);
     // Keep the shared values as the pieces, so the next call takes over what was returned.
     const pieces: RulePieces = {
       subsets: { value: rules.subsets, rejected: parsed.subsets.rejected },
@@ -35,4 +40,39 @@ export class IncrementalRuleParser {
     this.#last = { rows, pieces, rules };
     return rules;
   }
+}
+
+/** shareStructure(last, next), with the routes shared by id (see above). */
+function shareRules(last: RuleSet, next: RuleSet): RuleSet {
+  const httpRoutes = shareRoutesById(last.httpRoutes, next.httpRoutes);
+  // The routes are left out of the generic walk by handing it last's own.
+  const rest = shareStructure(last, { ...next, httpRoutes: last.httpRoutes });
+  return httpRoutes === last.httpRoutes ? rest : { ...rest, httpRoutes };
+}
+
+/** `next` with each route equal to the last route of its id replaced by that route; `last` when all are and nothing was added or removed. */
+function shareRoutesById(last: readonly HttpRoute[], next: readonly HttpRoute[]): readonly HttpRoute[] {
+  if (last === next) return last;
+  let byId: Map<string, HttpRoute> | null = null;
+  let same = last.length === next.length;
+  const out: HttpRoute[] = [];
+  for (let i = 0; i < next.length; i++) {
+    const route = next[i]!;
+    let shared = route;
+    // A patched read keeps unchanged routes as the same objects: no look-up for those in place.
+    if (last[i] !== route) {
+      byId ??= routesById(last);
+      const before = byId.get(route.id);
+      if (before) shared = shareStructure(before, route);
+    }
+    if (shared !== last[i]) same = false;
+    out.push(shared);
+  }
+  return same ? last : out;
+}
+
+function routesById(routes: readonly HttpRoute[]): Map<string, HttpRoute> {
+  const byId = new Map<string, HttpRoute>();
+  for (const route of routes) byId.set(route.id, route);
+  return byId;
 }

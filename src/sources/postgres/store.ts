@@ -450,7 +450,9 @@ export class PostgresStore {
       for (const group of read.groupsRead) this.#metrics.ruleGroupReads[group]++;
       if (read.routePatch) this.#metrics.routePatches++;
       // No group read: no rule table changed since the delivered state was read.
-      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, this.#ruleParser.parse(read.rows, read.routePatch));
+      // The parser shares structure with its last result, which is what the
+      // subscription last received (or equal to it, and then that object).
+      if (read.groupsRead.length > 0) this.#deliver(this.#rulesSub === rules ? rules : null, this.#ruleParser.parse(read.rows, read.routePatch), true);
     }
     // A status write that failed while the database was away is retried now.
     if (this.#statusDirty) void this.#statusWrites.run().catch(() => {});
@@ -496,7 +498,7 @@ export class PostgresStore {
     });
   }
 
-  /** `alreadyShared`: `state` shares structure with sub.last already (a patched registry). */
+  /** `alreadyShared`: `state` shares structure with sub.last already (a patched registry, parsed rules). */
   #deliver<T>(sub: Subscription<T> | null, state: T, alreadyShared = false): void {
     if (!sub) return;
     // Unchanged parts keep their identity from one delivery to the next, so
