@@ -14,7 +14,7 @@
  */
 import { shareStructure } from "../../model/share.ts";
 import type { HttpRoute, RuleSet } from "../../model/rules.ts";
-import { assembleRules, parseRulePieces, type RulePieces } from "./parse-rules.ts";
+import { assembleRules, parseRulePieces, patchesLast, type RulePieces } from "./parse-rules.ts";
 import type { RoutePatch, RuleRows } from "./rows.ts";
 
 export class IncrementalRuleParser {
@@ -27,8 +27,10 @@ export class IncrementalRuleParser {
    */
   parse(rows: RuleRows, routePatch: RoutePatch | null = null): RuleSet {
     const last = this.#last;
-    const parsed = parseRulePieces(rows, last, routePatch);
-    const rules = last ? shareRules(last.rules, assembleRules(parsed)) : assembleRules(parsed);
+    const patch = routePatch && last && patchesLast(routePatch, last.rows) ? routePatch : null;
+    const parsed = parseRulePieces(rows, last, patch);
+    // A patch shares its routes with the last ones itself (patchHttpRoutes).
+    const rules = last ? shareRules(last.rules, assembleRules(parsed), patch === null) : assembleRules(parsed);
     // Keep the shared values as the pieces, so the next call takes over what was returned.
     const pieces: RulePieces = {
       subsets: { value: rules.subsets, rejected: parsed.subsets.rejected },
@@ -42,9 +44,9 @@ export class IncrementalRuleParser {
   }
 }
 
-/** shareStructure(last, next), with the routes shared by id (see above). */
-function shareRules(last: RuleSet, next: RuleSet): RuleSet {
-  const httpRoutes = shareRoutesById(last.httpRoutes, next.httpRoutes);
+/** shareStructure(last, next), with the routes shared by id (see above) unless `next`'s already are. */
+function shareRules(last: RuleSet, next: RuleSet, shareRoutes: boolean): RuleSet {
+  const httpRoutes = shareRoutes ? shareRoutesById(last.httpRoutes, next.httpRoutes) : next.httpRoutes;
   // The routes are left out of the generic walk by handing it last's own.
   const rest = shareStructure(last, { ...next, httpRoutes: last.httpRoutes });
   return httpRoutes === last.httpRoutes ? rest : { ...rest, httpRoutes };
@@ -59,7 +61,6 @@ function shareRoutesById(last: readonly HttpRoute[], next: readonly HttpRoute[])
   for (let i = 0; i < next.length; i++) {
     const route = next[i]!;
     let shared = route;
-    // A patched read keeps unchanged routes as the same objects: no look-up for those in place.
     if (last[i] !== route) {
       byId ??= routesById(last);
       const before = byId.get(route.id);

@@ -14,7 +14,7 @@
 import type pg from "pg";
 import { loadClusterPolicyRows } from "./load-cluster-policies.ts";
 import { loadRoutePolicyRows } from "./load-route-policies.ts";
-import { compareIds } from "../../model/order.ts";
+import { compareIds, replaceRuns } from "../../model/order.ts";
 import type { HttpRouteDestinationRow, HttpRouteRow, RoutePatch, RuleRows, ServiceDependencyRow, SubsetRow } from "./rows.ts";
 
 /**
@@ -159,34 +159,16 @@ async function readRoutePatch(client: pg.ClientBase, previous: RuleRowsRead): Pr
  * in their own order, which the patch keeps).
  */
 export function patchedRouteRows(patch: RoutePatch): Pick<RuleRows, "httpRoutes" | "httpRouteDestinations"> {
-  const { base } = patch;
-  if (patch.ids.length === 0) return { httpRoutes: base.httpRoutes, httpRouteDestinations: base.httpRouteDestinations };
-  const changed = new Set(patch.ids);
+  const { base, ids } = patch;
+  if (ids.length === 0) return { httpRoutes: base.httpRoutes, httpRouteDestinations: base.httpRouteDestinations };
   return {
-    httpRoutes: mergeById(base.httpRoutes, patch.httpRoutes, changed, routeIdOf),
-    httpRouteDestinations: mergeById(base.httpRouteDestinations, patch.httpRouteDestinations, changed, destinationRouteOf),
+    httpRoutes: replaceRuns(base.httpRoutes, routeIdOf, ids, patch.httpRoutes),
+    httpRouteDestinations: replaceRuns(base.httpRouteDestinations, destinationRouteOf, ids, patch.httpRouteDestinations),
   };
 }
 
 const routeIdOf = (row: HttpRouteRow): string => row.id;
 const destinationRouteOf = (row: HttpRouteDestinationRow): string => row.route_id;
-
-/**
- * `kept` without the rows of `changed` routes, merged with `fresh` (rows of
- * those routes only); both are sorted by route id, and so is the result.
- */
-function mergeById<Row>(kept: readonly Row[], fresh: readonly Row[], changed: ReadonlySet<string>, routeOf: (row: Row) => string): Row[] {
-  const out: Row[] = [];
-  let next = 0;
-  for (const row of kept) {
-    const id = routeOf(row);
-    if (changed.has(id)) continue;
-    while (next < fresh.length && compareIds(routeOf(fresh[next]!), id) < 0) out.push(fresh[next++]!);
-    out.push(row);
-  }
-  while (next < fresh.length) out.push(fresh[next++]!);
-  return out;
-}
 
 const rowsOf = async <T extends pg.QueryResultRow>(client: pg.ClientBase, sql: string): Promise<T[]> => (await client.query<T>(sql)).rows;
 

@@ -170,11 +170,14 @@ function parseRouteExtensions(
   destinationRows: readonly HttpRouteDestinationRow[],
   rejected: RuleRejection[],
 ): RouteExtensions[] {
-  const withDestinations = new Set(destinationRows.map((row) => row.route_id));
+  // Built on the first extension row: a route change re-parses these tables,
+  // which usually hold few rows, and must not walk every destination row for none.
+  let withDestinations: Set<string> | null = null;
   const byRoute = new Map<string, MutableExtensions>();
   const of = (routeId: string): MutableExtensions => {
     let entry = byRoute.get(routeId);
     if (!entry) {
+      withDestinations ??= new Set(destinationRows.map((row) => row.route_id));
       entry = {
         routeId,
         prefixRewrite: null,

@@ -22,7 +22,8 @@ import { parseDependencies } from "./parse-dependencies.ts";
 import { parseRoutePolicies } from "./parse-route-policies.ts";
 import { parseClusterPolicies } from "./parse-cluster-policies.ts";
 import type { HttpRouteDestinationRow, HttpRouteRow, RoutePatch, RuleRows, SubsetRow } from "./rows.ts";
-import { byRowId, compareIds, compareText } from "../../model/order.ts";
+import { byRowId, compareIds, compareText, findByKey, replaceRuns } from "../../model/order.ts";
+import { shareStructure } from "../../model/share.ts";
 
 /**
  * Weight of the implicit destination of a route that has no destination rows:
@@ -136,31 +137,33 @@ function parseHttpRoutes(rows: readonly HttpRouteRow[], destinationRows: readonl
 }
 
 /** Whether `patch` was applied to `lastRows`' route rows, so the last parse of those is its base. */
-function patchesLast(patch: RoutePatch, lastRows: RuleRows): boolean {
+export function patchesLast(patch: RoutePatch, lastRows: RuleRows): boolean {
   return patch.base.httpRoutes === lastRows.httpRoutes && patch.base.httpRouteDestinations === lastRows.httpRouteDestinations;
 }
 
 /**
  * `kept` (the parsed routes of the last rows) with the patch's routes parsed
- * again: what parseHttpRoutes gives for the patched rows, with every other
- * route (and rejection) the same object as in `kept`. A route's parse reads
- * its own row and destination rows only.
+ * again: what parseHttpRoutes gives for the patched rows. Every other route
+ * (and rejection) is the same object as in `kept`, and so is a patched route
+ * that parses to what it was (shareStructure): the value is `kept`'s own when
+ * no route changed. A route's parse reads its own row and destination rows only.
  */
-function patchHttpRoutes(kept: Parsed<readonly HttpRoute[]>, patch: RoutePatch): Parsed<HttpRoute[]> {
+function patchHttpRoutes(kept: Parsed<readonly HttpRoute[]>, patch: RoutePatch): Parsed<readonly HttpRoute[]> {
   const fresh = parseHttpRoutes(patch.httpRoutes, patch.httpRouteDestinations);
-  const changed = new Set(patch.ids);
-  const httpRoutes: HttpRoute[] = [];
-  let next = 0;
-  for (const route of kept.value) {
-    if (changed.has(route.id)) continue;
-    while (next < fresh.value.length && byRowId(fresh.value[next]!, route) < 0) httpRoutes.push(fresh.value[next++]!);
-    httpRoutes.push(route);
-  }
-  while (next < fresh.value.length) httpRoutes.push(fresh.value[next++]!);
-  const rejected = kept.rejected.filter((rejection) => !changed.has(rejection.id));
+  let changed = fresh.value.length !== patch.ids.filter((id) => findByKey(kept.value, routeIdOf, id) !== undefined).length;
+  const routes = fresh.value.map((route) => {
+    const before = findByKey(kept.value, routeIdOf, route.id);
+    const shared = before ? shareStructure(before, route) : route;
+    if (shared !== before) changed = true;
+    return shared;
+  });
+  const patched = new Set(patch.ids);
+  const rejected = kept.rejected.filter((rejection) => !patched.has(rejection.id));
   rejected.push(...fresh.rejected);
-  return { value: httpRoutes, rejected };
+  return { value: changed ? replaceRuns(kept.value, routeIdOf, patch.ids, routes) : kept.value, rejected };
 }
+
+const routeIdOf = (route: HttpRoute): string => route.id;
 
 export function parseSubset(row: SubsetRow, issues: string[]): Subset {
   return { service: row.service, name: row.name, selector: readStringMap(row.selector, "selector", issues) };
