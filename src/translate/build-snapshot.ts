@@ -1,6 +1,6 @@
 import { compareText } from "../model/order.ts";
 import type { RegistryState } from "../model/registry.ts";
-import type { HttpRoute, RuleSet } from "../model/rules.ts";
+import type { HttpRoute, RuleRejection, RuleSet } from "../model/rules.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
 import { checkRules } from "./rule-check.ts";
 import { checkRoutePolicies } from "./route-policy-check.ts";
@@ -23,7 +23,33 @@ export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
 
 /** Joins registry and rules into one immutable snapshot, refusing rules that are wrong for the mesh. */
 export function buildSnapshot(registry: RegistryState, rules: RuleSet): MeshSnapshot {
-  const checked = checkRules(registry, rules.subsets, rules.httpRoutes);
+  return buildSnapshotWithVerdicts(registry, rules).snapshot;
+}
+
+/**
+ * The verdicts a snapshot was built with, apart, for the routes-only rebuild
+ * (route-only-snapshot.ts): which rules each check refused, and each route's
+ * own verdict by route object.
+ */
+export interface RuleVerdicts {
+  readonly subsetRejections: readonly RuleRejection[];
+  readonly refusedSubsets: ReadonlyMap<string, string>;
+  /** The route check's verdict (problem, or null) of every route checked against this registry and these subsets. */
+  readonly routeProblems: WeakMap<HttpRoute, string | null>;
+  /** The route check's rejections, in the rule set's order. */
+  readonly routeRejections: readonly RuleRejection[];
+  readonly policyRejections: readonly RuleRejection[];
+  readonly clusterRejections: readonly RuleRejection[];
+}
+
+export interface BuiltSnapshot {
+  readonly snapshot: MeshSnapshot;
+  readonly verdicts: RuleVerdicts;
+}
+
+export function buildSnapshotWithVerdicts(registry: RegistryState, rules: RuleSet): BuiltSnapshot {
+  const routeProblems = new WeakMap<HttpRoute, string | null>();
+  const checked = checkRules(registry, rules.subsets, rules.httpRoutes, routeProblems);
   const policies = checkRoutePolicies(registry, rules.routePolicies, checked, rules.rejected);
   const routesByDestination = new Map<string, HttpRoute[]>();
   for (const route of [...policies.httpRoutes].sort(compareRoutes)) {
@@ -39,7 +65,7 @@ export function buildSnapshot(registry: RegistryState, rules: RuleSet): MeshSnap
     subsets: checked.subsets,
     allRoutes: rules.httpRoutes,
   });
-  return {
+  const snapshot: MeshSnapshot = {
     registry,
     subsets: checked.subsets,
     routesByDestination,
@@ -48,4 +74,13 @@ export function buildSnapshot(registry: RegistryState, rules: RuleSet): MeshSnap
     routePolicies: policies.active,
     clusterPolicies: cluster.active,
   };
+  const verdicts: RuleVerdicts = {
+    subsetRejections: checked.rejected.filter((r) => r.kind === "subset"),
+    refusedSubsets: checked.refusedSubsets,
+    routeProblems,
+    routeRejections: checked.rejected.filter((r) => r.kind !== "subset"),
+    policyRejections: policies.rejected,
+    clusterRejections: cluster.rejected,
+  };
+  return { snapshot, verdicts };
 }

@@ -3,7 +3,8 @@ import type { RateLimitPolicy } from "../model/route-policies.ts";
 import type { RuleSet, Subset } from "../model/rules.ts";
 import { sameElements, sameFieldsExcept, shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
-import { buildSnapshot } from "./build-snapshot.ts";
+import { buildSnapshotWithVerdicts, type BuiltSnapshot } from "./build-snapshot.ts";
+import { rebuildRoutes } from "./route-only-snapshot.ts";
 import { colorRoutingFor, colorsOf } from "./cluster-policy-check.ts";
 import { checkRateLimit } from "./route-policy-check.ts";
 import { checkSubset } from "./rule-check.ts";
@@ -23,6 +24,9 @@ import { checkSubset } from "./rule-check.ts";
  *    stands, and the result is the previous snapshot with the new registry,
  *    at a cost proportional to the changed services. The cache then sees that
  *    only instances changed and patches endpoints instead of re-translating.
+ *  - Only routes changed, on the same registry, and no policy names a route:
+ *    the last snapshot with the lists of the destinations whose routes changed
+ *    made again (route-only-snapshot.ts), at a cost that follows the change.
  *  - Otherwise (rules changed, services added or removed, or a verdict flips,
  *    such as a subset that now selects no instance) the snapshot is built in
  *    full (buildSnapshot), then each rule-derived field is structurally shared
@@ -34,23 +38,39 @@ import { checkSubset } from "./rule-check.ts";
  * test/xds/incremental.test.ts compares both paths with buildSnapshot.
  */
 export class SnapshotBuilder {
-  private last: { readonly registry: RegistryState; readonly rules: RuleSet; readonly snapshot: MeshSnapshot } | null = null;
+  private last: { readonly registry: RegistryState; readonly rules: RuleSet; readonly built: BuiltSnapshot } | null = null;
+  /** How each snapshot was made, for tests and benchmarks. */
+  readonly counts = { unchanged: 0, instancesOnly: 0, routesOnly: 0, full: 0 };
 
   build(registry: RegistryState, rules: RuleSet): MeshSnapshot {
     const last = this.last;
     const shared = last ? shareStructure(last.registry, registry) : registry;
-    if (last && shared === last.registry && rules === last.rules) return last.snapshot;
+    if (last && shared === last.registry && rules === last.rules) {
+      this.counts.unchanged++;
+      return last.built.snapshot;
+    }
     if (last && rules === last.rules) {
       const changed = instanceOnlyChanges(last.registry, shared);
-      if (changed !== null && instanceVerdictsUnchanged(last.registry, shared, rules, last.snapshot, changed)) {
-        const snapshot: MeshSnapshot = { ...last.snapshot, registry: shared };
-        this.last = { registry: shared, rules, snapshot };
+      if (changed !== null && instanceVerdictsUnchanged(last.registry, shared, rules, last.built.snapshot, changed)) {
+        // Every verdict stands (see above), so the verdicts go on with the new registry.
+        const snapshot: MeshSnapshot = { ...last.built.snapshot, registry: shared };
+        this.last = { registry: shared, rules, built: { snapshot, verdicts: last.built.verdicts } };
+        this.counts.instancesOnly++;
         return snapshot;
       }
     }
-    const fresh = buildSnapshot(shared, rules);
-    const snapshot = last ? shareSnapshot(last.snapshot, fresh) : fresh;
-    this.last = { registry: shared, rules, snapshot };
+    if (last && shared === last.registry) {
+      const built = rebuildRoutes(last, rules);
+      if (built) {
+        this.last = { registry: shared, rules, built };
+        this.counts.routesOnly++;
+        return built.snapshot;
+      }
+    }
+    const fresh = buildSnapshotWithVerdicts(shared, rules);
+    const snapshot = last ? shareSnapshot(last.built.snapshot, fresh.snapshot) : fresh.snapshot;
+    this.last = { registry: shared, rules, built: { snapshot, verdicts: fresh.verdicts } };
+    this.counts.full++;
     return snapshot;
   }
 }

@@ -94,14 +94,22 @@ export function checkHttpRoute(
 
 export interface CheckedRules {
   readonly subsets: ReadonlyMap<string, Subset>;
+  /** Why each refused subset was refused, by `${service}/${name}`. */
+  readonly refusedSubsets: ReadonlyMap<string, string>;
   readonly httpRoutes: readonly HttpRoute[];
+  /** The subsets' rejections, then the routes'. */
   readonly rejected: readonly RuleRejection[];
 }
 
+/**
+ * The mesh-level checks of subsets and routes. `routeProblems`, when given,
+ * records each route's verdict (its problem, or null) by route object.
+ */
 export function checkRules(
   registry: RegistryState,
   subsets: readonly Subset[],
   httpRoutes: readonly HttpRoute[],
+  routeProblems?: WeakMap<HttpRoute, string | null>,
 ): CheckedRules {
   const rejected: RuleRejection[] = [];
   const accepted = new Map<string, Subset>();
@@ -119,8 +127,13 @@ export function checkRules(
   const routes: HttpRoute[] = [];
   for (const route of httpRoutes) {
     const problem = checkHttpRoute(route, registry, accepted, refused);
-    if (problem) rejected.push({ kind: "http_route", id: route.id, message: `http route ${route.id}: ${problem}` });
+    routeProblems?.set(route, problem);
+    if (problem) rejected.push(routeRejection(route, problem));
     else routes.push(route);
   }
-  return { subsets: accepted, httpRoutes: routes, rejected };
+  return { subsets: accepted, refusedSubsets: refused, httpRoutes: routes, rejected };
+}
+
+export function routeRejection(route: HttpRoute, problem: string): RuleRejection {
+  return { kind: "http_route", id: route.id, message: `http route ${route.id}: ${problem}` };
 }

@@ -193,13 +193,29 @@ function onwardGraphKey(snapshot: MeshSnapshot): string {
 // Its own function, not the memo's closure: the closure is new per call and its
 // optimized code would not outlive it (memo.ts, perSnapshotTable).
 function onwardGraph(routesByDestination: MeshSnapshot["routesByDestination"]): string {
-  const edges: (string | null)[] = [];
-  for (const [destination, routes] of routesByDestination) {
+  let graph = "";
+  for (const routes of routesByDestination.values()) graph += onwardEdges(routes);
+  return graph;
+}
+
+const edgesByRoutes = new WeakMap<readonly HttpRoute[], string>();
+
+/**
+ * One destination's edges as a JSON array ("" for none), once per list of
+ * routes: a route change makes one destination's list anew and leaves the
+ * others' lists as they were, so the graph's key costs that one list.
+ */
+function onwardEdges(routes: readonly HttpRoute[]): string {
+  let edges = edgesByRoutes.get(routes);
+  if (edges === undefined) {
+    const list: (string | null)[] = [];
     for (const route of routes) {
-      for (const target of routeTargets(route)) if (target !== destination) edges.push(destination, route.source, target);
+      for (const target of routeTargets(route)) if (target !== route.destination) list.push(route.destination, route.source, target);
     }
+    edges = list.length > 0 ? JSON.stringify(list) : "";
+    edgesByRoutes.set(routes, edges);
   }
-  return JSON.stringify(edges);
+  return edges;
 }
 
 function closure(snapshot: MeshSnapshot, caller: string, declared: readonly string[]): string[] {
