@@ -16,14 +16,15 @@
  *
  * The rules are read whole once; after that a reload reads only the groups of
  * rule tables whose revision (migration 0006) moved since the last read, and
- * parses them with the other groups' last rows (load-rules.ts); a reload that
- * finds no rule table changed delivers nothing. The registry is read whole
+ * parses them with the other groups' last rows (load-rules.ts); within the
+ * routes, only the routes the route change log (migration 0007) names. A
+ * reload that finds no rule table changed delivers nothing. The registry is read whole
  * once (and again after a reconnect or a failed reload); after that a reload
  * reads only the services the change log (migration 0005) names since the
  * revision of the last registry load, and patches them into the delivered
  * state (patch-registry.ts). The log falls back to a full read by itself when
- * it cannot answer (load-registry.ts). The store also prunes the log now and
- * then.
+ * it cannot answer (load-registry.ts). The store also prunes both logs now
+ * and then.
  */
 import { performance } from "node:perf_hooks";
 import pg from "pg";
