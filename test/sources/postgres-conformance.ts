@@ -44,6 +44,12 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
     return store;
   };
   const sql = (text: string, values?: unknown[]) => admin.query(text, values);
+  /** Runs the statements in one transaction, so the store sees them as one change. */
+  const inOneTransaction = async (...statements: string[]): Promise<void> => {
+    await sql("BEGIN");
+    for (const statement of statements) await sql(statement);
+    await sql("COMMIT");
+  };
   const dbRevision = async () => (await sql("SELECT value::text AS v FROM mesh.revision")).rows[0].v as string;
   /** What a full read of one facet delivers now: a fresh store's first state. */
   async function firstState<T>(facet: (store: PostgresStore) => FacetSource<T>): Promise<T> {
@@ -383,12 +389,11 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
         {
           what: "service insert (sorting between others) with instances",
           touched: ["bravo-two"],
-          write: async () => {
-            await sql("BEGIN");
-            await sql("INSERT INTO mesh.services (name, protocol, port) VALUES ('bravo-two', 'grpc', 9090)");
-            await sql("INSERT INTO mesh.instances (id, service, address, port) VALUES ('b2-1', 'bravo-two', '10.2.2.1', 9090), ('b2-2', 'bravo-two', '10.2.2.2', 9090)");
-            await sql("COMMIT");
-          },
+          write: () =>
+            inOneTransaction(
+              "INSERT INTO mesh.services (name, protocol, port) VALUES ('bravo-two', 'grpc', 9090)",
+              "INSERT INTO mesh.instances (id, service, address, port) VALUES ('b2-1', 'bravo-two', '10.2.2.1', 9090), ('b2-2', 'bravo-two', '10.2.2.2', 9090)",
+            ),
         },
         { what: "service delete (cascading to its instances)", touched: ["delta"], write: () => sql("DELETE FROM mesh.services WHERE name = 'delta'") },
         { what: "instance moved to another service", touched: ["echo", "foxtrot"], write: () => sql("UPDATE mesh.instances SET service = 'foxtrot' WHERE id = 'echo-1'") },
@@ -397,14 +402,13 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
         {
           what: "several services in one transaction",
           touched: ["alpha", "bravo", "echo", "aardvark"],
-          write: async () => {
-            await sql("BEGIN");
-            await sql("UPDATE mesh.instances SET zone = 'moved' WHERE id = 'alpha-1'");
-            await sql("INSERT INTO mesh.instances (id, service, address, port) VALUES ('bravo-9', 'bravo', '10.1.1.9', 8080)");
-            await sql("DELETE FROM mesh.instances WHERE service = 'echo'");
-            await sql("INSERT INTO mesh.services (name) VALUES ('aardvark')");
-            await sql("COMMIT");
-          },
+          write: () =>
+            inOneTransaction(
+              "UPDATE mesh.instances SET zone = 'moved' WHERE id = 'alpha-1'",
+              "INSERT INTO mesh.instances (id, service, address, port) VALUES ('bravo-9', 'bravo', '10.1.1.9', 8080)",
+              "DELETE FROM mesh.instances WHERE service = 'echo'",
+              "INSERT INTO mesh.services (name) VALUES ('aardvark')",
+            ),
         },
       ];
 
@@ -468,11 +472,11 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
       const { store, recorder, caughtUp } = await watch();
       // As another replica pruning in the same transaction would: the change's
       // own log row is gone and the floor is above the store's revision.
-      await sql("BEGIN");
-      await sql("UPDATE mesh.instances SET weight = 9 WHERE id = 'kilo-1'");
-      await sql("DELETE FROM mesh.registry_changes");
-      await sql("UPDATE mesh.registry_changes_floor SET revision = (SELECT value FROM mesh.revision)");
-      await sql("COMMIT");
+      await inOneTransaction(
+        "UPDATE mesh.instances SET weight = 9 WHERE id = 'kilo-1'",
+        "DELETE FROM mesh.registry_changes",
+        "UPDATE mesh.registry_changes_floor SET revision = (SELECT value FROM mesh.revision)",
+      );
       await caughtUp();
       expect(recorder.latest.services.get("kilo")?.instances[0]?.weight).toBe(9);
       expect(store.metrics()).toMatchObject({ fullRegistryLoads: 2, incrementalRegistryLoads: 0 });
@@ -533,12 +537,11 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
         {
           what: "two groups in one transaction",
           groups: ["subsets", "dependencies"],
-          write: async () => {
-            await sql("BEGIN");
-            await sql("DELETE FROM mesh.subsets WHERE name = 'v2'");
-            await sql("DELETE FROM mesh.service_dependencies");
-            await sql("COMMIT");
-          },
+          write: () =>
+            inOneTransaction(
+              "DELETE FROM mesh.subsets WHERE name = 'v2'",
+              "DELETE FROM mesh.service_dependencies",
+            ),
         },
       ];
       for (const step of steps) {
@@ -579,12 +582,11 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
           {
             what: "a route with its split, in one transaction",
             touched: ["7"],
-            write: async () => {
-              await sql("BEGIN");
-              await sql("INSERT INTO mesh.http_routes (destination, priority, headers) VALUES ('api', 0, '[{\"name\": \"x-canary\", \"match\": \"exact\", \"value\": \"1\"}]')");
-              await sql("INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (7, 'api', 'v2', 100)");
-              await sql("COMMIT");
-            },
+            write: () =>
+              inOneTransaction(
+                "INSERT INTO mesh.http_routes (destination, priority, headers) VALUES ('api', 0, '[{\"name\": \"x-canary\", \"match\": \"exact\", \"value\": \"1\"}]')",
+                "INSERT INTO mesh.http_route_destinations (route_id, service, subset, weight) VALUES (7, 'api', 'v2', 100)",
+              ),
           },
           { what: "a route's priority", touched: ["2"], write: () => sql("UPDATE mesh.http_routes SET priority = 50 WHERE id = 2") },
           { what: "a route deleted, its split with it", touched: ["4"], write: () => sql("DELETE FROM mesh.http_routes WHERE id = 4") },
@@ -645,11 +647,11 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
         expect(recorder.latest).toEqual(await wholeRead());
 
         // As another replica pruning in the same transaction would.
-        await sql("BEGIN");
-        await sql("UPDATE mesh.http_routes SET priority = 7 WHERE id = 1");
-        await sql("DELETE FROM mesh.route_changes");
-        await sql("UPDATE mesh.route_changes_floor SET revision = (SELECT value FROM mesh.revision)");
-        await sql("COMMIT");
+        await inOneTransaction(
+          "UPDATE mesh.http_routes SET priority = 7 WHERE id = 1",
+          "DELETE FROM mesh.route_changes",
+          "UPDATE mesh.route_changes_floor SET revision = (SELECT value FROM mesh.revision)",
+        );
         await caughtUp(store.rules);
         expect(wholeReads()).toBe(3);
         expect(recorder.latest.httpRoutes.find((route) => route.id === "1")?.priority).toBe(7);
