@@ -87,6 +87,17 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
     console.log(summarizeLatencies(backend.label));
   });
 
+  /** A store started by `start` prunes every row of `log` (all older than its retention) and raises the log's floor to the newest. */
+  async function expectPruned(log: "registry_changes" | "route_changes", start: (store: PostgresStore) => Promise<void>): Promise<void> {
+    const floor = async () => (await sql(`SELECT revision::text AS r FROM mesh.${log}_floor`)).rows[0].r as string;
+    await sleep(20);
+    const newest = (await sql(`SELECT max(revision)::text AS r FROM mesh.${log}`)).rows[0].r as string;
+    // Retention 5 ms: everything committed 20 ms ago goes.
+    await start(newStore({ changeLogRetentionMs: 5 }));
+    await waitFor(async () => (await floor()) === newest, "the store's prune");
+    expect((await sql(`SELECT count(*)::int AS n FROM mesh.${log} WHERE revision <= $1`, [newest])).rows[0].n).toBe(0);
+  }
+
   async function reset(): Promise<void> {
     await sql(`TRUNCATE mesh.services, mesh.instances, mesh.subsets, mesh.http_routes,
                         mesh.http_route_destinations, mesh.rule_status RESTART IDENTITY CASCADE`);
@@ -491,14 +502,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
 
     it("prunes old log rows and raises the floor", async () => {
       await seed({ mike: 1 });
-      const floor = async () => (await sql("SELECT revision::text AS r FROM mesh.registry_changes_floor")).rows[0].r as string;
-      await sleep(20);
-      const newest = (await sql("SELECT max(revision)::text AS r FROM mesh.registry_changes")).rows[0].r as string;
-      // Retention 5 ms: everything committed 20 ms ago goes.
-      const store = newStore({ changeLogRetentionMs: 5 });
-      await store.registry.start(() => {});
-      await waitFor(async () => (await floor()) === newest, "the store's prune");
-      expect((await sql("SELECT count(*)::int AS n FROM mesh.registry_changes WHERE revision <= $1", [newest])).rows[0].n).toBe(0);
+      await expectPruned("registry_changes", (store) => store.registry.start(() => {}));
     });
   });
 
@@ -671,13 +675,7 @@ export function postgresSourceConformance(backend: PostgresBackendUnderTest): vo
 
       it("prunes old log rows and raises the floor", async () => {
         await seedRoutes();
-        const floor = async () => (await sql("SELECT revision::text AS r FROM mesh.route_changes_floor")).rows[0].r as string;
-        await sleep(20);
-        const newest = (await sql("SELECT max(revision)::text AS r FROM mesh.route_changes")).rows[0].r as string;
-        const store = newStore({ changeLogRetentionMs: 5 });
-        await store.rules.start(() => {});
-        await waitFor(async () => (await floor()) === newest, "the store's prune");
-        expect((await sql("SELECT count(*)::int AS n FROM mesh.route_changes WHERE revision <= $1", [newest])).rows[0].n).toBe(0);
+        await expectPruned("route_changes", (store) => store.rules.start(() => {}));
       });
     });
 
