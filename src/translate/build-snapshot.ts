@@ -21,6 +21,13 @@ export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
   return compareText(a.id, b.id);
 }
 
+/**
+ * The RuleSet fields whose mesh-level checks the shortcuts of SnapshotBuilder
+ * know (which read instances, which read routes). A rule set with any other
+ * field (a new kind of rule) is always built in full.
+ */
+export const KNOWN_RULE_FIELDS: ReadonlySet<string> = new Set(["subsets", "httpRoutes", "rejected", "dependencies", "routePolicies", "clusterPolicies"]);
+
 /** Joins registry and rules into one immutable snapshot, refusing rules that are wrong for the mesh. */
 export function buildSnapshot(registry: RegistryState, rules: RuleSet): MeshSnapshot {
   return buildSnapshotWithVerdicts(registry, rules).snapshot;

@@ -3,7 +3,7 @@ import type { RateLimitPolicy } from "../model/route-policies.ts";
 import type { RuleSet, Subset } from "../model/rules.ts";
 import { sameElements, sameFieldsExcept, shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
-import { buildSnapshotWithVerdicts, type BuiltSnapshot } from "./build-snapshot.ts";
+import { buildSnapshotWithVerdicts, KNOWN_RULE_FIELDS, type BuiltSnapshot } from "./build-snapshot.ts";
 import { rebuildRoutes } from "./route-only-snapshot.ts";
 import { colorRoutingFor, colorsOf } from "./cluster-policy-check.ts";
 import { checkRateLimit } from "./route-policy-check.ts";
@@ -74,13 +74,6 @@ export class SnapshotBuilder {
     return snapshot;
   }
 }
-
-/**
- * The RuleSet fields whose mesh-level checks are known to this module: which of
- * their checks read instances is listed in instanceVerdictsUnchanged. A rule
- * set with any other field (a new kind of rule) is always checked in full.
- */
-const KNOWN_RULE_FIELDS: ReadonlySet<string> = new Set(["subsets", "httpRoutes", "rejected", "dependencies", "routePolicies", "clusterPolicies"]);
 
 /** Per rule set: the rules whose checks read a service's instances, by that service. */
 interface InstanceDependents {

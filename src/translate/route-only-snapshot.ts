@@ -2,7 +2,7 @@ import { compareIds } from "../model/order.ts";
 import type { HttpRoute, RuleRejection, RuleSet } from "../model/rules.ts";
 import { shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
-import { compareRoutes, type BuiltSnapshot, type RuleVerdicts } from "./build-snapshot.ts";
+import { compareRoutes, KNOWN_RULE_FIELDS, type BuiltSnapshot, type RuleVerdicts } from "./build-snapshot.ts";
 import { checkHttpRoute, routeRejection } from "./rule-check.ts";
 
 /**
@@ -32,8 +32,6 @@ export interface LastBuild {
   readonly built: BuiltSnapshot;
 }
 
-/** Rule set fields a route-only rebuild knows; a rule set with any other (a new kind of rule) is built in full. */
-const KNOWN_FIELDS: ReadonlySet<string> = new Set(["subsets", "httpRoutes", "rejected", "dependencies", "routePolicies", "clusterPolicies"]);
 /** The fields a route-only change may change; every other must be the same object. */
 const ROUTE_FIELDS: ReadonlySet<string> = new Set(["httpRoutes", "rejected"]);
 
@@ -78,7 +76,7 @@ function routesOnlyChanged(before: RuleSet, after: RuleSet): boolean {
   const keys = Object.keys(after);
   if (keys.length !== Object.keys(before).length) return false;
   for (const key of keys) {
-    if (!KNOWN_FIELDS.has(key)) return false;
+    if (!KNOWN_RULE_FIELDS.has(key)) return false;
     if (!ROUTE_FIELDS.has(key) && (after as unknown as Record<string, unknown>)[key] !== (before as unknown as Record<string, unknown>)[key]) return false;
   }
   return true;
