@@ -26,7 +26,12 @@ export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
  * know (which read instances, which read routes). A rule set with any other
  * field (a new kind of rule) is always built in full.
  */
-export const KNOWN_RULE_FIELDS: ReadonlySet<string> = new Set(["subsets", "httpRoutes", "rejected", "dependencies", "routePolicies", "clusterPolicies"]);
+const KNOWN_RULE_FIELDS: ReadonlySet<string> = new Set(["subsets", "httpRoutes", "rejected", "dependencies", "routePolicies", "clusterPolicies"]);
+
+/** Whether every field of `rules` is one of KNOWN_RULE_FIELDS. */
+export function hasOnlyKnownRuleFields(rules: RuleSet): boolean {
+  return Object.keys(rules).every((key) => KNOWN_RULE_FIELDS.has(key));
+}
 
 /** Joins registry and rules into one immutable snapshot, refusing rules that are wrong for the mesh. */
 export function buildSnapshot(registry: RegistryState, rules: RuleSet): MeshSnapshot {

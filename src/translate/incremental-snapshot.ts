@@ -3,7 +3,7 @@ import type { RateLimitPolicy } from "../model/route-policies.ts";
 import type { RuleSet, Subset } from "../model/rules.ts";
 import { sameElements, sameFieldsExcept, shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
-import { buildSnapshotWithVerdicts, KNOWN_RULE_FIELDS, type BuiltSnapshot } from "./build-snapshot.ts";
+import { buildSnapshotWithVerdicts, hasOnlyKnownRuleFields, type BuiltSnapshot } from "./build-snapshot.ts";
 import { rebuildRoutes } from "./route-only-snapshot.ts";
 import { colorRoutingFor, colorsOf } from "./cluster-policy-check.ts";
 import { checkRateLimit } from "./route-policy-check.ts";
@@ -39,7 +39,7 @@ import { checkSubset } from "./rule-check.ts";
  */
 export class SnapshotBuilder {
   private last: { readonly registry: RegistryState; readonly rules: RuleSet; readonly built: BuiltSnapshot } | null = null;
-  /** How each snapshot was made, for tests and benchmarks. */
+  /** How each snapshot was made (which path), for tests. */
   readonly counts = { unchanged: 0, instancesOnly: 0, routesOnly: 0, full: 0 };
 
   build(registry: RegistryState, rules: RuleSet): MeshSnapshot {
@@ -91,7 +91,7 @@ function instanceDependents(rules: RuleSet): InstanceDependents {
   for (const subset of rules.subsets) listIn(subsets, subset.service).push(subset);
   const rateLimits = new Map<string, RateLimitPolicy[]>();
   for (const limit of rules.routePolicies?.rateLimits ?? []) listIn(rateLimits, limit.destination).push(limit);
-  dependents = { known: Object.keys(rules).every((key) => KNOWN_RULE_FIELDS.has(key)), subsets, rateLimits };
+  dependents = { known: hasOnlyKnownRuleFields(rules), subsets, rateLimits };
   dependentsByRules.set(rules, dependents);
   return dependents;
 }

@@ -1,8 +1,8 @@
 import { compareIds } from "../model/order.ts";
 import type { HttpRoute, RuleRejection, RuleSet } from "../model/rules.ts";
-import { shareStructure } from "../model/share.ts";
+import { sameElements, sameFieldsExcept, shareStructure } from "../model/share.ts";
 import type { MeshSnapshot } from "../model/snapshot.ts";
-import { compareRoutes, KNOWN_RULE_FIELDS, type BuiltSnapshot, type RuleVerdicts } from "./build-snapshot.ts";
+import { compareRoutes, hasOnlyKnownRuleFields, type BuiltSnapshot, type RuleVerdicts } from "./build-snapshot.ts";
 import { checkHttpRoute, routeRejection } from "./rule-check.ts";
 
 /**
@@ -33,7 +33,7 @@ export interface LastBuild {
 }
 
 /** The fields a route-only change may change; every other must be the same object. */
-const ROUTE_FIELDS: ReadonlySet<string> = new Set(["httpRoutes", "rejected"]);
+const ROUTE_FIELDS = ["httpRoutes", "rejected"];
 
 /**
  * The build for `rules` on the last build's registry, or null when the change
@@ -41,7 +41,8 @@ const ROUTE_FIELDS: ReadonlySet<string> = new Set(["httpRoutes", "rejected"]);
  * the last build's.
  */
 export function rebuildRoutes(last: LastBuild, rules: RuleSet): BuiltSnapshot | null {
-  if (!routesOnlyChanged(last.rules, rules) || !policiesIgnoreRoutes(rules) || refusesListedRoute(rules)) return null;
+  const routesOnly = hasOnlyKnownRuleFields(rules) && sameFieldsExcept(last.rules, rules, ROUTE_FIELDS);
+  if (!routesOnly || !policiesIgnoreRoutes(rules) || refusesListedRoute(rules)) return null;
   const { snapshot, verdicts } = last.built;
   const diff = diffRoutes(last.rules.httpRoutes, rules.httpRoutes);
   const problems = verdicts.routeProblems;
@@ -70,17 +71,6 @@ export function rebuildRoutes(last: LastBuild, rules: RuleSet): BuiltSnapshot | 
 }
 
 const NO_REJECTIONS: readonly RuleRejection[] = [];
-
-/** Every field but the routes and the parse rejections is the same object, and no field is unknown. */
-function routesOnlyChanged(before: RuleSet, after: RuleSet): boolean {
-  const keys = Object.keys(after);
-  if (keys.length !== Object.keys(before).length) return false;
-  for (const key of keys) {
-    if (!KNOWN_RULE_FIELDS.has(key)) return false;
-    if (!ROUTE_FIELDS.has(key) && (after as unknown as Record<string, unknown>)[key] !== (before as unknown as Record<string, unknown>)[key]) return false;
-  }
-  return true;
-}
 
 const ignoresRoutes = new WeakMap<object, boolean>();
 
@@ -172,7 +162,7 @@ type RoutesByDestination = MeshSnapshot["routesByDestination"];
  * destination comes where its first route does).
  */
 function regroup(last: RoutesByDestination, diff: RouteDiff, problems: WeakMap<HttpRoute, string | null>): RoutesByDestination {
-  const lists = new Map<string, readonly HttpRoute[]>();
+  const lists = new Map<string, HttpRoute[]>();
   // By id: the snapshot's lists may hold an equal copy of a rule set's route
   // (structural sharing with an older snapshot), not the route itself.
   const gone = new Set(diff.removed.map((route) => route.id));
@@ -192,21 +182,15 @@ function regroup(last: RoutesByDestination, diff: RouteDiff, problems: WeakMap<H
   for (const route of diff.added) {
     if (problems.get(route) !== null) continue;
     const before = taken.get(route.id);
-    (lists.get(route.destination) as HttpRoute[]).push(before ? shareStructure(before, route) : route);
+    lists.get(route.destination)!.push(before ? shareStructure(before, route) : route);
   }
-  let changed = false;
+  const made = new Map<string, readonly HttpRoute[]>();
   for (const [destination, list] of lists) {
-    (list as HttpRoute[]).sort(compareRoutes);
-    const before = last.get(destination) ?? [];
-    if (sameRoutes(before, list)) lists.set(destination, before);
-    else changed = true;
+    list.sort(compareRoutes);
+    if (!sameElements(last.get(destination) ?? [], list)) made.set(destination, list);
   }
-  if (!changed) return last;
-  return inOrder(last, lists) ?? reordered(last, lists);
-}
-
-function sameRoutes(a: readonly HttpRoute[], b: readonly HttpRoute[]): boolean {
-  return a.length === b.length && a.every((route, i) => route === b[i]);
+  if (made.size === 0) return last;
+  return inOrder(last, made) ?? reordered(last, made);
 }
 
 /**
