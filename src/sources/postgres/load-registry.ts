@@ -10,6 +10,7 @@
  * when so many services changed that reading them one by one is no cheaper.
  */
 import type pg from "pg";
+import { logReachesBack } from "./change-logs.ts";
 import type { InstanceRow, RegistryRows, ServiceRow } from "./rows.ts";
 
 export type RegistryRequest =
@@ -46,8 +47,7 @@ export async function loadRegistryRows(client: pg.ClientBase, request: RegistryR
   if (request.since === revision) return { kind: "delta", services: [], rows: { services: [], instances: [] } };
   const log = (await client.query<{ floor: string | null; services: (string | null)[] }>(CHANGES, [request.since])).rows[0];
   const full = async (reason: FullLoadReason): Promise<RegistryLoad> => ({ kind: "full", rows: await loadAll(client), reason });
-  // No floor row: the log was tampered with; it cannot be trusted to be complete.
-  if (!log?.floor || BigInt(request.since) < BigInt(log.floor)) return full("log-pruned");
+  if (!log || !logReachesBack(log.floor, request.since)) return full("log-pruned");
   if (log.services.includes(null)) return full("truncated");
   if (log.services.length > request.maxServices) return full("many-changes");
   const names = log.services as string[];
@@ -67,12 +67,4 @@ async function loadAll(client: pg.ClientBase): Promise<RegistryRows> {
     services: (await client.query<ServiceRow>(SERVICES)).rows,
     instances: (await client.query<InstanceRow>(INSTANCES)).rows,
   };
-}
-
-/** Whether the schema has the change log (false with migrate: false on a schema older than 0005). */
-export async function hasRegistryChangeLog(client: pg.ClientBase): Promise<boolean> {
-  const result = await client.query<{ present: boolean }>(
-    "SELECT to_regclass('mesh.registry_changes') IS NOT NULL AND to_regclass('mesh.registry_changes_floor') IS NOT NULL AS present",
-  );
-  return result.rows[0]?.present ?? false;
 }

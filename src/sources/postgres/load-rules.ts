@@ -12,6 +12,7 @@
  * read's (a RoutePatch), so a new route in a mesh of thousands reads one route.
  */
 import type pg from "pg";
+import { logReachesBack } from "./change-logs.ts";
 import { loadClusterPolicyRows } from "./load-cluster-policies.ts";
 import { loadRoutePolicyRows } from "./load-route-policies.ts";
 import { compareIds, replaceRuns } from "../../model/order.ts";
@@ -138,8 +139,7 @@ export async function loadRuleRows(client: pg.ClientBase, previous: RuleRowsRead
  */
 async function readRoutePatch(client: pg.ClientBase, previous: RuleRowsRead): Promise<RoutePatch | null> {
   const log = (await client.query<{ floor: string | null; ids: (string | null)[] }>(ROUTE_CHANGES, [previous.revision])).rows[0];
-  // No floor row: the log was tampered with; it cannot be trusted to be complete.
-  if (!log?.floor || BigInt(previous.revision) < BigInt(log.floor) || log.ids.includes(null)) return null;
+  if (!log || !logReachesBack(log.floor, previous.revision) || log.ids.includes(null)) return null;
   const known = previous.rows.httpRoutes.length;
   if (log.ids.length > Math.max(PATCH_MIN_ROUTES, Math.floor(known * PATCH_MAX_SHARE))) return null;
   const ids = (log.ids as string[]).sort(compareIds);
@@ -192,14 +192,6 @@ const READERS: Record<RuleGroup, (client: pg.ClientBase) => Promise<Partial<Requ
 function staleGroups(before: TableRevisions | null, now: TableRevisions | null): RuleGroup[] {
   if (before === null || now === null) return [...ALL_GROUPS];
   return ALL_GROUPS.filter((group) => RULE_GROUPS[group].some((table) => before.get(table) !== now.get(table)));
-}
-
-/** Whether the schema has the route change log (false with migrate: false on a schema older than 0007). */
-export async function hasRouteChangeLog(client: pg.ClientBase): Promise<boolean> {
-  const result = await client.query<{ present: boolean }>(
-    "SELECT to_regclass('mesh.route_changes') IS NOT NULL AND to_regclass('mesh.route_changes_floor') IS NOT NULL AS present",
-  );
-  return result.rows[0]?.present ?? false;
 }
 
 async function readTableRevisions(client: pg.ClientBase): Promise<TableRevisions> {

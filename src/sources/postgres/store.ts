@@ -38,9 +38,9 @@ import { shareStructure } from "../../model/share.ts";
 import { Health } from "./health.ts";
 import { ChangeListener } from "./listener.ts";
 import { loadRows, readRevision } from "./load.ts";
-import { hasRegistryChangeLog, type RegistryRequest } from "./load-registry.ts";
-import { pruneChangeLog, type ChangeLog } from "./prune-change-logs.ts";
-import { hasRouteChangeLog, hasTableRevisions, RULE_GROUPS, type RuleGroup, type RuleRowsRead, type RuleSchema } from "./load-rules.ts";
+import type { RegistryRequest } from "./load-registry.ts";
+import { hasChangeLog, pruneChangeLog, type ChangeLog } from "./change-logs.ts";
+import { hasTableRevisions, RULE_GROUPS, type RuleGroup, type RuleRowsRead, type RuleSchema } from "./load-rules.ts";
 import { migrate } from "./migrate.ts";
 import {
   clientConfig,
@@ -269,9 +269,9 @@ export class PostgresStore {
         const result = await migrate(boot);
         if (result.applied.length > 0) this.#log.info({ applied: result.applied, target }, "applied mesh schema migrations");
       }
-      changeLog = await hasRegistryChangeLog(boot);
+      changeLog = await hasChangeLog(boot, "registry_changes");
       if (!changeLog) this.#log.warn({ target }, "mesh.registry_changes is missing (schema older than migration 5): every registry reload reads all rows");
-      ruleSchema = { tableRevisions: await hasTableRevisions(boot), routeLog: await hasRouteChangeLog(boot) };
+      ruleSchema = { tableRevisions: await hasTableRevisions(boot), routeLog: await hasChangeLog(boot, "route_changes") };
       if (!ruleSchema.tableRevisions) this.#log.warn({ target }, "mesh.table_revisions is missing (schema older than migration 6): every rule reload reads all rule rows");
       if (!ruleSchema.routeLog) this.#log.warn({ target }, "mesh.route_changes is missing (schema older than migration 7): a route change reads every route row");
     } catch (err) {

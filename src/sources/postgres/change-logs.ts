@@ -1,11 +1,29 @@
 /**
- * Pruning of the change logs: the registry's (migration 0005) and the
+ * What the two change logs share: the registry's (migration 0005) and the
  * routes' (0007). Both are a table of (revision, key, changed_at) with a
- * one-row floor below which the log is no longer complete.
+ * one-row floor below which the log is no longer complete; a reader reads
+ * everything instead when its last revision is below it, and every replica
+ * prunes.
  */
 import type pg from "pg";
 
 export type ChangeLog = "registry_changes" | "route_changes";
+
+/**
+ * Whether a log whose floor is `floor` holds every change after `since`. No
+ * floor row means the log was tampered with: it cannot be trusted to be complete.
+ */
+export function logReachesBack(floor: string | null | undefined, since: string): boolean {
+  return !!floor && BigInt(since) >= BigInt(floor);
+}
+
+/** Whether the schema has the log and its floor (false with migrate: false on an older schema). */
+export async function hasChangeLog(client: pg.ClientBase, log: ChangeLog): Promise<boolean> {
+  const result = await client.query<{ present: boolean }>(
+    `SELECT to_regclass('mesh.${log}') IS NOT NULL AND to_regclass('mesh.${log}_floor') IS NOT NULL AS present`,
+  );
+  return result.rows[0]?.present ?? false;
+}
 
 // Deletes the rows and raises the floor to the newest revision deleted, in one
 // statement (one transaction), so a reader sees either both or neither. A
